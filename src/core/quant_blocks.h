@@ -1,0 +1,32 @@
+// GGUF block layouts (ggml's block_q8_0, block_q4_0, block_q6_K). These are file-format facts: the
+// bytes must match files written by llama.cpp, so every struct is checked with static_assert.
+#pragma once
+
+#include <cstdint>
+
+namespace autoglm {
+
+constexpr int kQK = 32;    // elements per q8_0 / q4_0 block
+constexpr int kQK_K = 256; // elements per k-quant super-block
+
+struct BlockQ8_0 {
+  uint16_t d;         // f16 scale
+  int8_t qs[kQK];     // x[i] = d * qs[i]
+};
+static_assert(sizeof(BlockQ8_0) == 34);
+
+struct BlockQ4_0 {
+  uint16_t d;             // f16 scale
+  uint8_t qs[kQK / 2];    // low nibble of qs[j] is x[j], high nibble is x[j + 16]; x = d * (q - 8)
+};
+static_assert(sizeof(BlockQ4_0) == 18);
+
+struct BlockQ6_K {
+  uint8_t ql[kQK_K / 2];      // low 4 bits of the 6-bit quants
+  uint8_t qh[kQK_K / 4];      // high 2 bits
+  int8_t scales[kQK_K / 16];  // one int8 scale per 16 elements
+  uint16_t d;                 // f16 super-block scale; x = d * scale * (q - 32)
+};
+static_assert(sizeof(BlockQ6_K) == 210);
+
+}  // namespace autoglm

@@ -1,0 +1,96 @@
+// The math the models are made of. Each op has a scalar reference and AVX2 / AVX-512 variants;
+// `active()` is the table chosen once at start-up (core/cpu_features.h, AUTOGLM_ISA overrides) and
+// `for_isa()` gives any variant, so tests compare every variant with the scalar reference.
+//
+// All activations are f32. Weights may be f32, f16, bf16, q8_0, q4_0 or q6_K (GGUF layouts).
+#pragma once
+
+#include <cstdint>
+
+#include "core/cpu_features.h"
+#include "core/dtype.h"
+#include "core/thread_pool.h"
+#include "kernels/matrix.h"
+
+namespace autoglm::kernels {
+
+enum class RopeStyle {
+  Interleaved,  // GPT-J / ggml NORM: pairs (x[2j], x[2j+1]); chatglm, glm, glm4, glm4v text
+  HalfSplit,    // NeoX: pairs (x[j], x[j + R/2]); glm4_moe, llama
+};
+
+// Scaled-dot-product causal attention with GQA for the queries of one sequence.
+// Query token t (0 <= t < n_q) sits at absolute position q_pos0 + t and attends to cached
+// positions [0, q_pos0 + t]. Query head h uses KV head h / (n_heads / n_kv_heads).
+struct AttentionArgs {
+  const float* q = nullptr;  // [n_q, n_heads, head_dim]
+  float* out = nullptr;      // [n_q, n_heads, head_dim]
+  const float* k = nullptr;  // [n_ctx, n_kv_heads, head_dim] (post-RoPE)
+  const float* v = nullptr;  // [n_ctx, n_kv_heads, head_dim]
+  int64_t n_q = 0;
+  int64_t q_pos0 = 0;
+  int n_heads = 0;
+  int n_kv_heads = 0;
+  int head_dim = 0;
+  float scale = 1.0f;  // usually 1/sqrt(head_dim)
+};
+
+struct KernelTable {
+  Isa isa = Isa::Scalar;
+
+  // y[t, r] = Σ_c W[r, c] · x[t, c] for t < n_tokens, r in [r0, r1). x is [n_tokens, W.cols],
+  // y is [n_tokens, ldy]. Quantized weights may quantize x to 8 bits per 32-block internally.
+  // Runs on the calling thread; `matmul()` below splits rows over a pool.
+  void (*matmul_rows)(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
+                      int64_t r0, int64_t r1) = nullptr;
+
+  // y = x · rsqrt(mean(x²) + eps) ⊙ w over n elements (mean accumulated in f32 or wider).
+  void (*rms_norm)(const float* x, const float* w, int64_t n, float eps, float* y) = nullptr;
+
+  // In-place softmax over n elements (max-subtracted).
+  void (*softmax)(float* x, int64_t n) = nullptr;
+
+  // out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)).
+  void (*silu_mul)(const float* gate, const float* up, float* out, int64_t n) = nullptr;
+
+  // y[i] += x[i]
+  void (*add)(float* y, const float* x, int64_t n) = nullptr;
+
+  // Σ a[i]·b[i]
+  float (*dot)(const float* a, const float* b, int64_t n) = nullptr;
+
+  // y[i] += a · x[i]
+  void (*axpy)(float a, const float* x, float* y, int64_t n) = nullptr;
+
+  // Rotates the first `rot_dims` dims of each of n_heads heads (head_dim apart) of one token.
+  // cos/sin hold rot_dims/2 values for this token's position: cos[j] = cos(pos · θ^(-2j/rot_dims)).
+  void (*rope)(float* x, int n_heads, int head_dim, int rot_dims, const float* cos,
+               const float* sin, RopeStyle style) = nullptr;
+
+  // Row conversion between f32 and any weight dtype (GGUF bit layouts; quantizers round exactly as
+  // ggml's reference quantizers, so our q8_0/q4_0 bytes equal llama-quantize's).
+  void (*quantize_row)(DType dst_type, const float* src, void* dst, int64_t n) = nullptr;
+  void (*dequantize_row)(DType src_type, const void* src, float* dst, int64_t n) = nullptr;
+};
+
+const KernelTable& for_isa(Isa isa);  // throws Error if the CPU lacks it
+const KernelTable& active();          // for_isa(selected_isa()), chosen once
+
+// Multithreaded y = x · Wᵀ (+ bias): rows split over the pool. y is [n_tokens, W.rows].
+void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
+            const float* bias = nullptr);
+
+// Multithreaded attention (heads and queries split over the pool).
+void attention(const AttentionArgs& args, ThreadPool& pool);
+
+// Angles for RoPE: cos/sin[j] for j < rot_dims/2 at position pos, f_j = theta^(-2j/rot_dims),
+// computed in f32 like the HF reference (inv_freq in f32, then pos * inv_freq in f32).
+void rope_angles(int64_t pos, int rot_dims, float theta, float* cos, float* sin);
+
+// GLM-4.5 MoE router (GLM_ARCHITECTURES.md E.3): scores = sigmoid(logits); experts chosen by
+// top-k of scores + correction bias (bias may be null); weights = unbiased scores of the chosen,
+// optionally normalised to sum 1, times `scale`. Writes k expert ids and weights.
+void moe_route(const float* logits, int n_experts, int k, const float* correction_bias,
+               bool normalize, float scale, int* expert_ids, float* expert_weights);
+
+}  // namespace autoglm::kernels
