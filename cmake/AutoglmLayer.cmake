@@ -3,11 +3,19 @@
 # decides at run time whether to call them (DESIGN.md: chosen once at start-up).
 set(AUTOGLM_AVX2_FLAGS -mavx2 -mfma -mf16c)
 set(AUTOGLM_AVX512_FLAGS -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq
-    -mavx512vnni -mavx512bf16)
+    -mavx512vnni -mavx512bf16
+    # GCC 12 warns inside its own avx512fintrin.h (_mm512_undefined_*; GCC bug 105593).
+    -Wno-maybe-uninitialized)
 
 function(autoglm_layer name)
   cmake_parse_arguments(ARG "" "" "DEPS" ${ARGN})
   file(GLOB sources CONFIGURE_DEPENDS "${CMAKE_CURRENT_SOURCE_DIR}/${name}/*.cpp")
+  if(NOT sources)  # a layer still empty: headers only
+    add_library(autoglm_${name} INTERFACE)
+    target_include_directories(autoglm_${name} INTERFACE "${PROJECT_SOURCE_DIR}/src")
+    target_link_libraries(autoglm_${name} INTERFACE ${ARG_DEPS})
+    return()
+  endif()
   add_library(autoglm_${name} STATIC ${sources})
   target_include_directories(autoglm_${name} PUBLIC "${PROJECT_SOURCE_DIR}/src")
   target_compile_options(autoglm_${name} PRIVATE ${AUTOGLM_WARNINGS})

@@ -1,0 +1,52 @@
+// Internals shared by the kernel variants (not part of the kernels API). The SIMD files are compiled
+// with ISA flags, so everything they share with plain files lives here as plain declarations: no
+// inline templates cross the boundary (an inline function compiled with AVX-512 flags could be the
+// copy the linker keeps for scalar callers).
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/kernels.h"
+
+namespace autoglm::kernels::detail {
+
+KernelTable scalar_table();
+KernelTable avx2_table();    // ops_avx2.cpp
+KernelTable avx512_table();  // ops_avx512.cpp
+
+// The scalar reference matmul: dequantize each weight row to f32, f32 dot with x.
+void matmul_rows_scalar(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
+                        int64_t r0, int64_t r1);
+void matmul_rows_avx2(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
+                      int64_t r0, int64_t r1);
+void matmul_rows_avx512(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
+                        int64_t r0, int64_t r1);
+
+// Scalar row conversions (GGUF layouts, ggml reference rounding). Throw Error on a dtype that is
+// not a weight type or a length that is not a whole number of blocks.
+void quantize_row_scalar(DType dst_type, const float* src, void* dst, int64_t n);
+void dequantize_row_scalar(DType src_type, const void* src, float* dst, int64_t n);
+
+// Activations quantized for the integer dot products: per token, cols/32 blocks of 32 int8 with an
+// f32 scale (like q8_0 but the scale stays f32). q[t * cols + i] ≈ x[t, i] / d[t * n_blocks + b].
+struct QuantizedActs {
+  const int8_t* q = nullptr;  // [n_tokens, cols]
+  const float* d = nullptr;   // [n_tokens, cols / 32]
+};
+
+// This thread's scratch for n_tokens x cols quantized activations, reused across calls (no
+// allocation once it is large enough).
+struct ActBuffers {
+  int8_t* q = nullptr;
+  float* d = nullptr;
+};
+ActBuffers act_buffers(int64_t n_tokens, int64_t cols);
+
+// Quantizes x [n_tokens, cols] (cols % 32 == 0) into act_buffers(). Rounds to nearest:
+// |x - d·q| <= d/2 with d = amax/127 per block of 32.
+QuantizedActs quantize_acts(const float* x, int64_t n_tokens, int64_t cols);
+
+// Per-thread f32 scratch of at least n floats (grows, never shrinks).
+float* scratch_f32(int64_t n, int slot);
+
+}  // namespace autoglm::kernels::detail

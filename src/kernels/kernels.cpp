@@ -1,0 +1,124 @@
+// Dispatch (one table per ISA, chosen once) and the multithreaded drivers built on the tables.
+#include "kernels/kernels.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "kernels/detail.h"
+
+namespace autoglm::kernels {
+
+const KernelTable& for_isa(Isa isa) {
+  if (!cpu_features().supports(isa)) {
+    fail("this CPU cannot run the {} kernels (it has: {}); unset AUTOGLM_ISA or choose a lower one",
+         isa_name(isa), cpu_features().describe());
+  }
+  static const KernelTable scalar = detail::scalar_table();
+  switch (isa) {
+    case Isa::Scalar:
+      return scalar;
+    case Isa::Avx2: {
+      static const KernelTable avx2 = detail::avx2_table();
+      return avx2;
+    }
+    case Isa::Avx512: {
+      static const KernelTable avx512 = detail::avx512_table();
+      return avx512;
+    }
+  }
+  return scalar;
+}
+
+const KernelTable& active() {
+  static const KernelTable& table = [] () -> const KernelTable& {
+    const KernelTable& t = for_isa(selected_isa());
+    log::info("kernels: using the {} variants (CPU: {})", isa_name(t.isa), cpu_features().describe());
+    return t;
+  }();
+  return table;
+}
+
+void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
+            const float* bias) {
+  const KernelTable& k = active();
+  // Chunks of >= 16 rows: each chunk re-quantizes x (quantized dtypes), so tiny chunks would waste
+  // more on that than they gain in parallelism.
+  pool.parallel_for(
+      w.rows,
+      [&](int64_t r0, int64_t r1) {
+        k.matmul_rows(w, x, n_tokens, y, w.rows, r0, r1);
+        if (bias == nullptr) return;
+        for (int64_t t = 0; t < n_tokens; ++t) k.add(y + t * w.rows + r0, bias + r0, r1 - r0);
+      },
+      16);
+}
+
+void attention(const AttentionArgs& a, ThreadPool& pool) {
+  if (a.n_heads <= 0 || a.n_kv_heads <= 0 || a.n_heads % a.n_kv_heads != 0 || a.head_dim <= 0) {
+    fail("attention: {} query heads cannot share {} KV heads (need a positive multiple)",
+         a.n_heads, a.n_kv_heads);
+  }
+  const KernelTable& k = active();
+  const int group = a.n_heads / a.n_kv_heads;
+  const int64_t kv_stride = static_cast<int64_t>(a.n_kv_heads) * a.head_dim;  // per position
+  const int64_t q_stride = static_cast<int64_t>(a.n_heads) * a.head_dim;      // per query token
+  pool.parallel_for(a.n_q * a.n_heads, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t t = i / a.n_heads;
+      const int h = static_cast<int>(i % a.n_heads);
+      const int64_t n_ctx = a.q_pos0 + t + 1;  // causal: positions [0, q_pos0 + t]
+      const float* q = a.q + t * q_stride + static_cast<int64_t>(h) * a.head_dim;
+      const int64_t kv_off = static_cast<int64_t>(h / group) * a.head_dim;
+      float* scores = detail::scratch_f32(n_ctx, 1);
+      for (int64_t j = 0; j < n_ctx; ++j) {
+        scores[j] = k.dot(q, a.k + j * kv_stride + kv_off, a.head_dim) * a.scale;
+      }
+      k.softmax(scores, n_ctx);
+      float* out = a.out + t * q_stride + static_cast<int64_t>(h) * a.head_dim;
+      for (int d = 0; d < a.head_dim; ++d) out[d] = 0.0f;
+      for (int64_t j = 0; j < n_ctx; ++j) k.axpy(scores[j], a.v + j * kv_stride + kv_off, out, a.head_dim);
+    }
+  });
+}
+
+void rope_angles(int64_t pos, int rot_dims, float theta, float* cos, float* sin) {
+  for (int j = 0; j < rot_dims / 2; ++j) {
+    // HF: inv_freq = 1 / theta^(arange(0, R, 2) / R) in f32; angle = pos · inv_freq in f32.
+    const float exponent = static_cast<float>(2 * j) / static_cast<float>(rot_dims);
+    const float inv_freq = 1.0f / std::pow(theta, exponent);
+    const float angle = static_cast<float>(pos) * inv_freq;
+    cos[j] = std::cos(angle);
+    sin[j] = std::sin(angle);
+  }
+}
+
+void moe_route(const float* logits, int n_experts, int k, const float* correction_bias,
+               bool normalize, float scale, int* expert_ids, float* expert_weights) {
+  if (k <= 0 || k > n_experts) {
+    fail("MoE routing: cannot choose {} experts out of {}; check num_experts_per_tok", k, n_experts);
+  }
+  float* s = detail::scratch_f32(2 * static_cast<int64_t>(n_experts), 2);
+  float* sel = s + n_experts;  // selection score s + bias; chosen entries become -inf
+  for (int e = 0; e < n_experts; ++e) {
+    s[e] = 1.0f / (1.0f + std::exp(-logits[e]));
+    sel[e] = s[e] + (correction_bias != nullptr ? correction_bias[e] : 0.0f);
+  }
+  float sum = 0.0f;
+  for (int i = 0; i < k; ++i) {
+    int best = -1;  // first index among equals, as a stable top-k would
+    for (int e = 0; e < n_experts; ++e) {
+      if (sel[e] != -INFINITY && (best < 0 || sel[e] > sel[best])) best = e;
+    }
+    if (best < 0) best = 0;  // all remaining were -inf or NaN: cannot happen with finite logits
+    expert_ids[i] = best;
+    expert_weights[i] = s[best];
+    sum += s[best];
+    sel[best] = -INFINITY;
+  }
+  // E.3: divide by (sum + 1e-20) when norm_topk_prob, then multiply by routed_scaling_factor.
+  const float norm = normalize ? 1.0f / (sum + 1e-20f) : 1.0f;
+  for (int i = 0; i < k; ++i) expert_weights[i] *= norm * scale;
+}
+
+}  // namespace autoglm::kernels

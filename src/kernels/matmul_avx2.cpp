@@ -1,0 +1,120 @@
+// AVX2 matmul rows. f32 / f16 (F16C vcvtph2ps) / bf16 (shift to f32) weights: 8-wide FMA against
+// f32 activations. q8_0 / q4_0 / q6_K: activations quantized once per call to 8-bit blocks of 32
+// (scalar quantize_acts: it is O(tokens·cols), the matmul O(rows·tokens·cols)), dot products with
+// maddubs + madd (matmul_quant_simd.h). Up to 4 tokens share each weight load.
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/detail.h"
+
+namespace autoglm::kernels::detail {
+namespace {
+
+inline __m256i dot_u8s8(__m256i u8, __m256i s8) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u8, s8), _mm256_set1_epi16(1));
+}
+
+}  // namespace
+}  // namespace autoglm::kernels::detail
+
+#include "kernels/matmul_quant_simd.h"
+
+namespace autoglm::kernels::detail {
+namespace {
+
+template <DType DT>
+inline __m256 load8(const void* row, int64_t i) {
+  if constexpr (DT == DType::F32) {
+    return _mm256_loadu_ps(static_cast<const float*>(row) + i);
+  } else {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(row) + i));
+    if constexpr (DT == DType::F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+}
+
+template <DType DT>
+inline float load1(const void* row, int64_t i) {
+  if constexpr (DT == DType::F32) return static_cast<const float*>(row)[i];
+  const uint16_t h = static_cast<const uint16_t*>(row)[i];
+  if constexpr (DT == DType::F16) return _cvtsh_ss(h);
+  const uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+template <DType DT, int NT>
+void float_rows_nt(const Matrix& w, const float* x, int64_t t0, float* y, int64_t ldy, int64_t r0,
+                   int64_t r1) {
+  const int64_t n = w.cols;
+  const int64_t elem = DT == DType::F32 ? 4 : 2;
+  const auto* base = static_cast<const uint8_t*>(w.data);
+  const float* xt[NT];
+  for (int t = 0; t < NT; ++t) xt[t] = x + (t0 + t) * n;
+  for (int64_t r = r0; r < r1; ++r) {
+    const void* row = base + r * n * elem;
+    __m256 acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      const __m256 wv = load8<DT>(row, i);
+      for (int t = 0; t < NT; ++t) acc[t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xt[t] + i), acc[t]);
+    }
+    float out[NT];
+    for (int t = 0; t < NT; ++t) out[t] = hsum256(acc[t]);
+    for (; i < n; ++i) {  // tail: rows need not be a multiple of 8
+      const float wi = load1<DT>(row, i);
+      for (int t = 0; t < NT; ++t) out[t] += wi * xt[t][i];
+    }
+    for (int t = 0; t < NT; ++t) y[(t0 + t) * ldy + r] = out[t];
+  }
+}
+
+template <DType DT>
+void float_rows(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
+                int64_t r0, int64_t r1) {
+  constexpr int64_t kRowChunk = 16;  // see quant_rows: weights reused from L2 across token groups
+  for (int64_t c0 = r0; c0 < r1; c0 += kRowChunk) {
+    const int64_t c1 = c0 + kRowChunk < r1 ? c0 + kRowChunk : r1;
+    int64_t t0 = 0;
+    for (; t0 + 4 <= n_tokens; t0 += 4) float_rows_nt<DT, 4>(w, x, t0, y, ldy, c0, c1);
+    switch (n_tokens - t0) {
+      case 3:
+        float_rows_nt<DT, 3>(w, x, t0, y, ldy, c0, c1);
+        break;
+      case 2:
+        float_rows_nt<DT, 2>(w, x, t0, y, ldy, c0, c1);
+        break;
+      case 1:
+        float_rows_nt<DT, 1>(w, x, t0, y, ldy, c0, c1);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+}  // namespace
+
+void matmul_rows_avx2(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
+                      int64_t r0, int64_t r1) {
+  switch (w.dtype) {
+    case DType::F32:
+      return float_rows<DType::F32>(w, x, n_tokens, y, ldy, r0, r1);
+    case DType::F16:
+      return float_rows<DType::F16>(w, x, n_tokens, y, ldy, r0, r1);
+    case DType::BF16:
+      return float_rows<DType::BF16>(w, x, n_tokens, y, ldy, r0, r1);
+    case DType::Q8_0:
+    case DType::Q4_0:
+    case DType::Q6_K:
+      return quant_rows(w, quantize_acts(x, n_tokens, w.cols), n_tokens, y, ldy, r0, r1);
+    default:
+      return matmul_rows_scalar(w, x, n_tokens, y, ldy, r0, r1);  // throws on a non-weight dtype
+  }
+}
+
+}  // namespace autoglm::kernels::detail

@@ -1,0 +1,46 @@
+// AVX-512 element-wise ops (the algorithms are in ops_simd.h).
+// GCC 12's AVX-512 reduce/extract intrinsics start from _mm256_undefined_*() and trip
+// -Wuninitialized inside the system header once inlined (GCC PR 105593, fixed in GCC 13).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+#include <immintrin.h>
+
+#include "kernels/ops_simd.h"
+
+namespace autoglm::kernels::detail {
+namespace {
+
+struct Avx512 {
+  using T = __m512;
+  static constexpr int W = 16;
+  static T load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, T v) { _mm512_storeu_ps(p, v); }
+  static T set1(float f) { return _mm512_set1_ps(f); }
+  static T zero() { return _mm512_setzero_ps(); }
+  static T add(T a, T b) { return _mm512_add_ps(a, b); }
+  static T sub(T a, T b) { return _mm512_sub_ps(a, b); }
+  static T mul(T a, T b) { return _mm512_mul_ps(a, b); }
+  static T div(T a, T b) { return _mm512_div_ps(a, b); }
+  static T fmadd(T a, T b, T c) { return _mm512_fmadd_ps(a, b, c); }
+  static T max(T a, T b) { return _mm512_max_ps(a, b); }
+  static T min(T a, T b) { return _mm512_min_ps(a, b); }
+  static T round(T a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static T scale_pow2(T p, T n) { return _mm512_scalef_ps(p, n); }  // p · 2^n
+  static float hsum(T v) { return _mm512_reduce_add_ps(v); }
+  static float hmax(T v) { return _mm512_reduce_max_ps(v); }
+  static T dup_pairs(const float* p) {
+    return _mm512_permutexvar_ps(
+        _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7),
+        _mm512_zextps256_ps512(_mm256_loadu_ps(p)));
+  }
+  static T swap_pairs(T v) { return _mm512_permute_ps(v, 0xb1); }
+  static T sign_even() {
+    return _mm512_setr_ps(-1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1);
+  }
+};
+
+}  // namespace
+
+KernelTable avx512_table() { return simd_table<Avx512>(Isa::Avx512, matmul_rows_avx512); }
+
+}  // namespace autoglm::kernels::detail

@@ -1,0 +1,181 @@
+// Element-wise ops and reductions written once over a vector-traits type V (8 x f32 for AVX2,
+// 16 x f32 for AVX-512), included by ops_avx2.cpp and ops_avx512.cpp. Anonymous namespace on
+// purpose: each ISA's copy stays in its own object file. Tails (n not a multiple of V::W) run
+// the scalar formula.
+//
+// V provides: T, W, load, store, set1, zero, add, sub, mul, fmadd, max, hsum, hmax, to_int/ldexp
+// helpers (via exp), dup_pairs (c0 c0 c1 c1 ... from W/2 floats), swap_pairs, sign_even (-1, +1,
+// -1, +1, ...).
+#pragma once
+
+#if !defined(__AVX2__)
+#error "ops_simd.h is for the AVX2 / AVX-512 translation units only"
+#endif
+
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/detail.h"
+
+namespace autoglm::kernels::detail {
+namespace {
+
+// e^x, Cephes expf scheme: x = n·ln2 + r with |r| <= ln2/2, degree-6 polynomial, scale by 2^n
+// through the exponent bits. Relative error ~2e-7 (a few ulp). Inputs are clamped to [-87, 88] so
+// that 2^n stays a normal float (n in [-126, 127]); e^-87 ≈ 1.6e-38 stands in for smaller values,
+// which is harmless for softmax (sum >= 1) and silu (g / (1 + e^-g)).
+template <class V>
+inline typename V::T vexp(typename V::T x) {
+  x = V::max(V::min(x, V::set1(88.0f)), V::set1(-87.0f));
+  const typename V::T n = V::round(V::mul(x, V::set1(1.44269504088896341f)));
+  typename V::T r = V::fmadd(n, V::set1(-0.693359375f), x);
+  r = V::fmadd(n, V::set1(2.12194440e-4f), r);
+  typename V::T p = V::set1(1.9875691500e-4f);
+  p = V::fmadd(p, r, V::set1(1.3981999507e-3f));
+  p = V::fmadd(p, r, V::set1(8.3334519073e-3f));
+  p = V::fmadd(p, r, V::set1(4.1665795894e-2f));
+  p = V::fmadd(p, r, V::set1(1.6666665459e-1f));
+  p = V::fmadd(p, r, V::set1(5.0000001201e-1f));
+  p = V::fmadd(V::mul(p, r), r, V::add(r, V::set1(1.0f)));
+  return V::scale_pow2(p, n);
+}
+
+template <class V>
+float simd_dot(const float* a, const float* b, int64_t n) {
+  typename V::T acc0 = V::zero(), acc1 = V::zero();  // two chains hide the FMA latency
+  int64_t i = 0;
+  for (; i + 2 * V::W <= n; i += 2 * V::W) {
+    acc0 = V::fmadd(V::load(a + i), V::load(b + i), acc0);
+    acc1 = V::fmadd(V::load(a + i + V::W), V::load(b + i + V::W), acc1);
+  }
+  for (; i + V::W <= n; i += V::W) acc0 = V::fmadd(V::load(a + i), V::load(b + i), acc0);
+  float sum = V::hsum(V::add(acc0, acc1));
+  for (; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+template <class V>
+void simd_rms_norm(const float* x, const float* w, int64_t n, float eps, float* y) {
+  const float sum_sq = simd_dot<V>(x, x, n);
+  const float inv = 1.0f / std::sqrt(sum_sq / static_cast<float>(n) + eps);
+  const typename V::T vinv = V::set1(inv);
+  int64_t i = 0;
+  for (; i + V::W <= n; i += V::W) V::store(y + i, V::mul(V::mul(V::load(x + i), vinv), V::load(w + i)));
+  for (; i < n; ++i) y[i] = x[i] * inv * w[i];
+}
+
+template <class V>
+void simd_softmax(float* x, int64_t n) {
+  if (n <= 0) return;
+  float max = x[0];
+  int64_t i = 0;
+  if (n >= V::W) {
+    typename V::T vmax = V::load(x);
+    for (i = V::W; i + V::W <= n; i += V::W) vmax = V::max(vmax, V::load(x + i));
+    max = V::hmax(vmax);
+  }
+  for (; i < n; ++i) max = std::fmax(max, x[i]);
+  const typename V::T vm = V::set1(max);
+  typename V::T vsum = V::zero();
+  for (i = 0; i + V::W <= n; i += V::W) {
+    const typename V::T e = vexp<V>(V::sub(V::load(x + i), vm));
+    V::store(x + i, e);
+    vsum = V::add(vsum, e);
+  }
+  float sum = V::hsum(vsum);
+  for (; i < n; ++i) {
+    x[i] = std::exp(x[i] - max);
+    sum += x[i];
+  }
+  const float inv = 1.0f / sum;
+  const typename V::T vinv = V::set1(inv);
+  for (i = 0; i + V::W <= n; i += V::W) V::store(x + i, V::mul(V::load(x + i), vinv));
+  for (; i < n; ++i) x[i] *= inv;
+}
+
+template <class V>
+void simd_silu_mul(const float* gate, const float* up, float* out, int64_t n) {
+  const typename V::T one = V::set1(1.0f);
+  int64_t i = 0;
+  for (; i + V::W <= n; i += V::W) {
+    const typename V::T g = V::load(gate + i);
+    const typename V::T e = vexp<V>(V::sub(V::zero(), g));
+    V::store(out + i, V::mul(V::div(g, V::add(one, e)), V::load(up + i)));
+  }
+  for (; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+template <class V>
+void simd_add(float* y, const float* x, int64_t n) {
+  int64_t i = 0;
+  for (; i + V::W <= n; i += V::W) V::store(y + i, V::add(V::load(y + i), V::load(x + i)));
+  for (; i < n; ++i) y[i] += x[i];
+}
+
+template <class V>
+void simd_axpy(float a, const float* x, float* y, int64_t n) {
+  const typename V::T va = V::set1(a);
+  int64_t i = 0;
+  for (; i + V::W <= n; i += V::W) V::store(y + i, V::fmadd(va, V::load(x + i), V::load(y + i)));
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
+// GLM_ARCHITECTURES.md section 0. Interleaved: x' = x·(c0 c0 c1 c1 ..) + swap_pairs(x)·(-s0 s0
+// -s1 s1 ..). Half-split: the two halves are plain vectors.
+template <class V>
+void simd_rope(float* x, int n_heads, int head_dim, int rot_dims, const float* cos,
+               const float* sin, RopeStyle style) {
+  const int half = rot_dims / 2;
+  constexpr int kPairs = V::W / 2;
+  for (int h = 0; h < n_heads; ++h) {
+    float* v = x + static_cast<int64_t>(h) * head_dim;
+    int j = 0;
+    if (style == RopeStyle::Interleaved) {
+      for (; j + kPairs <= half; j += kPairs) {
+        const typename V::T c = V::dup_pairs(cos + j);
+        const typename V::T s = V::mul(V::dup_pairs(sin + j), V::sign_even());
+        const typename V::T a = V::load(v + 2 * j);
+        V::store(v + 2 * j, V::fmadd(V::swap_pairs(a), s, V::mul(a, c)));
+      }
+    } else {
+      for (; j + V::W <= half; j += V::W) {
+        const typename V::T c = V::load(cos + j);
+        const typename V::T s = V::load(sin + j);
+        const typename V::T a = V::load(v + j);
+        const typename V::T b = V::load(v + j + half);
+        V::store(v + j, V::sub(V::mul(a, c), V::mul(b, s)));
+        V::store(v + j + half, V::fmadd(a, s, V::mul(b, c)));
+      }
+    }
+    for (; j < half; ++j) {
+      const int i0 = style == RopeStyle::Interleaved ? 2 * j : j;
+      const int i1 = style == RopeStyle::Interleaved ? 2 * j + 1 : j + half;
+      const float a = v[i0];
+      const float b = v[i1];
+      v[i0] = a * cos[j] - b * sin[j];
+      v[i1] = b * cos[j] + a * sin[j];
+    }
+  }
+}
+
+template <class V>
+KernelTable simd_table(Isa isa, decltype(KernelTable::matmul_rows) matmul_rows) {
+  KernelTable t;
+  t.isa = isa;
+  t.matmul_rows = matmul_rows;
+  t.rms_norm = simd_rms_norm<V>;
+  t.softmax = simd_softmax<V>;
+  t.silu_mul = simd_silu_mul<V>;
+  t.add = simd_add<V>;
+  t.dot = simd_dot<V>;
+  t.axpy = simd_axpy<V>;
+  t.rope = simd_rope<V>;
+  // Row conversions run at load time, not per token: the scalar ones are kept (bit-exact by
+  // construction, and fast enough for converting weights once).
+  t.quantize_row = quantize_row_scalar;
+  t.dequantize_row = dequantize_row_scalar;
+  return t;
+}
+
+}  // namespace
+}  // namespace autoglm::kernels::detail

@@ -1,0 +1,215 @@
+#include "models/blocks.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/kernels.h"
+
+namespace autoglm::models {
+namespace {
+
+float* grow(std::vector<float>& buffer, int64_t n) {
+  if (static_cast<int64_t>(buffer.size()) < n) buffer.resize(static_cast<size_t>(n));
+  return buffer.data();
+}
+
+// Splits fused q|k|v rows (A.3: blocked, not per-head interleaved) into q, k, v.
+void split_qkv(const float* qkv, int64_t n_tokens, int64_t q_dim, int64_t kv_dim, float* q,
+               float* k, float* v) {
+  const int64_t width = q_dim + 2 * kv_dim;
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const float* row = qkv + t * width;
+    std::memcpy(q + t * q_dim, row, sizeof(float) * static_cast<size_t>(q_dim));
+    std::memcpy(k + t * kv_dim, row + q_dim, sizeof(float) * static_cast<size_t>(kv_dim));
+    std::memcpy(v + t * kv_dim, row + q_dim + kv_dim, sizeof(float) * static_cast<size_t>(kv_dim));
+  }
+}
+
+void project_qkv(ForwardState& st, const LayerWeights& w, const float* in, float* q, float* k,
+                 float* v) {
+  const ModelSpec& spec = st.spec;
+  const int64_t T = st.n_tokens;
+  if (w.qkv.present()) {
+    float* fused = grow(st.s.ffn_a, T * (spec.q_dim() + 2 * spec.kv_dim()));
+    linear(st, w.qkv, in, T, fused);
+    split_qkv(fused, T, spec.q_dim(), spec.kv_dim(), q, k, v);
+    return;
+  }
+  linear(st, w.q, in, T, q);
+  linear(st, w.k, in, T, k);
+  linear(st, w.v, in, T, v);
+}
+
+// Per-head RMSNorm of q and k (GLM-4.5 use_qk_norm), before RoPE.
+void qk_norm(ForwardState& st, const LayerWeights& w, float* q, float* k) {
+  if (!w.q_norm) return;
+  const ModelSpec& spec = st.spec;
+  rms_norm_rows(st, q, w.q_norm, st.n_tokens * spec.n_heads, spec.head_dim, q);
+  rms_norm_rows(st, k, w.k_norm, st.n_tokens * spec.n_kv_heads, spec.head_dim, k);
+}
+
+void apply_rope(ForwardState& st, float* q, float* k) {
+  const ModelSpec& spec = st.spec;
+  const auto& kt = kernels::active();
+  const int64_t half = spec.rotary_dims / 2;
+  for (int64_t t = 0; t < st.n_tokens; ++t) {
+    const float* cos = st.s.rope_cos.data() + t * half;
+    const float* sin = st.s.rope_sin.data() + t * half;
+    kt.rope(q + t * spec.q_dim(), static_cast<int>(spec.n_heads), static_cast<int>(spec.head_dim),
+            static_cast<int>(spec.rotary_dims), cos, sin, spec.rope_style);
+    kt.rope(k + t * spec.kv_dim(), static_cast<int>(spec.n_kv_heads),
+            static_cast<int>(spec.head_dim), static_cast<int>(spec.rotary_dims), cos, sin,
+            spec.rope_style);
+  }
+}
+
+void store_kv(ForwardState& st, int64_t layer, const float* k, const float* v) {
+  const int64_t kv_dim = st.spec.kv_dim();
+  for (size_t s = 0; s < st.seqs.size(); ++s) {
+    KvCache& cache = *st.seqs[s].cache;
+    const int64_t n = static_cast<int64_t>(st.seqs[s].tokens.size());
+    const int64_t first = st.seq_first[s];
+    const size_t bytes = sizeof(float) * static_cast<size_t>(n * kv_dim);
+    std::memcpy(cache.k(layer) + cache.size() * kv_dim, k + first * kv_dim, bytes);
+    std::memcpy(cache.v(layer) + cache.size() * kv_dim, v + first * kv_dim, bytes);
+  }
+}
+
+}  // namespace
+
+void rms_norm_rows(ForwardState& st, const float* x, const float* w, int64_t n_rows, int64_t n,
+                   float* y) {
+  const auto& kt = kernels::active();
+  const float eps = st.spec.rms_eps;
+  for (int64_t r = 0; r < n_rows; ++r) kt.rms_norm(x + r * n, w, n, eps, y + r * n);
+}
+
+void linear(ForwardState& st, const Linear& l, const float* x, int64_t n_tokens, float* y) {
+  kernels::matmul(l.w, x, n_tokens, y, st.pool, l.bias);
+}
+
+void attention_block(ForwardState& st, const LayerWeights& w, int64_t layer, const float* in,
+                     float* out) {
+  const ModelSpec& spec = st.spec;
+  const int64_t T = st.n_tokens;
+  float* q = grow(st.s.q, T * spec.q_dim());
+  float* k = grow(st.s.k, T * spec.kv_dim());
+  float* v = grow(st.s.v, T * spec.kv_dim());
+  project_qkv(st, w, in, q, k, v);
+  qk_norm(st, w, q, k);
+  apply_rope(st, q, k);
+  store_kv(st, layer, k, v);
+
+  float* attn = grow(st.s.attn, T * spec.q_dim());
+  for (size_t s = 0; s < st.seqs.size(); ++s) {
+    const KvCache& cache = *st.seqs[s].cache;
+    const int64_t first = st.seq_first[s];
+    kernels::AttentionArgs args;
+    args.q = q + first * spec.q_dim();
+    args.out = attn + first * spec.q_dim();
+    args.k = cache.k(layer);
+    args.v = cache.v(layer);
+    args.n_q = static_cast<int64_t>(st.seqs[s].tokens.size());
+    args.q_pos0 = cache.size();
+    args.n_heads = static_cast<int>(spec.n_heads);
+    args.n_kv_heads = static_cast<int>(spec.n_kv_heads);
+    args.head_dim = static_cast<int>(spec.head_dim);
+    args.scale = 1.0f / std::sqrt(static_cast<float>(spec.head_dim));
+    kernels::attention(args, st.pool);
+  }
+  linear(st, w.o, attn, T, out);
+}
+
+void dense_mlp_block(ForwardState& st, const LayerWeights& w, const float* in, float* out) {
+  const int64_t T = st.n_tokens;
+  const auto& kt = kernels::active();
+  if (w.gate_up.present()) {
+    const int64_t inter = w.gate_up.w.rows / 2;
+    float* gate_up = grow(st.s.ffn_a, T * 2 * inter);
+    float* act = grow(st.s.ffn_b, T * inter);
+    linear(st, w.gate_up, in, T, gate_up);
+    for (int64_t t = 0; t < T; ++t) {
+      const float* row = gate_up + t * 2 * inter;  // rows [0, I) are the gate (HF chunk(2))
+      kt.silu_mul(row, row + inter, act + t * inter, inter);
+    }
+    linear(st, w.down, act, T, out);
+    return;
+  }
+  const int64_t inter = w.gate.w.rows;
+  float* gate = grow(st.s.ffn_a, T * inter);
+  float* up = grow(st.s.ffn_b, T * inter);
+  linear(st, w.gate, in, T, gate);
+  linear(st, w.up, in, T, up);
+  kt.silu_mul(gate, up, gate, T * inter);
+  linear(st, w.down, gate, T, out);
+}
+
+void moe_block(ForwardState& st, const LayerWeights& w, const float* in, float* out) {
+  const ModelSpec& spec = st.spec;
+  const int64_t T = st.n_tokens;
+  const int64_t H = spec.hidden_size;
+  const int64_t E = spec.n_experts;
+  const int64_t K = spec.n_experts_used;
+  const auto& kt = kernels::active();
+
+  // Shared expert, always active and unweighted.
+  {
+    const int64_t width = w.shared_gate.w.rows;
+    float* gate = grow(st.s.ffn_a, T * width);
+    float* up = grow(st.s.ffn_b, T * width);
+    linear(st, w.shared_gate, in, T, gate);
+    linear(st, w.shared_up, in, T, up);
+    kt.silu_mul(gate, up, gate, T * width);
+    linear(st, w.shared_down, gate, T, out);
+  }
+
+  float* logits = grow(st.s.router, T * E);
+  linear(st, w.router, in, T, logits);
+  std::vector<int> ids(static_cast<size_t>(T * K));
+  std::vector<float> weights(static_cast<size_t>(T * K));
+  for (int64_t t = 0; t < T; ++t) {
+    kernels::moe_route(logits + t * E, static_cast<int>(E), static_cast<int>(K), w.expert_bias,
+                       spec.norm_topk_prob, spec.routed_scaling_factor, ids.data() + t * K,
+                       weights.data() + t * K);
+  }
+
+  // Group tokens by expert so each expert's weights are read once per step.
+  const int64_t width = spec.moe_intermediate_size;
+  float* gathered = grow(st.s.moe_in, T * H);
+  float* gate = grow(st.s.moe_tmp_a, T * width);
+  float* up = grow(st.s.moe_tmp_b, T * width);
+  float* expert_out = grow(st.s.moe_out, T * H);
+  std::vector<int64_t> rows;
+  std::vector<float> row_weights;
+  for (int64_t e = 0; e < E; ++e) {
+    rows.clear();
+    row_weights.clear();
+    for (int64_t i = 0; i < T * K; ++i) {
+      if (ids[static_cast<size_t>(i)] != e) continue;
+      rows.push_back(i / K);
+      row_weights.push_back(weights[static_cast<size_t>(i)]);
+    }
+    if (rows.empty()) continue;
+    const auto n = static_cast<int64_t>(rows.size());
+    for (int64_t r = 0; r < n; ++r) {
+      std::memcpy(gathered + r * H, in + rows[static_cast<size_t>(r)] * H,
+                  sizeof(float) * static_cast<size_t>(H));
+    }
+    const auto ue = static_cast<size_t>(e);
+    linear(st, w.expert_gate[ue], gathered, n, gate);
+    linear(st, w.expert_up[ue], gathered, n, up);
+    kt.silu_mul(gate, up, gate, n * width);
+    linear(st, w.expert_down[ue], gate, n, expert_out);
+    for (int64_t r = 0; r < n; ++r) {
+      kt.axpy(row_weights[static_cast<size_t>(r)], expert_out + r * H,
+              out + rows[static_cast<size_t>(r)] * H, H);
+    }
+  }
+}
+
+void add_rows(ForwardState& st, float* x, const float* y) {
+  kernels::active().add(x, y, st.n_tokens * st.spec.hidden_size);
+}
+
+}  // namespace autoglm::models
