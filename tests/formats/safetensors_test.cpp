@@ -12,6 +12,7 @@
 #include "core/half.h"
 #include "formats/safetensors_writer.h"
 #include "formats/tensor_store.h"
+#include "formats/test_util.h"
 #include "support/fixtures.h"
 
 namespace autoglm::formats {
@@ -22,6 +23,7 @@ using autoglm::testing::fixtures_dir;
 using autoglm::testing::read_json;
 using autoglm::testing::temp_dir;
 using ::testing::HasSubstr;
+using test::error_of;
 
 std::vector<fs::path> hf_tiny_dirs() {
   std::vector<fs::path> dirs;
@@ -30,18 +32,6 @@ std::vector<fs::path> hf_tiny_dirs() {
   }
   std::sort(dirs.begin(), dirs.end());
   return dirs;
-}
-
-// Error message of `f()`, or a test failure if it does not throw autoglm::Error.
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected autoglm::Error";
-  return {};
 }
 
 TEST(Safetensors, EveryHfTinyFixtureMatchesItsConfig) {

@@ -25,6 +25,20 @@ double max_abs_diff_rows(const std::vector<std::vector<float>>& a,
   return m;
 }
 
+double relative_rms_error(const std::vector<std::vector<float>>& a,
+                          const std::vector<std::vector<float>>& b) {
+  if (a.size() != b.size()) throw std::runtime_error("row counts differ");
+  double err = 0, ref = 0;
+  for (size_t r = 0; r < a.size(); ++r) {
+    if (a[r].size() != b[r].size()) throw std::runtime_error("row widths differ");
+    for (size_t i = 0; i < a[r].size(); ++i) {
+      err += (double(a[r][i]) - b[r][i]) * (double(a[r][i]) - b[r][i]);
+      ref += double(b[r][i]) * b[r][i];
+    }
+  }
+  return ref > 0 ? std::sqrt(err / ref) : std::sqrt(err);
+}
+
 FixtureRun run_fixture(const models::Model& model, const std::vector<int32_t>& prompt,
                        const std::vector<int32_t>& expected_generated, int n_threads) {
   ThreadPool pool(n_threads);

@@ -24,6 +24,9 @@ FixtureRun run_fixture(const models::Model& model, const std::vector<int32_t>& p
 
 std::vector<std::vector<float>> json_matrix(const nlohmann::json& j);
 int32_t argmax(const std::vector<float>& v);
+// sqrt(mean((a-b)^2)) / sqrt(mean(b^2)) over all rows: the error relative to the logits' size.
+double relative_rms_error(const std::vector<std::vector<float>>& a,
+                          const std::vector<std::vector<float>>& b);
 double max_abs_diff_rows(const std::vector<std::vector<float>>& a,
                          const std::vector<std::vector<float>>& b);
 

@@ -1,0 +1,170 @@
+// Element-wise ops and reductions of every SIMD variant against the scalar reference, on lengths
+// that exercise full vectors, tails, and lengths shorter than one vector.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "test_util.h"
+
+namespace autoglm::kernels::testing {
+namespace {
+
+const std::vector<int64_t> kLengths = {1, 7, 8, 16, 33, 100, 4099};
+
+class Ops : public ::testing::TestWithParam<Isa> {
+ protected:
+  const KernelTable& ref = for_isa(Isa::Scalar);
+  const KernelTable& simd = for_isa(GetParam());
+};
+
+TEST_P(Ops, DotWithinTwiceTheSummationBound) {
+  for (int64_t n : kLengths) {
+    const auto a = random_floats(static_cast<size_t>(n), 1), b = random_floats(static_cast<size_t>(n), 2);
+    double sum_abs = 0.0;
+    for (int64_t i = 0; i < n; ++i) sum_abs += std::fabs(static_cast<double>(a[i]) * b[i]);
+    // Both are f32 sums of the same products in different orders: each within n·u·Σ|ab| of exact.
+    EXPECT_NEAR(simd.dot(a.data(), b.data(), n), ref.dot(a.data(), b.data(), n), 2.0 * n * kU * sum_abs) << n;
+  }
+}
+
+TEST_P(Ops, RmsNormRelative) {
+  for (int64_t n : kLengths) {
+    const auto x = random_floats(static_cast<size_t>(n), 3, -3.0f, 3.0f), w = random_floats(static_cast<size_t>(n), 4);
+    std::vector<float> a(static_cast<size_t>(n)), b(a);
+    ref.rms_norm(x.data(), w.data(), n, 1e-6f, a.data());
+    simd.rms_norm(x.data(), w.data(), n, 1e-6f, b.data());
+    // The SIMD mean of squares is an f32 sum (relative error <= n·u); rsqrt halves it; plus a few
+    // roundings in the products.
+    for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(b[i], a[i], (0.5 * n + 8) * kU * std::fabs(a[i])) << n;
+  }
+}
+
+TEST_P(Ops, SoftmaxRelativeIncludingWideRange) {
+  for (int64_t n : kLengths) {
+    for (float range : {1.0f, 100.0f}) {  // 100: scores far below the max underflow towards 0
+      auto a = random_floats(static_cast<size_t>(n), 5, -range, range);
+      auto b = a;
+      ref.softmax(a.data(), n);
+      simd.softmax(b.data(), n);
+      // Polynomial exp: relative error < 8u per element (Cephes bound ~2 ulp, measured on x in
+      // [-87, 0]); the normalising sums differ by at most 2·n·u relative. Values whose true size is
+      // below e^-87 are clamped there (absolute 1.7e-38).
+      for (int64_t i = 0; i < n; ++i) {
+        EXPECT_NEAR(b[i], a[i], (8 + 2.0 * n) * kU * a[i] + 2e-38) << n << " range " << range;
+      }
+    }
+  }
+}
+
+TEST_P(Ops, SiluMulRelative) {
+  for (int64_t n : kLengths) {
+    const auto g = random_floats(static_cast<size_t>(n), 6, -20.0f, 20.0f), u = random_floats(static_cast<size_t>(n), 7);
+    std::vector<float> a(static_cast<size_t>(n)), b(a);
+    ref.silu_mul(g.data(), u.data(), a.data(), n);
+    simd.silu_mul(g.data(), u.data(), b.data(), n);
+    // exp within 8u relative; g/(1+e) then ·up adds 3 roundings.
+    for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(b[i], a[i], 12 * kU * std::fabs(a[i]) + 1e-37) << n;
+  }
+}
+
+TEST_P(Ops, SiluMulExtremeGates) {
+  // Beyond the exp clamp: large positive g gives g·up, large negative gives ~0.
+  const std::vector<float> g = {-200, -90, -88, 88, 90, 200, 0, -0.0f, 1e-30f, -1e-30f, 50, -50, 3, -3, 87, -87};
+  const std::vector<float> up(g.size(), 1.5f);
+  std::vector<float> a(g.size()), b(g.size());
+  ref.silu_mul(g.data(), up.data(), a.data(), static_cast<int64_t>(g.size()));
+  simd.silu_mul(g.data(), up.data(), b.data(), static_cast<int64_t>(g.size()));
+  for (size_t i = 0; i < g.size(); ++i) EXPECT_NEAR(b[i], a[i], 12 * kU * std::fabs(a[i]) + 1e-30) << g[i];
+}
+
+TEST_P(Ops, AddExact) {
+  for (int64_t n : kLengths) {
+    auto a = random_floats(static_cast<size_t>(n), 8);
+    auto b = a;
+    const auto x = random_floats(static_cast<size_t>(n), 9);
+    ref.add(a.data(), x.data(), n);
+    simd.add(b.data(), x.data(), n);
+    EXPECT_EQ(a, b) << n;  // one correctly rounded addition per element either way
+  }
+}
+
+TEST_P(Ops, AxpyWithinFmaDifference) {
+  for (int64_t n : kLengths) {
+    auto a = random_floats(static_cast<size_t>(n), 10);
+    auto b = a;
+    const auto x = random_floats(static_cast<size_t>(n), 11);
+    const auto y0 = a;
+    ref.axpy(0.37f, x.data(), a.data(), n);
+    simd.axpy(0.37f, x.data(), b.data(), n);
+    // Fused vs separate multiply-add: differ by at most the rounding of a·x plus one of the sum.
+    for (int64_t i = 0; i < n; ++i) {
+      EXPECT_NEAR(b[i], a[i], 2 * kU * (std::fabs(0.37 * x[i]) + std::fabs(y0[i]) + std::fabs(a[i]))) << n;
+    }
+  }
+}
+
+TEST_P(Ops, RopeBothStylesAndPartialRotation) {
+  for (RopeStyle style : {RopeStyle::Interleaved, RopeStyle::HalfSplit}) {
+    for (auto [head_dim, rot] : {std::pair{128, 64}, std::pair{128, 128}, std::pair{16, 8}, std::pair{64, 36}}) {
+      const int n_heads = 3;
+      std::vector<float> cs(static_cast<size_t>(rot / 2)), sn(cs);
+      rope_angles(17, rot, 10000.0f, cs.data(), sn.data());
+      auto a = random_floats(static_cast<size_t>(n_heads * head_dim), 12);
+      auto b = a;
+      ref.rope(a.data(), n_heads, head_dim, rot, cs.data(), sn.data(), style);
+      simd.rope(b.data(), n_heads, head_dim, rot, cs.data(), sn.data(), style);
+      // Two products and a sum, fused or not: within 3 roundings of values bounded by |a|+|b| <= 2.
+      for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(b[i], a[i], 6 * kU) << head_dim << "/" << rot;
+    }
+  }
+}
+
+TEST_P(Ops, RowConversionsAreTheScalarOnes) {
+  for (DType dt : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0}) {
+    const auto x = random_floats(256, 13);
+    std::vector<uint8_t> qa(row_bytes(dt, 256)), qb(qa.size());
+    ref.quantize_row(dt, x.data(), qa.data(), 256);
+    simd.quantize_row(dt, x.data(), qb.data(), 256);
+    EXPECT_EQ(qa, qb) << dtype_name(dt);
+    std::vector<float> da(256), db(256);
+    ref.dequantize_row(dt, qa.data(), da.data(), 256);
+    simd.dequantize_row(dt, qa.data(), db.data(), 256);
+    EXPECT_EQ(da, db) << dtype_name(dt);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllVariants, Ops, ::testing::ValuesIn(simd_isas()),
+                         [](const ::testing::TestParamInfo<Isa>& p) { return isa_label(p.param); });
+
+// The scalar references against the equations in double precision.
+TEST(OpsScalar, MatchEquations) {
+  const KernelTable& ref = for_isa(Isa::Scalar);
+  const int64_t n = 77;
+  const auto x = random_floats(n, 20, -3.0f, 3.0f), w = random_floats(n, 21);
+  std::vector<float> y(n);
+  ref.rms_norm(x.data(), w.data(), n, 1e-5f, y.data());
+  double ms = 0.0;
+  for (float v : x) ms += static_cast<double>(v) * v;
+  const double inv = 1.0 / std::sqrt(ms / n + 1e-5);
+  for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(y[i], x[i] * inv * w[i], 8 * kU * std::fabs(x[i] * inv * w[i]));
+
+  auto s = x;
+  ref.softmax(s.data(), n);
+  double mx = -1e30, sum = 0.0;
+  for (float v : x) mx = std::fmax(mx, v);
+  for (float v : x) sum += std::exp(v - mx);
+  for (int64_t i = 0; i < n; ++i) {
+    const double e = std::exp(x[i] - mx) / sum;
+    EXPECT_NEAR(s[i], e, (4 + n) * kU * e);
+  }
+
+  ref.silu_mul(x.data(), w.data(), y.data(), n);
+  for (int64_t i = 0; i < n; ++i) {
+    const double e = x[i] / (1.0 + std::exp(-static_cast<double>(x[i]))) * w[i];
+    EXPECT_NEAR(y[i], e, 8 * kU * std::fabs(e));
+  }
+}
+
+}  // namespace
+}  // namespace autoglm::kernels::testing

@@ -1,0 +1,70 @@
+// Shared helpers for the kernel tests: deterministic random data, the ISA variants this CPU runs,
+// and weight matrices built through the scalar quantizers.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/cpu_features.h"
+#include "core/dtype.h"
+#include "core/half.h"
+#include "core/quant_blocks.h"
+#include "kernels/kernels.h"
+
+namespace autoglm::kernels::testing {
+
+constexpr double kU = 1.0 / 16777216.0;  // f32 unit roundoff 2^-24
+
+inline std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& f : v) f = dist(rng);
+  return v;
+}
+
+// The SIMD variants this CPU supports (scalar is the reference, so it is not in the list).
+inline std::vector<Isa> simd_isas() {
+  std::vector<Isa> out;
+  for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
+    if (cpu_features().supports(isa)) out.push_back(isa);
+  }
+  return out;
+}
+
+// Weight bytes for `rows` x `cols`: float/q8_0/q4_0 through the scalar quantizer; q6_K (no
+// quantizer) as random blocks with small random super-block scales.
+inline std::vector<uint8_t> make_weights(DType dt, int64_t rows, int64_t cols, uint32_t seed) {
+  std::vector<uint8_t> bytes(row_bytes(dt, cols) * static_cast<size_t>(rows));
+  if (dt == DType::Q6_K) {
+    std::mt19937 rng(seed);
+    for (auto& b : bytes) b = static_cast<uint8_t>(rng());
+    auto* blocks = reinterpret_cast<BlockQ6_K*>(bytes.data());
+    std::uniform_real_distribution<float> dist(1e-4f, 2e-3f);
+    for (size_t i = 0; i < bytes.size() / sizeof(BlockQ6_K); ++i) blocks[i].d = f32_to_f16(dist(rng));
+    return bytes;
+  }
+  const std::vector<float> w = random_floats(static_cast<size_t>(rows * cols), seed);
+  const KernelTable& ref = for_isa(Isa::Scalar);
+  for (int64_t r = 0; r < rows; ++r) {
+    ref.quantize_row(dt, w.data() + r * cols, bytes.data() + static_cast<size_t>(r) * row_bytes(dt, cols), cols);
+  }
+  return bytes;
+}
+
+// The weights as the kernels see them (dequantized with the scalar reference).
+inline std::vector<float> dequantized(const Matrix& m) {
+  std::vector<float> out(static_cast<size_t>(m.rows * m.cols));
+  for (int64_t r = 0; r < m.rows; ++r) {
+    for_isa(Isa::Scalar).dequantize_row(m.dtype, m.row(r), out.data() + r * m.cols, m.cols);
+  }
+  return out;
+}
+
+inline std::string isa_label(Isa isa) { return isa_name(isa); }
+
+}  // namespace autoglm::kernels::testing
