@@ -63,7 +63,11 @@ class GgufParser {
 };
 
 void GgufParser::read_header() {
-  if (r_.size() < 4 || r_.read<uint32_t>("the magic") != kGgufMagic) {
+  if (r_.size() < 4) {
+    fail("'{}' is not a GGUF file: it has only {} bytes (an interrupted download?)", r_.file(),
+         r_.size());
+  }
+  if (r_.read<uint32_t>("the magic") != kGgufMagic) {
     fail("'{}' is not a GGUF file: it does not start with the bytes 'GGUF'", r_.file());
   }
   const auto version = r_.read<uint32_t>("the version");
@@ -146,7 +150,7 @@ uint32_t GgufParser::read_alignment() const {
       static_cast<uint64_t>(it->get<int64_t>()) > kMaxAlignment ||
       !std::has_single_bit(static_cast<uint64_t>(it->get<int64_t>()))) {
     fail("'{}' is not a valid GGUF file: general.alignment is {}, not a power of two up to 2^30",
-         r_.file(), it->dump());
+         r_.file(), it->dump(-1, ' ', false, json::error_handler_t::replace));
   }
   return static_cast<uint32_t>(it->get<int64_t>());
 }

@@ -121,6 +121,7 @@ TensorStore open_weights(const std::filesystem::path& path) {
     if (in.gcount() == 4 && std::memcmp(magic.data(), "GGUF", 4) == 0) return open_gguf(path);
   }
   const auto ext = path.extension().string();
+  if (ext == ".gguf") return open_gguf(path);  // not GGUF magic: open_gguf says why
   if (ext == ".safetensors" || ext == ".json") return open_safetensors(path);
   // Unknown extension: a safetensors file starts with an 8-byte header length, then '{'.
   std::ifstream in(path, std::ios::binary);

@@ -1,7 +1,7 @@
-// Internals shared by the kernel variants (not part of the kernels API). The SIMD files are compiled
-// with ISA flags, so everything they share with plain files lives here as plain declarations: no
-// inline templates cross the boundary (an inline function compiled with AVX-512 flags could be the
-// copy the linker keeps for scalar callers).
+// Internals shared by the kernel variants (not part of the kernels API). The SIMD files are
+// compiled with ISA flags, so everything they share with plain files lives here as plain
+// declarations: no inline templates cross the boundary (an inline function compiled with AVX-512
+// flags could be the copy the linker keeps for scalar callers).
 #pragma once
 
 #include <cstdint>

@@ -31,9 +31,10 @@ const KernelTable& for_isa(Isa isa) {
 }
 
 const KernelTable& active() {
-  static const KernelTable& table = [] () -> const KernelTable& {
+  static const KernelTable& table = []() -> const KernelTable& {
     const KernelTable& t = for_isa(selected_isa());
-    log::info("kernels: using the {} variants (CPU: {})", isa_name(t.isa), cpu_features().describe());
+    log::info("kernels: using the {} variants (CPU: {})", isa_name(t.isa),
+              cpu_features().describe());
     return t;
   }();
   return table;
@@ -56,8 +57,8 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadP
 
 void attention(const AttentionArgs& a, ThreadPool& pool) {
   if (a.n_heads <= 0 || a.n_kv_heads <= 0 || a.n_heads % a.n_kv_heads != 0 || a.head_dim <= 0) {
-    fail("attention: {} query heads cannot share {} KV heads (need a positive multiple)",
-         a.n_heads, a.n_kv_heads);
+    fail("attention: {} query heads cannot share {} KV heads (need a positive multiple)", a.n_heads,
+         a.n_kv_heads);
   }
   const KernelTable& k = active();
   const int group = a.n_heads / a.n_kv_heads;
@@ -77,7 +78,8 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
       k.softmax(scores, n_ctx);
       float* out = a.out + t * q_stride + static_cast<int64_t>(h) * a.head_dim;
       for (int d = 0; d < a.head_dim; ++d) out[d] = 0.0f;
-      for (int64_t j = 0; j < n_ctx; ++j) k.axpy(scores[j], a.v + j * kv_stride + kv_off, out, a.head_dim);
+      for (int64_t j = 0; j < n_ctx; ++j)
+        k.axpy(scores[j], a.v + j * kv_stride + kv_off, out, a.head_dim);
     }
   });
 }
@@ -96,7 +98,8 @@ void rope_angles(int64_t pos, int rot_dims, float theta, float* cos, float* sin)
 void moe_route(const float* logits, int n_experts, int k, const float* correction_bias,
                bool normalize, float scale, int* expert_ids, float* expert_weights) {
   if (k <= 0 || k > n_experts) {
-    fail("MoE routing: cannot choose {} experts out of {}; check num_experts_per_tok", k, n_experts);
+    fail("MoE routing: cannot choose {} experts out of {}; check num_experts_per_tok", k,
+         n_experts);
   }
   float* s = detail::scratch_f32(2 * static_cast<int64_t>(n_experts), 2);
   float* sel = s + n_experts;  // selection score s + bias; chosen entries become -inf

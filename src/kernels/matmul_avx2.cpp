@@ -29,7 +29,8 @@ inline __m256 load8(const void* row, int64_t i) {
   if constexpr (DT == DType::F32) {
     return _mm256_loadu_ps(static_cast<const float*>(row) + i);
   } else {
-    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(row) + i));
+    const __m128i h =
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(row) + i));
     if constexpr (DT == DType::F16) return _mm256_cvtph_ps(h);
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
   }

@@ -97,7 +97,8 @@ QuantizedActs quantize_acts_avx512(const float* x, int64_t n_tokens, int64_t col
   for (int64_t b = 0; b < n_tokens * (cols / 32); ++b) {
     const __m512 v0 = _mm512_loadu_ps(x + b * 32);
     const __m512 v1 = _mm512_loadu_ps(x + b * 32 + 16);
-    const __m512 amax = _mm512_max_ps(_mm512_andnot_ps(sign_mask, v0), _mm512_andnot_ps(sign_mask, v1));
+    const __m512 amax =
+        _mm512_max_ps(_mm512_andnot_ps(sign_mask, v0), _mm512_andnot_ps(sign_mask, v1));
     const float d = _mm512_reduce_max_ps(amax) / 127.0f;
     const __m512 id = _mm512_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
     buf.d[b] = d;

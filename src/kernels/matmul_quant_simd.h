@@ -30,7 +30,9 @@ inline float hsum256(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-inline float half_to_float(uint16_t h) { return _cvtsh_ss(h); }
+inline float half_to_float(uint16_t h) {
+  return _cvtsh_ss(h);
+}
 
 // Signed weights of q8_0 block b.
 inline __m256i decode_q8_0(const BlockQ8_0& blk) {
@@ -53,7 +55,8 @@ inline __m256i decode_q6_k(const BlockQ6_K& blk, int j) {
   const int half = j / 4;
   const int k = j % 4;
   const __m256i mask = _mm256_set1_epi8(0x0f);
-  __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.ql + 64 * half + 32 * (k & 1)));
+  __m256i ql =
+      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.ql + 64 * half + 32 * (k & 1)));
   if (k >= 2) ql = _mm256_srli_epi16(ql, 4);
   ql = _mm256_and_si256(ql, mask);
   __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qh + 32 * half));
@@ -127,9 +130,10 @@ inline void quant_rows_nt(const Matrix& w, const QuantizedActs& xa, int64_t t0, 
   }
   // Row stride computed here rather than with Matrix::row(): no inline function shared with the
   // plain object files is compiled with these ISA flags.
-  const int64_t stride = w.dtype == DType::Q8_0   ? n_blocks * static_cast<int64_t>(sizeof(BlockQ8_0))
-                         : w.dtype == DType::Q4_0 ? n_blocks * static_cast<int64_t>(sizeof(BlockQ4_0))
-                                                  : n_blocks / 8 * static_cast<int64_t>(sizeof(BlockQ6_K));
+  const int64_t stride = w.dtype == DType::Q8_0 ? n_blocks * static_cast<int64_t>(sizeof(BlockQ8_0))
+                         : w.dtype == DType::Q4_0
+                             ? n_blocks * static_cast<int64_t>(sizeof(BlockQ4_0))
+                             : n_blocks / 8 * static_cast<int64_t>(sizeof(BlockQ6_K));
   const auto* base = static_cast<const uint8_t*>(w.data);
   float out[NT];
   for (int64_t r = r0; r < r1; ++r) {

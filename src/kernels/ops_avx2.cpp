@@ -22,7 +22,8 @@ struct Avx2 {
   static T min(T a, T b) { return _mm256_min_ps(a, b); }
   static T round(T a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static T scale_pow2(T p, T n) {  // p · 2^n for integral n in [-126, 127]
-    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    const __m256i e =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
   }
   static float hsum(T v) {
@@ -47,6 +48,8 @@ struct Avx2 {
 
 }  // namespace
 
-KernelTable avx2_table() { return simd_table<Avx2>(Isa::Avx2, matmul_rows_avx2); }
+KernelTable avx2_table() {
+  return simd_table<Avx2>(Isa::Avx2, matmul_rows_avx2);
+}
 
 }  // namespace autoglm::kernels::detail

@@ -24,14 +24,15 @@ struct Avx512 {
   static T fmadd(T a, T b, T c) { return _mm512_fmadd_ps(a, b, c); }
   static T max(T a, T b) { return _mm512_max_ps(a, b); }
   static T min(T a, T b) { return _mm512_min_ps(a, b); }
-  static T round(T a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static T round(T a) {
+    return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
   static T scale_pow2(T p, T n) { return _mm512_scalef_ps(p, n); }  // p · 2^n
   static float hsum(T v) { return _mm512_reduce_add_ps(v); }
   static float hmax(T v) { return _mm512_reduce_max_ps(v); }
   static T dup_pairs(const float* p) {
-    return _mm512_permutexvar_ps(
-        _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7),
-        _mm512_zextps256_ps512(_mm256_loadu_ps(p)));
+    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7),
+                                 _mm512_zextps256_ps512(_mm256_loadu_ps(p)));
   }
   static T swap_pairs(T v) { return _mm512_permute_ps(v, 0xb1); }
   static T sign_even() {
@@ -41,6 +42,8 @@ struct Avx512 {
 
 }  // namespace
 
-KernelTable avx512_table() { return simd_table<Avx512>(Isa::Avx512, matmul_rows_avx512); }
+KernelTable avx512_table() {
+  return simd_table<Avx512>(Isa::Avx512, matmul_rows_avx512);
+}
 
 }  // namespace autoglm::kernels::detail

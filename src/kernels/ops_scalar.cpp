@@ -75,7 +75,8 @@ float* scratch_f32(int64_t n, int slot) {
 ActBuffers act_buffers(int64_t n_tokens, int64_t cols) {
   thread_local std::vector<int8_t> q;
   const int64_t n_blocks = cols / 32;
-  if (static_cast<int64_t>(q.size()) < n_tokens * cols) q.resize(static_cast<size_t>(n_tokens * cols));
+  if (static_cast<int64_t>(q.size()) < n_tokens * cols)
+    q.resize(static_cast<size_t>(n_tokens * cols));
   return {q.data(), scratch_f32(n_tokens * n_blocks, 3)};
 }
 

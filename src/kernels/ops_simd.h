@@ -60,7 +60,8 @@ void simd_rms_norm(const float* x, const float* w, int64_t n, float eps, float* 
   const float inv = 1.0f / std::sqrt(sum_sq / static_cast<float>(n) + eps);
   const typename V::T vinv = V::set1(inv);
   int64_t i = 0;
-  for (; i + V::W <= n; i += V::W) V::store(y + i, V::mul(V::mul(V::load(x + i), vinv), V::load(w + i)));
+  for (; i + V::W <= n; i += V::W)
+    V::store(y + i, V::mul(V::mul(V::load(x + i), vinv), V::load(w + i)));
   for (; i < n; ++i) y[i] = x[i] * inv * w[i];
 }
 

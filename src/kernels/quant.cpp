@@ -1,6 +1,7 @@
-// Scalar row conversions between f32 and the weight dtypes. The q8_0 / q4_0 quantizers follow ggml's
-// quantize_row_q8_0_ref / quantize_row_q4_0_ref step by step (same scale, same reciprocal, same
-// rounding), so our bytes equal llama-quantize's; q6_K dequantization follows dequantize_row_q6_K.
+// Scalar row conversions between f32 and the weight dtypes. The q8_0 / q4_0 quantizers follow
+// ggml's quantize_row_q8_0_ref / quantize_row_q4_0_ref step by step (same scale, same reciprocal,
+// same rounding), so our bytes equal llama-quantize's; q6_K dequantization follows
+// dequantize_row_q6_K.
 #include <cmath>
 #include <cstring>
 
@@ -15,9 +16,10 @@ namespace {
 void check_len(DType t, int64_t n) {
   const DTypeInfo& info = dtype_info(t);
   if (!info.is_float) {
-    fail("cannot convert a row to or from {}: it is not a weight type (use f32, f16, bf16, q8_0, "
-         "q4_0 or q6_k)",
-         info.name);
+    fail(
+        "cannot convert a row to or from {}: it is not a weight type (use f32, f16, bf16, q8_0, "
+        "q4_0 or q6_k)",
+        info.name);
   }
   (void)row_bytes(t, n);  // throws when n is not a whole number of blocks
 }
@@ -117,9 +119,10 @@ void quantize_row_scalar(DType dst_type, const float* src, void* dst, int64_t n)
       quantize_q4_0(src, static_cast<BlockQ4_0*>(dst), n);
       return;
     default:
-      fail("quantizing to {} is not supported: llama.cpp's iterative q6_K quantizer is not "
-           "implemented; convert to q8_0 or q4_0, or use a GGUF already in q6_K",
-           dtype_name(dst_type));
+      fail(
+          "quantizing to {} is not supported: llama.cpp's iterative q6_K quantizer is not "
+          "implemented; convert to q8_0 or q4_0, or use a GGUF already in q6_K",
+          dtype_name(dst_type));
   }
 }
 

@@ -76,7 +76,7 @@ void bind(const ModelSpec& spec, WeightBinder& binder, ModelWeights& weights) {
 
 const Architecture& chatglm_architecture() {
   static const Architecture arch{"chatglm", {"chatglm"}, {"chatglm"}, read_hf, read_gguf, bind,
-                                 prenorm_layer};
+                                 prenorm_layer, "chatglm"};
   return arch;
 }
 

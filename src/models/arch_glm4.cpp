@@ -52,7 +52,7 @@ void bind(const ModelSpec& spec, WeightBinder& binder, ModelWeights& weights) {
 
 const Architecture& glm4_architecture() {
   static const Architecture arch{"glm4", {"glm4", "glm4v"}, {"glm4"}, read_hf, read_gguf, bind,
-                                 sandwich_layer};
+                                 sandwich_layer, "glm4"};
   return arch;
 }
 

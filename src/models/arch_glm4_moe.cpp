@@ -54,7 +54,7 @@ void bind(const ModelSpec& spec, WeightBinder& binder, ModelWeights& weights) {
 
 const Architecture& glm4_moe_architecture() {
   static const Architecture arch{"glm4_moe", {"glm4_moe"}, {"glm4moe"}, read_hf, read_gguf, bind,
-                                 prenorm_layer};
+                                 prenorm_layer, "glm4moe"};
   return arch;
 }
 

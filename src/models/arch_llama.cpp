@@ -29,7 +29,7 @@ void bind(const ModelSpec& spec, WeightBinder& binder, ModelWeights& weights) {
 
 const Architecture& llama_architecture() {
   static const Architecture arch{"llama", {"llama"}, {"llama"}, read_hf, read_gguf, bind,
-                                 prenorm_layer};
+                                 prenorm_layer, "llama"};
   return arch;
 }
 

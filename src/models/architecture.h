@@ -31,6 +31,9 @@ struct Architecture {
   // One decoder layer over the residual stream state.x ([T, H]), in place.
   void (*forward_layer)(ForwardState& state, const LayerWeights& layer, int64_t layer_index) =
       nullptr;
+  // The GGUF architecture a GGUF of this model is written as (`autoglm synth`, `quantize`); its
+  // bind hook gives the tensor names.
+  std::string_view gguf_writer_arch;
 };
 
 const std::vector<const Architecture*>& architectures();

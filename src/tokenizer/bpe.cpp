@@ -9,16 +9,16 @@ namespace autoglm::tokenizer {
 namespace {
 
 size_t slot_of(int32_t left, int32_t right, size_t mask) {
-  const uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) |
-                       static_cast<uint32_t>(right);
+  const uint64_t key =
+      (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
   // Fibonacci hashing: the high bits of key * 2^64/phi spread consecutive ids.
   return static_cast<size_t>((key * 0x9E3779B97F4A7C15ull) >> 20) & mask;
 }
 
 struct Candidate {
   int32_t rank;
-  int32_t left;      // symbol index of the left part
-  int32_t left_id;   // ids at push time: a changed id means the pair is stale
+  int32_t left;     // symbol index of the left part
+  int32_t left_id;  // ids at push time: a changed id means the pair is stale
   int32_t right_id;
   int32_t merged;
 };
@@ -159,9 +159,10 @@ ByteLevelBpeTokenizer::ByteLevelBpeTokenizer(ByteLevelBpeData data)
   }
   for (int b = 0; b < 256; ++b) {
     if (byte_ids_[b] < 0) {
-      fail("{}: byte 0x{:02X} has no token, so some texts could not be encoded; a byte-level "
-           "BPE vocabulary needs all 256 byte tokens (is the tokenizer file truncated?)",
-           description_, b);
+      fail(
+          "{}: byte 0x{:02X} has no token, so some texts could not be encoded; a byte-level "
+          "BPE vocabulary needs all 256 byte tokens (is the tokenizer file truncated?)",
+          description_, b);
     }
   }
   finish_vocab();
@@ -187,6 +188,8 @@ void ByteLevelBpeTokenizer::encode_fragment(std::string_view text, bool /*after_
   }
 }
 
-std::string ByteLevelBpeTokenizer::normal_token_bytes(int32_t id) const { return raw_[id]; }
+std::string ByteLevelBpeTokenizer::normal_token_bytes(int32_t id) const {
+  return raw_[id];
+}
 
 }  // namespace autoglm::tokenizer

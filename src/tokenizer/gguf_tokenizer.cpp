@@ -26,14 +26,16 @@ struct Reader {
   const json& array(const char* key, size_t expected_size) const {
     const json* value = find(key);
     if (value == nullptr || !value->is_array()) {
-      fail("{}: metadata '{}' is missing or not an array, so the tokenizer cannot be built; the "
-           "GGUF file carries no usable vocabulary (re-convert it with llama.cpp's converter)",
-           source, key);
+      fail(
+          "{}: metadata '{}' is missing or not an array, so the tokenizer cannot be built; the "
+          "GGUF file carries no usable vocabulary (re-convert it with llama.cpp's converter)",
+          source, key);
     }
     if (expected_size != 0 && value->size() != expected_size) {
-      fail("{}: metadata '{}' has {} entries but tokenizer.ggml.tokens has {}; the file is "
-           "inconsistent",
-           source, key, value->size(), expected_size);
+      fail(
+          "{}: metadata '{}' has {} entries but tokenizer.ggml.tokens has {}; the file is "
+          "inconsistent",
+          source, key, value->size(), expected_size);
     }
     return *value;
   }
@@ -41,6 +43,11 @@ struct Reader {
   std::optional<int32_t> id(const char* key, size_t n_vocab) const {
     const json* value = find(key);
     if (value == nullptr) return std::nullopt;
+    // llama.cpp's converters write -1 (as uint32 0xFFFFFFFF) for "no such token".
+    if (value->is_number_integer() &&
+        (value->get<int64_t>() == -1 || value->get<int64_t>() == 0xFFFFFFFF)) {
+      return std::nullopt;
+    }
     if (!value->is_number_integer() || value->get<int64_t>() < 0 ||
         value->get<int64_t>() >= static_cast<int64_t>(n_vocab)) {
       fail("{}: metadata '{}' = {} is not a token id below the vocabulary size {}", source, key,
@@ -102,9 +109,10 @@ std::unique_ptr<Tokenizer> load_gpt2(const Reader& r, const std::string& pre) {
   data.description = fmt::format("gguf gpt2 (pre {}) from {}", pre, r.source);
   const auto regex = pretokenizer_regex(pre);
   if (!regex) {
-    fail("{}: pre-tokenizer '{}' (tokenizer.ggml.pre) is not supported; known: gpt-2, glm4, "
-         "chatglm-bpe, llama-bpe, qwen2",
-         r.source, pre);
+    fail(
+        "{}: pre-tokenizer '{}' (tokenizer.ggml.pre) is not supported; known: gpt-2, glm4, "
+        "chatglm-bpe, llama-bpe, qwen2",
+        r.source, pre);
   }
   data.regex = std::string(*regex);
   data.pieces = read_tokens(r);
@@ -152,7 +160,8 @@ std::unique_ptr<Tokenizer> load_llama(const Reader& r) {
   if (r.find("tokenizer.ggml.scores") != nullptr) {
     const json& scores = r.array("tokenizer.ggml.scores", n);
     for (size_t i = 0; i < n; ++i) {
-      if (!scores[i].is_number()) fail("{}: tokenizer.ggml.scores[{}] is not a number", r.source, i);
+      if (!scores[i].is_number())
+        fail("{}: tokenizer.ggml.scores[{}] is not a number", r.source, i);
       data.scores[i] = scores[i].get<float>();
     }
   }
@@ -167,9 +176,10 @@ std::unique_ptr<Tokenizer> load_gguf_tokenizer(const nlohmann::json& metadata,
   const Reader r{metadata, source};
   const json* model = r.find("tokenizer.ggml.model");
   if (model == nullptr || !model->is_string()) {
-    fail("{}: no tokenizer.ggml.model in the GGUF metadata, so it carries no tokenizer; use a "
-         "GGUF converted with its vocabulary",
-         source);
+    fail(
+        "{}: no tokenizer.ggml.model in the GGUF metadata, so it carries no tokenizer; use a "
+        "GGUF converted with its vocabulary",
+        source);
   }
   const std::string name = model->get<std::string>();
   if (name == "gpt2") {
@@ -177,9 +187,10 @@ std::unique_ptr<Tokenizer> load_gguf_tokenizer(const nlohmann::json& metadata,
     return load_gpt2(r, pre != nullptr && pre->is_string() ? pre->get<std::string>() : "gpt-2");
   }
   if (name == "llama") return load_llama(r);
-  fail("{}: tokenizer model '{}' (tokenizer.ggml.model) is not supported; supported: gpt2 "
-       "(byte-level BPE), llama (SentencePiece BPE)",
-       source, name);
+  fail(
+      "{}: tokenizer model '{}' (tokenizer.ggml.model) is not supported; supported: gpt2 "
+      "(byte-level BPE), llama (SentencePiece BPE)",
+      source, name);
 }
 
 }  // namespace autoglm::tokenizer

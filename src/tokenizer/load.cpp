@@ -22,9 +22,10 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& path) {
   if (std::filesystem::is_directory(path, ec)) {
     const auto model = path / "tokenizer.model";
     if (std::filesystem::is_regular_file(model, ec)) return load_tokenizer(model);
-    fail("no tokenizer found in '{}': expected tokenizer.model (tiktoken format, glm-4-9b-chat); "
-         "tokenizer.json is not supported yet",
-         path.string());
+    fail(
+        "no tokenizer found in '{}': expected tokenizer.model (tiktoken format, glm-4-9b-chat); "
+        "tokenizer.json is not supported yet",
+        path.string());
   }
   if (!std::filesystem::is_regular_file(path, ec)) {
     fail("tokenizer path '{}' does not exist or is not a file", path.string());
@@ -37,9 +38,10 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& path) {
   // A tiktoken file is text: base64, a space, a number. SentencePiece's is a protobuf.
   const size_t space = head.find(' ');
   if (space != std::string::npos && head.find('\n') > space) return load_glm4_tiktoken(path);
-  fail("'{}' is neither a GGUF file nor a tiktoken tokenizer.model; SentencePiece protobuf models "
-       "are not supported: use the model's GGUF file instead",
-       path.string());
+  fail(
+      "'{}' is neither a GGUF file nor a tiktoken tokenizer.model; SentencePiece protobuf models "
+      "are not supported: use the model's GGUF file instead",
+      path.string());
 }
 
 }  // namespace autoglm::tokenizer

@@ -62,7 +62,9 @@ RegexSplitter& RegexSplitter::operator=(RegexSplitter&& other) noexcept {
   return *this;
 }
 
-RegexSplitter::~RegexSplitter() { pcre2_code_free(code_); }
+RegexSplitter::~RegexSplitter() {
+  pcre2_code_free(code_);
+}
 
 void RegexSplitter::split(std::string_view text, std::vector<std::string_view>& out) const {
   // Per call, so that one compiled pattern serves many threads.

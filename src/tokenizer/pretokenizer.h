@@ -33,7 +33,8 @@ class RegexSplitter {
 };
 
 // The regexes of the pre-tokenizers we know, by GGUF `tokenizer.ggml.pre` name (llama.cpp
-// `llama-vocab.cpp` names): "gpt-2", "glm4"/"chatglm-bpe", "llama-bpe", "qwen2". nullopt if unknown.
+// `llama-vocab.cpp` names): "gpt-2", "glm4"/"chatglm-bpe", "llama-bpe", "qwen2". nullopt if
+// unknown.
 std::optional<std::string_view> pretokenizer_regex(std::string_view name);
 
 // OpenAI cl100k_base's pattern, the one glm-4-9b-chat's tokenizer uses (GLM_ARCHITECTURES.md G.1).

@@ -60,9 +60,10 @@ SpmTokenizer::SpmTokenizer(SpmData data)
     } else if (types_[i] == TokenType::Byte) {
       const int b = parse_byte_piece(pieces_[i]);
       if (b < 0) {
-        fail("{}: token {} has type byte but its piece '{}' is not of the form <0xXX>; the "
-             "vocabulary is malformed",
-             description_, id, pieces_[i]);
+        fail(
+            "{}: token {} has type byte but its piece '{}' is not of the form <0xXX>; the "
+            "vocabulary is malformed",
+            description_, id, pieces_[i]);
       }
       byte_of_[i] = static_cast<int16_t>(b);
       if (byte_ids_[b] < 0) byte_ids_[b] = id;
@@ -143,9 +144,10 @@ void SpmTokenizer::emit_symbol(std::string_view symbol, std::vector<int32_t>& ou
   } else if (special_.unk) {
     out.push_back(*special_.unk);  // one <unk> for the whole character, as sentencepiece does
   } else {
-    fail("{}: cannot encode the character '{}': it is not in the vocabulary, which has neither "
-         "byte-fallback tokens nor an unknown token",
-         description_, utf8_repair(symbol));
+    fail(
+        "{}: cannot encode the character '{}': it is not in the vocabulary, which has neither "
+        "byte-fallback tokens nor an unknown token",
+        description_, utf8_repair(symbol));
   }
 }
 

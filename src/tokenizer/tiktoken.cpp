@@ -16,11 +16,20 @@ namespace autoglm::tokenizer {
 namespace {
 
 // In this order from id N (THUDM glm-4-9b-chat tokenization_chatglm.py `special_tokens`).
-constexpr std::array<std::string_view, 14> kGlm4Specials = {
-    "<|endoftext|>", "[MASK]",       "[gMASK]",           "[sMASK]",
-    "<sop>",         "<eop>",        "<|system|>",        "<|user|>",
-    "<|assistant|>", "<|observation|>", "<|begin_of_image|>", "<|end_of_image|>",
-    "<|begin_of_video|>", "<|end_of_video|>"};
+constexpr std::array<std::string_view, 14> kGlm4Specials = {"<|endoftext|>",
+                                                            "[MASK]",
+                                                            "[gMASK]",
+                                                            "[sMASK]",
+                                                            "<sop>",
+                                                            "<eop>",
+                                                            "<|system|>",
+                                                            "<|user|>",
+                                                            "<|assistant|>",
+                                                            "<|observation|>",
+                                                            "<|begin_of_image|>",
+                                                            "<|end_of_image|>",
+                                                            "<|begin_of_video|>",
+                                                            "<|end_of_video|>"};
 
 int base64_value(char c) {
   if (c >= 'A' && c <= 'Z') return c - 'A';
@@ -77,9 +86,10 @@ std::unique_ptr<Tokenizer> load_glm4_tiktoken(const std::filesystem::path& path)
     std::optional<std::string> bytes;
     if (space != std::string::npos) bytes = base64_decode(std::string_view(line).substr(0, space));
     if (!bytes || ec != std::errc() || end != rank_text.data() + rank_text.size()) {
-      fail("{} line {}: expected `<base64 token> <rank>`, found '{}'; is this a tiktoken "
-           "tokenizer.model (glm-4-9b-chat) and not a SentencePiece one?",
-           path.string(), line_no, line.substr(0, 80));
+      fail(
+          "{} line {}: expected `<base64 token> <rank>`, found '{}'; is this a tiktoken "
+          "tokenizer.model (glm-4-9b-chat) and not a SentencePiece one?",
+          path.string(), line_no, line.substr(0, 80));
     }
     if (rank != static_cast<int64_t>(data.raw.size())) {
       fail("{} line {}: rank {} where {} was expected; ranks must run 0, 1, 2, ... in order",
@@ -90,9 +100,10 @@ std::unique_ptr<Tokenizer> load_glm4_tiktoken(const std::filesystem::path& path)
     data.types.push_back(TokenType::Normal);
   }
   if (data.raw.size() < 256) {
-    fail("{} holds {} ranks: too few for a byte-level vocabulary (glm-4-9b-chat has 151329); "
-         "the file looks truncated",
-         path.string(), data.raw.size());
+    fail(
+        "{} holds {} ranks: too few for a byte-level vocabulary (glm-4-9b-chat has 151329); "
+        "the file looks truncated",
+        path.string(), data.raw.size());
   }
   data.merges = merges_from_ranks(data.raw);
   const auto first_special = static_cast<int32_t>(data.raw.size());

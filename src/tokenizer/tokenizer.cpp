@@ -17,22 +17,24 @@ void Tokenizer::finish_vocab() {
     // The first spelling wins: some vocabularies repeat a piece among unused/padding rows.
     piece_index_.emplace(pieces_[i], id);
     const TokenType type = types_[i];
-    const bool matched = type == TokenType::Control || type == TokenType::Unknown ||
-                         type == TokenType::UserDefined;
+    const bool matched =
+        type == TokenType::Control || type == TokenType::Unknown || type == TokenType::UserDefined;
     if (matched && !pieces_[i].empty()) {
       verbatim_.push_back({pieces_[i], id, type == TokenType::UserDefined});
     }
   }
   // Longest first, so that at one position the longest token wins (`<|end|>` vs `<|endoftext|>`).
-  std::stable_sort(verbatim_.begin(), verbatim_.end(),
-                   [](const Verbatim& a, const Verbatim& b) { return a.text.size() > b.text.size(); });
+  std::stable_sort(verbatim_.begin(), verbatim_.end(), [](const Verbatim& a, const Verbatim& b) {
+    return a.text.size() > b.text.size();
+  });
 }
 
 void Tokenizer::check_id(int32_t id) const {
   if (id < 0 || id >= n_vocab()) {
-    fail("token id {} is out of range: the {} vocabulary has ids 0..{}; the ids do not belong to "
-         "this model's tokenizer",
-         id, description_, n_vocab() - 1);
+    fail(
+        "token id {} is out of range: the {} vocabulary has ids 0..{}; the ids do not belong to "
+        "this model's tokenizer",
+        id, description_, n_vocab() - 1);
   }
 }
 

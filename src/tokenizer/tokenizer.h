@@ -1,8 +1,8 @@
-// Text <-> token ids. One abstract `Tokenizer` with the behaviour every vocabulary shares (added and
-// special tokens matched verbatim before the model's own algorithm, decoding that skips special
-// tokens, UTF-8-safe output) and one subclass per algorithm: byte-level BPE (tiktoken `tokenizer.model`
-// of glm-4-9b-chat, GGUF `gpt2`) and SentencePiece BPE (GGUF `llama`). A Tokenizer is immutable after
-// loading and safe to use from many threads at once.
+// Text <-> token ids. One abstract `Tokenizer` with the behaviour every vocabulary shares (added
+// and special tokens matched verbatim before the model's own algorithm, decoding that skips special
+// tokens, UTF-8-safe output) and one subclass per algorithm: byte-level BPE (tiktoken
+// `tokenizer.model` of glm-4-9b-chat, GGUF `gpt2`) and SentencePiece BPE (GGUF `llama`). A
+// Tokenizer is immutable after loading and safe to use from many threads at once.
 #pragma once
 
 #include <cstdint>
@@ -46,8 +46,9 @@ class Tokenizer {
   virtual ~Tokenizer() = default;
 
   // Ids of `text`, no prefix. UserDefined tokens are always matched verbatim; Control/Unknown
-  // tokens (`<|user|>`, `[gMASK]`, ...) only when `parse_special`, else their text is ordinary text.
-  // Bytes that are not valid UTF-8 are encoded as bytes (byte-level BPE) or byte fallback (SPM).
+  // tokens (`<|user|>`, `[gMASK]`, ...) only when `parse_special`, else their text is ordinary
+  // text. Bytes that are not valid UTF-8 are encoded as bytes (byte-level BPE) or byte fallback
+  // (SPM).
   std::vector<int32_t> encode(std::string_view text, bool parse_special) const;
   // special().prefix followed by encode(text, parse_special).
   std::vector<int32_t> encode_with_prefix(std::string_view text, bool parse_special) const;

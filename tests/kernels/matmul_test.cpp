@@ -1,4 +1,5 @@
-// matmul_rows of every SIMD variant x every weight dtype x odd shapes, against the scalar reference.
+// matmul_rows of every SIMD variant x every weight dtype x odd shapes, against the scalar
+// reference.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -15,7 +16,9 @@ struct Shape {
   int64_t rows, cols, n_tokens;
 };
 
-bool float_dtype(DType dt) { return dt == DType::F32 || dt == DType::F16 || dt == DType::BF16; }
+bool float_dtype(DType dt) {
+  return dt == DType::F32 || dt == DType::F16 || dt == DType::BF16;
+}
 
 // Allowed |simd - scalar| for output (t, r).
 // Float weights: both sides are f32 sums of the same exact products in a different order, each
@@ -33,7 +36,8 @@ double allowed_error(DType dt, const float* w, const float* x, int64_t cols) {
       double amax = 0.0;
       for (int j = 0; j < 32; ++j) amax = std::fmax(amax, std::fabs(x[b * 32 + j]));
       for (int j = 0; j < 32; ++j) {
-        bound += std::fabs(w[b * 32 + j]) * (amax / 127.0 / 2.0 + 4.0 * kU * std::fabs(x[b * 32 + j]));
+        bound +=
+            std::fabs(w[b * 32 + j]) * (amax / 127.0 / 2.0 + 4.0 * kU * std::fabs(x[b * 32 + j]));
       }
     }
   }
@@ -46,7 +50,8 @@ TEST_P(MatmulRows, MatchesScalarReferenceWithinDerivedBound) {
   const auto [isa, dt, shape] = GetParam();
   const std::vector<uint8_t> bytes = make_weights(dt, shape.rows, shape.cols, 1234);
   const Matrix w{dt, shape.rows, shape.cols, bytes.data()};
-  const std::vector<float> x = random_floats(static_cast<size_t>(shape.n_tokens * shape.cols), 99, -2.0f, 2.0f);
+  const std::vector<float> x =
+      random_floats(static_cast<size_t>(shape.n_tokens * shape.cols), 99, -2.0f, 2.0f);
   const std::vector<float> wf = dequantized(w);
 
   const int64_t ldy = shape.rows + 3;  // a padded output stride, to catch ldy/rows mix-ups
@@ -65,7 +70,8 @@ TEST_P(MatmulRows, MatchesScalarReferenceWithinDerivedBound) {
         ASSERT_EQ(got[i], -7.0f) << "wrote past the rows at t=" << t << " r=" << r;
         continue;
       }
-      const double tol = allowed_error(dt, wf.data() + r * shape.cols, x.data() + t * shape.cols, shape.cols);
+      const double tol =
+          allowed_error(dt, wf.data() + r * shape.cols, x.data() + t * shape.cols, shape.cols);
       ASSERT_NEAR(got[i], ref[i], tol) << "t=" << t << " r=" << r;
     }
   }
@@ -73,10 +79,10 @@ TEST_P(MatmulRows, MatchesScalarReferenceWithinDerivedBound) {
 
 std::vector<std::tuple<Isa, DType, Shape>> cases() {
   std::vector<std::tuple<Isa, DType, Shape>> out;
-  const std::vector<Shape> quant_shapes = {{37, 64, 1}, {19, 96, 3}, {33, 256, 5}, {8, 512, 17},
-                                           {21, 768, 4}};
-  const std::vector<Shape> float_shapes = {{37, 67, 1}, {19, 13, 3}, {33, 256, 5}, {8, 515, 17},
-                                           {5, 7, 2}, {21, 768, 4}};
+  const std::vector<Shape> quant_shapes = {
+      {37, 64, 1}, {19, 96, 3}, {33, 256, 5}, {8, 512, 17}, {21, 768, 4}};
+  const std::vector<Shape> float_shapes = {{37, 67, 1},  {19, 13, 3}, {33, 256, 5},
+                                           {8, 515, 17}, {5, 7, 2},   {21, 768, 4}};
   for (Isa isa : simd_isas()) {
     for (DType dt : {DType::F32, DType::F16, DType::BF16}) {
       for (const Shape& s : float_shapes) out.emplace_back(isa, dt, s);

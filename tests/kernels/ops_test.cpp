@@ -20,23 +20,28 @@ class Ops : public ::testing::TestWithParam<Isa> {
 
 TEST_P(Ops, DotWithinTwiceTheSummationBound) {
   for (int64_t n : kLengths) {
-    const auto a = random_floats(static_cast<size_t>(n), 1), b = random_floats(static_cast<size_t>(n), 2);
+    const auto a = random_floats(static_cast<size_t>(n), 1),
+               b = random_floats(static_cast<size_t>(n), 2);
     double sum_abs = 0.0;
     for (int64_t i = 0; i < n; ++i) sum_abs += std::fabs(static_cast<double>(a[i]) * b[i]);
     // Both are f32 sums of the same products in different orders: each within n·u·Σ|ab| of exact.
-    EXPECT_NEAR(simd.dot(a.data(), b.data(), n), ref.dot(a.data(), b.data(), n), 2.0 * n * kU * sum_abs) << n;
+    EXPECT_NEAR(simd.dot(a.data(), b.data(), n), ref.dot(a.data(), b.data(), n),
+                2.0 * n * kU * sum_abs)
+        << n;
   }
 }
 
 TEST_P(Ops, RmsNormRelative) {
   for (int64_t n : kLengths) {
-    const auto x = random_floats(static_cast<size_t>(n), 3, -3.0f, 3.0f), w = random_floats(static_cast<size_t>(n), 4);
+    const auto x = random_floats(static_cast<size_t>(n), 3, -3.0f, 3.0f),
+               w = random_floats(static_cast<size_t>(n), 4);
     std::vector<float> a(static_cast<size_t>(n)), b(a);
     ref.rms_norm(x.data(), w.data(), n, 1e-6f, a.data());
     simd.rms_norm(x.data(), w.data(), n, 1e-6f, b.data());
     // The SIMD mean of squares is an f32 sum (relative error <= n·u); rsqrt halves it; plus a few
     // roundings in the products.
-    for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(b[i], a[i], (0.5 * n + 8) * kU * std::fabs(a[i])) << n;
+    for (int64_t i = 0; i < n; ++i)
+      EXPECT_NEAR(b[i], a[i], (0.5 * n + 8) * kU * std::fabs(a[i])) << n;
   }
 }
 
@@ -59,7 +64,8 @@ TEST_P(Ops, SoftmaxRelativeIncludingWideRange) {
 
 TEST_P(Ops, SiluMulRelative) {
   for (int64_t n : kLengths) {
-    const auto g = random_floats(static_cast<size_t>(n), 6, -20.0f, 20.0f), u = random_floats(static_cast<size_t>(n), 7);
+    const auto g = random_floats(static_cast<size_t>(n), 6, -20.0f, 20.0f),
+               u = random_floats(static_cast<size_t>(n), 7);
     std::vector<float> a(static_cast<size_t>(n)), b(a);
     ref.silu_mul(g.data(), u.data(), a.data(), n);
     simd.silu_mul(g.data(), u.data(), b.data(), n);
@@ -70,12 +76,14 @@ TEST_P(Ops, SiluMulRelative) {
 
 TEST_P(Ops, SiluMulExtremeGates) {
   // Beyond the exp clamp: large positive g gives g·up, large negative gives ~0.
-  const std::vector<float> g = {-200, -90, -88, 88, 90, 200, 0, -0.0f, 1e-30f, -1e-30f, 50, -50, 3, -3, 87, -87};
+  const std::vector<float> g = {-200,   -90,     -88, 88,  90, 200, 0,  -0.0f,
+                                1e-30f, -1e-30f, 50,  -50, 3,  -3,  87, -87};
   const std::vector<float> up(g.size(), 1.5f);
   std::vector<float> a(g.size()), b(g.size());
   ref.silu_mul(g.data(), up.data(), a.data(), static_cast<int64_t>(g.size()));
   simd.silu_mul(g.data(), up.data(), b.data(), static_cast<int64_t>(g.size()));
-  for (size_t i = 0; i < g.size(); ++i) EXPECT_NEAR(b[i], a[i], 12 * kU * std::fabs(a[i]) + 1e-30) << g[i];
+  for (size_t i = 0; i < g.size(); ++i)
+    EXPECT_NEAR(b[i], a[i], 12 * kU * std::fabs(a[i]) + 1e-30) << g[i];
 }
 
 TEST_P(Ops, AddExact) {
@@ -99,14 +107,17 @@ TEST_P(Ops, AxpyWithinFmaDifference) {
     simd.axpy(0.37f, x.data(), b.data(), n);
     // Fused vs separate multiply-add: differ by at most the rounding of a·x plus one of the sum.
     for (int64_t i = 0; i < n; ++i) {
-      EXPECT_NEAR(b[i], a[i], 2 * kU * (std::fabs(0.37 * x[i]) + std::fabs(y0[i]) + std::fabs(a[i]))) << n;
+      EXPECT_NEAR(b[i], a[i],
+                  2 * kU * (std::fabs(0.37 * x[i]) + std::fabs(y0[i]) + std::fabs(a[i])))
+          << n;
     }
   }
 }
 
 TEST_P(Ops, RopeBothStylesAndPartialRotation) {
   for (RopeStyle style : {RopeStyle::Interleaved, RopeStyle::HalfSplit}) {
-    for (auto [head_dim, rot] : {std::pair{128, 64}, std::pair{128, 128}, std::pair{16, 8}, std::pair{64, 36}}) {
+    for (auto [head_dim, rot] :
+         {std::pair{128, 64}, std::pair{128, 128}, std::pair{16, 8}, std::pair{64, 36}}) {
       const int n_heads = 3;
       std::vector<float> cs(static_cast<size_t>(rot / 2)), sn(cs);
       rope_angles(17, rot, 10000.0f, cs.data(), sn.data());
@@ -115,7 +126,8 @@ TEST_P(Ops, RopeBothStylesAndPartialRotation) {
       ref.rope(a.data(), n_heads, head_dim, rot, cs.data(), sn.data(), style);
       simd.rope(b.data(), n_heads, head_dim, rot, cs.data(), sn.data(), style);
       // Two products and a sum, fused or not: within 3 roundings of values bounded by |a|+|b| <= 2.
-      for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(b[i], a[i], 6 * kU) << head_dim << "/" << rot;
+      for (size_t i = 0; i < a.size(); ++i)
+        EXPECT_NEAR(b[i], a[i], 6 * kU) << head_dim << "/" << rot;
     }
   }
 }
@@ -147,7 +159,8 @@ TEST(OpsScalar, MatchEquations) {
   double ms = 0.0;
   for (float v : x) ms += static_cast<double>(v) * v;
   const double inv = 1.0 / std::sqrt(ms / n + 1e-5);
-  for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(y[i], x[i] * inv * w[i], 8 * kU * std::fabs(x[i] * inv * w[i]));
+  for (int64_t i = 0; i < n; ++i)
+    EXPECT_NEAR(y[i], x[i] * inv * w[i], 8 * kU * std::fabs(x[i] * inv * w[i]));
 
   auto s = x;
   ref.softmax(s.data(), n);

@@ -19,7 +19,8 @@ namespace autoglm::kernels::testing {
 
 constexpr double kU = 1.0 / 16777216.0;  // f32 unit roundoff 2^-24
 
-inline std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
+inline std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0f,
+                                        float hi = 1.0f) {
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> dist(lo, hi);
   std::vector<float> v(n);
@@ -45,13 +46,15 @@ inline std::vector<uint8_t> make_weights(DType dt, int64_t rows, int64_t cols, u
     for (auto& b : bytes) b = static_cast<uint8_t>(rng());
     auto* blocks = reinterpret_cast<BlockQ6_K*>(bytes.data());
     std::uniform_real_distribution<float> dist(1e-4f, 2e-3f);
-    for (size_t i = 0; i < bytes.size() / sizeof(BlockQ6_K); ++i) blocks[i].d = f32_to_f16(dist(rng));
+    for (size_t i = 0; i < bytes.size() / sizeof(BlockQ6_K); ++i)
+      blocks[i].d = f32_to_f16(dist(rng));
     return bytes;
   }
   const std::vector<float> w = random_floats(static_cast<size_t>(rows * cols), seed);
   const KernelTable& ref = for_isa(Isa::Scalar);
   for (int64_t r = 0; r < rows; ++r) {
-    ref.quantize_row(dt, w.data() + r * cols, bytes.data() + static_cast<size_t>(r) * row_bytes(dt, cols), cols);
+    ref.quantize_row(dt, w.data() + r * cols,
+                     bytes.data() + static_cast<size_t>(r) * row_bytes(dt, cols), cols);
   }
   return bytes;
 }
@@ -65,6 +68,8 @@ inline std::vector<float> dequantized(const Matrix& m) {
   return out;
 }
 
-inline std::string isa_label(Isa isa) { return isa_name(isa); }
+inline std::string isa_label(Isa isa) {
+  return isa_name(isa);
+}
 
 }  // namespace autoglm::kernels::testing

@@ -17,14 +17,14 @@ using testing::ids_to_string;
 
 TEST(Glm4Tiktoken, MatchesLlamaCppVectors) {
   const Tokenizer& tok = glm4_tokenizer();
-  const auto cases = testing::read_vocab_cases(testing::llama_cpp_vectors_dir() /
-                                               "ggml-vocab-glm4.gguf");
+  const auto cases =
+      testing::read_vocab_cases(testing::llama_cpp_vectors_dir() / "ggml-vocab-glm4.gguf");
   ASSERT_EQ(cases.size(), 46u);
   int equal = 0;
   for (const auto& c : cases) {
     const std::vector<int32_t> ids = tok.encode(c.text, /*parse_special=*/false);
-    EXPECT_EQ(ids, c.ids) << "text: '" << c.text << "'\n got " << ids_to_string(ids)
-                          << "\n want " << ids_to_string(c.ids);
+    EXPECT_EQ(ids, c.ids) << "text: '" << c.text << "'\n got " << ids_to_string(ids) << "\n want "
+                          << ids_to_string(c.ids);
     equal += ids == c.ids;
   }
   std::printf("glm4 tiktoken: %d of %zu llama.cpp vectors equal\n", equal, cases.size());
@@ -32,8 +32,8 @@ TEST(Glm4Tiktoken, MatchesLlamaCppVectors) {
 
 TEST(Glm4Tiktoken, RoundTripsTheVectorStrings) {
   const Tokenizer& tok = glm4_tokenizer();
-  for (const auto& c : testing::read_vocab_cases(testing::llama_cpp_vectors_dir() /
-                                                 "ggml-vocab-glm4.gguf")) {
+  for (const auto& c :
+       testing::read_vocab_cases(testing::llama_cpp_vectors_dir() / "ggml-vocab-glm4.gguf")) {
     EXPECT_EQ(tok.decode(tok.encode(c.text, false), false), c.text);
     EXPECT_EQ(tok.decode(c.ids, false), c.text);
   }

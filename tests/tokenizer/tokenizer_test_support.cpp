@@ -45,15 +45,17 @@ std::vector<VocabCase> read_vocab_cases(const std::filesystem::path& base) {
     ids.push_back(std::move(row));
   }
   if (texts.size() != ids.size()) {
-    throw std::runtime_error(fmt::format("{}: {} strings but {} id lines", base.string(),
-                                         texts.size(), ids.size()));
+    throw std::runtime_error(
+        fmt::format("{}: {} strings but {} id lines", base.string(), texts.size(), ids.size()));
   }
   std::vector<VocabCase> cases;
   for (size_t i = 0; i < texts.size(); ++i) cases.push_back({texts[i], ids[i]});
   return cases;
 }
 
-std::filesystem::path llama_cpp_vectors_dir() { return fixtures_dir() / "tokenizers" / "llama.cpp"; }
+std::filesystem::path llama_cpp_vectors_dir() {
+  return fixtures_dir() / "tokenizers" / "llama.cpp";
+}
 
 const tokenizer::Tokenizer& glm4_tokenizer() {
   static const std::unique_ptr<tokenizer::Tokenizer> tok = tokenizer::load_glm4_tiktoken(
@@ -61,6 +63,8 @@ const tokenizer::Tokenizer& glm4_tokenizer() {
   return *tok;
 }
 
-std::string ids_to_string(const std::vector<int32_t>& ids) { return fmt::format("{}", ids); }
+std::string ids_to_string(const std::vector<int32_t>& ids) {
+  return fmt::format("{}", ids);
+}
 
 }  // namespace autoglm::testing

@@ -1,0 +1,68 @@
+// matmul_rows per weight dtype at the decode shape (1 token x [6144, 2048]) and the prefill shape
+// (512 tokens), single thread, active ISA (AUTOGLM_ISA selects another). Reports weight GB/s
+// (bytes_per_second: decode is memory-bound) and GFLOP/s (prefill is compute-bound).
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "kernels/kernels.h"
+
+namespace {
+
+using autoglm::DType;
+using autoglm::kernels::Matrix;
+
+constexpr int64_t kRows = 6144;
+constexpr int64_t kCols = 2048;
+
+const DType kDtypes[] = {DType::F32,  DType::F16,  DType::BF16,
+                         DType::Q8_0, DType::Q4_0, DType::Q6_K};
+
+std::vector<uint8_t> make_weights(DType dt) {
+  std::vector<uint8_t> bytes(autoglm::row_bytes(dt, kCols) * kRows);
+  std::mt19937 rng(1);
+  if (dt == DType::Q6_K) {  // random bits are valid q6_K blocks; values do not change the speed
+    for (auto& b : bytes) b = static_cast<uint8_t>(rng());
+    return bytes;
+  }
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> row(kCols);
+  const auto& k = autoglm::kernels::active();
+  for (int64_t r = 0; r < kRows; ++r) {
+    for (float& f : row) f = dist(rng);
+    k.quantize_row(dt, row.data(), bytes.data() + r * autoglm::row_bytes(dt, kCols), kCols);
+  }
+  return bytes;
+}
+
+void bm_matmul_rows(benchmark::State& state) {
+  const DType dt = kDtypes[state.range(0)];
+  const int64_t n_tokens = state.range(1);
+  const std::vector<uint8_t> w_bytes = make_weights(dt);
+  const Matrix w{dt, kRows, kCols, w_bytes.data()};
+  std::vector<float> x(static_cast<size_t>(n_tokens * kCols), 0.5f);
+  std::vector<float> y(static_cast<size_t>(n_tokens * kRows));
+  const auto& k = autoglm::kernels::active();
+  for (auto _ : state) {
+    k.matmul_rows(w, x.data(), n_tokens, y.data(), kRows, 0, kRows);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetLabel(std::string(autoglm::dtype_name(dt)) + " " + autoglm::isa_name(k.isa));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) *
+                          static_cast<int64_t>(w_bytes.size()));
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * static_cast<double>(kRows * kCols * n_tokens) *
+                             static_cast<double>(state.iterations()) * 1e-9,
+                         benchmark::Counter::kIsRate);
+}
+
+BENCHMARK(bm_matmul_rows)
+    ->ArgNames({"dtype", "tokens"})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5}, {1, 512}})
+    ->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

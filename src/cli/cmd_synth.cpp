@@ -1,0 +1,47 @@
+// autoglm synth --config CONFIG.json --dtype q4_0 --out model.gguf
+#include <cstdio>
+
+#include "cli/common.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "models/synth.h"
+
+namespace autoglm::cli {
+namespace {
+
+struct SynthFlags {
+  std::string config, out, dtype = "bf16";
+  uint64_t seed = 0;
+  int threads = 0;
+};
+
+int run(const SynthFlags& f) {
+  models::SynthOptions options;
+  options.config = f.config;
+  options.out = f.out;
+  options.dtype = parse_dtype(f.dtype);
+  options.seed = f.seed;
+  ThreadPool pool(f.threads);
+  const models::SynthResult r = models::synthesize(options, pool);
+  std::printf("wrote %s: %.3f B parameters, %.2f GiB of weights (%s)\n",
+              r.weights_file.string().c_str(), static_cast<double>(r.parameters) / 1e9,
+              static_cast<double>(r.bytes) / (1024.0 * 1024.0 * 1024.0), f.dtype.c_str());
+  return 0;
+}
+
+}  // namespace
+
+Action register_synth(CLI::App& app) {
+  auto f = std::make_shared<SynthFlags>();
+  app.add_option("--config", f->config, "Hugging Face config.json of the model to imitate")
+      ->required()
+      ->check(CLI::ExistingFile);
+  app.add_option("--out", f->out, "FILE.gguf, or a directory for config.json + model.safetensors")
+      ->required();
+  app.add_option("--dtype", f->dtype, "Weight type: f32, f16, bf16 (any output), q8_0, q4_0 (GGUF)");
+  app.add_option("--seed", f->seed, "Random seed");
+  app.add_option("-t,--threads", f->threads, "Worker threads (default: every core)");
+  return [f] { return run(*f); };
+}
+
+}  // namespace autoglm::cli

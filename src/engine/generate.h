@@ -1,0 +1,36 @@
+// Single-sequence generation: prefill the prompt, then sample one token at a time with the KV
+// cache until max_new_tokens, an end-of-sequence token or a stop callback.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "engine/sampler.h"
+#include "models/model.h"
+
+namespace autoglm::engine {
+
+struct GenerateOptions {
+  int max_new_tokens = 16;
+  SamplingParams sampling;
+  bool ignore_eos = false;       // keep going past the model's end-of-sequence ids
+  int64_t context_length = 0;    // KV cache capacity; 0 = prompt + max_new_tokens
+};
+
+struct GenerateStats {
+  int64_t prompt_tokens = 0;
+  int64_t generated_tokens = 0;
+  double prefill_seconds = 0;
+  double decode_seconds = 0;
+  bool stopped_by_eos = false;
+};
+
+// Calls on_token(id) for each generated token; returning false stops generation.
+std::vector<int32_t> generate(const models::Model& model, const std::vector<int32_t>& prompt,
+                              const GenerateOptions& options, ThreadPool& pool,
+                              const std::function<bool(int32_t)>& on_token = {},
+                              GenerateStats* stats = nullptr);
+
+}  // namespace autoglm::engine

@@ -1,0 +1,30 @@
+// `autoglm synth`: a random-weight model of any real configuration, written with exactly the
+// tensors the loader asks for, so speed and memory can be measured before downloading anything.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+
+#include "core/dtype.h"
+#include "core/thread_pool.h"
+
+namespace autoglm::models {
+
+struct SynthOptions {
+  std::filesystem::path config;  // HF config.json
+  std::filesystem::path out;     // FILE.gguf, or a directory for config.json + model.safetensors
+  DType dtype = DType::BF16;     // weight matrices; norms and biases are f32
+  uint64_t seed = 0;
+};
+
+struct SynthResult {
+  int64_t parameters = 0;
+  uint64_t bytes = 0;
+  std::filesystem::path weights_file;
+};
+
+// Throws Error (bad config, a dtype the output format cannot hold, an unwritable path); never
+// leaves a half-written file.
+SynthResult synthesize(const SynthOptions& options, ThreadPool& pool);
+
+}  // namespace autoglm::models

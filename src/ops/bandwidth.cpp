@@ -1,0 +1,70 @@
+#include "ops/bandwidth.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <vector>
+
+#include "core/cpu_features.h"
+#include "core/error.h"
+
+namespace autoglm::ops {
+
+uint64_t read_sum_avx2(const uint64_t* data, size_t n);
+
+namespace {
+
+uint64_t read_sum_scalar(const uint64_t* data, size_t n) {
+  uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    s0 += data[i];
+    s1 += data[i + 1];
+    s2 += data[i + 2];
+    s3 += data[i + 3];
+  }
+  for (; i < n; ++i) s0 += data[i];
+  return s0 + s1 + s2 + s3;
+}
+
+}  // namespace
+
+BandwidthResult measure_read_bandwidth(ThreadPool& pool, size_t bytes, int repeats) {
+  const size_t n = bytes / sizeof(uint64_t);
+  struct Free {
+    void operator()(uint64_t* p) const { std::free(p); }
+  };
+  std::unique_ptr<uint64_t, Free> buffer(
+      static_cast<uint64_t*>(std::aligned_alloc(64, n * sizeof(uint64_t))));
+  uint64_t* data = buffer.get();
+  if (data == nullptr) fail("cannot allocate {} MiB to measure memory bandwidth", bytes >> 20);
+  pool.parallel_for(static_cast<int64_t>(n), [&](int64_t a, int64_t b) {
+    for (int64_t i = a; i < b; ++i) data[i] = static_cast<uint64_t>(i);  // touch: real pages
+  }, 4096);
+  const bool avx2 = cpu_features().supports(Isa::Avx2);
+  std::atomic<uint64_t> sink{0};
+  std::vector<double> gbps;
+  for (int r = 0; r < repeats + 1; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    pool.parallel_for(static_cast<int64_t>(n), [&](int64_t a, int64_t b) {
+      const uint64_t* p = data + a;
+      const auto count = static_cast<size_t>(b - a);
+      sink += avx2 ? read_sum_avx2(p, count) : read_sum_scalar(p, count);
+    }, 4096);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (r > 0) gbps.push_back(static_cast<double>(n * sizeof(uint64_t)) / seconds / 1e9);  // r 0 warms up
+  }
+  std::sort(gbps.begin(), gbps.end());
+  BandwidthResult result;
+  result.bytes = n * sizeof(uint64_t);
+  if (gbps.empty()) return result;
+  result.best_gbps = gbps[gbps.size() - 1];
+  result.median_gbps = gbps[gbps.size() / 2];
+  return result;
+}
+
+}  // namespace autoglm::ops

@@ -1,0 +1,21 @@
+// Measures the machine's memory read bandwidth, so that decode speed can be reported as a
+// fraction of the roofline measured in the same run (decode reads every weight once per token).
+#pragma once
+
+#include <cstddef>
+
+#include "core/thread_pool.h"
+
+namespace autoglm::ops {
+
+struct BandwidthResult {
+  double best_gbps = 0;    // best of the repeats, GB/s (1e9 bytes)
+  double median_gbps = 0;
+  size_t bytes = 0;        // buffer size read per repeat
+};
+
+// Reads a buffer of `bytes` (far larger than the caches) `repeats` times on every pool thread.
+BandwidthResult measure_read_bandwidth(ThreadPool& pool, size_t bytes = size_t{512} << 20,
+                                       int repeats = 5);
+
+}  // namespace autoglm::ops

@@ -1,0 +1,78 @@
+#include "ops/offline_bench.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/error.h"
+
+namespace autoglm::ops {
+namespace {
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Token ids spread over the vocabulary (the values do not change the cost).
+std::vector<int32_t> bench_tokens(int n, int64_t vocab) {
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) ids[static_cast<size_t>(i)] = static_cast<int32_t>((1000 + 7919 * static_cast<int64_t>(i)) % vocab);
+  return ids;
+}
+
+}  // namespace
+
+OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBenchOptions& o,
+                                     ThreadPool& pool) {
+  if (o.prompt_tokens < 1 || o.decode_tokens < 1 || o.repeats < 1) {
+    fail("bench needs at least 1 prompt token, 1 decode token and 1 repeat");
+  }
+  const models::ModelSpec& spec = model.spec();
+  const auto prompt = bench_tokens(o.prompt_tokens, spec.vocab_size);
+  models::ForwardScratch scratch;
+  std::vector<float> logits;
+  OfflineBenchResult r;
+
+  for (int rep = 0; rep < o.repeats; ++rep) {
+    models::KvCache cache(spec, o.prompt_tokens);
+    models::SequenceChunk chunk{&cache, prompt, false};
+    const double t0 = now_seconds();
+    model.forward(std::span(&chunk, 1), scratch, pool, logits);
+    r.prefill_tps.push_back(o.prompt_tokens / (now_seconds() - t0));
+  }
+  for (int rep = 0; rep < o.repeats; ++rep) {
+    models::KvCache cache(spec, o.decode_tokens + 1);
+    int32_t token = prompt[0];
+    models::SequenceChunk first{&cache, std::span(&token, 1), false};
+    model.forward(std::span(&first, 1), scratch, pool, logits);
+    const double t0 = now_seconds();
+    for (int i = 0; i < o.decode_tokens; ++i) {
+      token = prompt[static_cast<size_t>((i + 1) % o.prompt_tokens)];
+      models::SequenceChunk step{&cache, std::span(&token, 1), false};
+      model.forward(std::span(&step, 1), scratch, pool, logits);
+    }
+    r.decode_tps.push_back(o.decode_tokens / (now_seconds() - t0));
+  }
+  r.prefill_median_tps = median(r.prefill_tps);
+  r.decode_median_tps = median(r.decode_tps);
+
+  const models::ModelWeights& w = model.weights();
+  const double embed_bytes = static_cast<double>(w.embed.rows) * static_cast<double>(w.embed.row_stride());
+  const bool tied = w.lm_head.w.data == w.embed.data;
+  const double weights_read = static_cast<double>(model.weight_bytes()) - (tied ? 0.0 : embed_bytes);
+  // Mean KV-cache read per decode step: K and V of every layer at the mean context length, f32.
+  const double kv_read = 2.0 * static_cast<double>(spec.n_layers * spec.kv_dim()) * sizeof(float) *
+                         (o.decode_tokens / 2.0 + 1.0);
+  r.decode_bytes_per_token = weights_read + kv_read;
+  r.decode_gbps = r.decode_median_tps * r.decode_bytes_per_token / 1e9;
+  const double matmul_params = static_cast<double>(spec.parameter_count()) -
+                               static_cast<double>(spec.vocab_size * spec.hidden_size);
+  r.prefill_gflops = 2.0 * matmul_params * r.prefill_median_tps / 1e9;
+  return r;
+}
+
+}  // namespace autoglm::ops

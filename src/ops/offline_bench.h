@@ -1,0 +1,33 @@
+// In-process speed of a model (the llama-bench of our engine): prefill of P tokens and decode of N
+// tokens, repeated, with tokens/s, GB/s of weights read per decoded token and GFLOP/s of prefill.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "models/model.h"
+
+namespace autoglm::ops {
+
+struct OfflineBenchOptions {
+  int prompt_tokens = 512;
+  int decode_tokens = 128;
+  int repeats = 3;
+};
+
+struct OfflineBenchResult {
+  std::vector<double> prefill_tps;    // tokens/s of each repeat
+  std::vector<double> decode_tps;
+  double prefill_median_tps = 0;
+  double decode_median_tps = 0;
+  double decode_bytes_per_token = 0;  // weights (less the embedding table) + mean KV read
+  double decode_gbps = 0;             // decode_median_tps * bytes per token
+  double prefill_gflops = 0;          // 2 * matmul parameters * tokens / time (attention excluded)
+};
+
+OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBenchOptions& options,
+                                     ThreadPool& pool);
+
+}  // namespace autoglm::ops

@@ -1,0 +1,178 @@
+// attention(), rope_angles() and moe_route() against naive implementations of the equations
+// (GLM_ARCHITECTURES.md sections 0 and E.3), in double precision.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <vector>
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "test_util.h"
+
+namespace autoglm::kernels::testing {
+namespace {
+
+// Naive causal GQA attention: query t of head h at position q_pos0 + t, KV head h / (nh / nkv).
+std::vector<double> naive_attention(const AttentionArgs& a) {
+  const int g = a.n_heads / a.n_kv_heads, d = a.head_dim;
+  std::vector<double> out(static_cast<size_t>(a.n_q * a.n_heads * d), 0.0);
+  for (int64_t t = 0; t < a.n_q; ++t) {
+    for (int h = 0; h < a.n_heads; ++h) {
+      const float* q = a.q + (t * a.n_heads + h) * d;
+      const int64_t n_ctx = a.q_pos0 + t + 1;
+      std::vector<double> s(static_cast<size_t>(n_ctx) + 1);  // +1: never empty (GCC null warning)
+      for (int64_t j = 0; j < n_ctx; ++j) {
+        const float* k = a.k + (j * a.n_kv_heads + h / g) * d;
+        double dot = 0.0;
+        for (int i = 0; i < d; ++i) dot += static_cast<double>(q[i]) * k[i];
+        s[j] = dot * a.scale;
+      }
+      double mx = s[0];
+      for (int64_t j = 0; j < n_ctx; ++j) mx = std::fmax(mx, s[j]);
+      double sum = 0.0;
+      for (int64_t j = 0; j < n_ctx; ++j) sum += (s[j] = std::exp(s[j] - mx));
+      for (int64_t j = 0; j < n_ctx; ++j) {
+        const float* v = a.v + (j * a.n_kv_heads + h / g) * d;
+        for (int i = 0; i < d; ++i) out[(t * a.n_heads + h) * d + i] += s[j] / sum * v[i];
+      }
+    }
+  }
+  return out;
+}
+
+struct AttnCase {
+  int64_t n_q, q_pos0;
+  int n_heads, n_kv_heads, head_dim;
+};
+
+TEST(Attention, MatchesNaiveTripleLoop) {
+  ThreadPool pool(3);
+  for (const AttnCase& c :
+       {AttnCase{1, 0, 2, 2, 16}, AttnCase{3, 5, 4, 2, 16}, AttnCase{5, 0, 8, 1, 128},
+        AttnCase{4, 11, 6, 3, 24}, AttnCase{1, 40, 4, 4, 128}}) {
+    const int64_t n_ctx = c.q_pos0 + c.n_q;
+    const auto q = random_floats(static_cast<size_t>(c.n_q * c.n_heads * c.head_dim), 1, -2, 2);
+    const auto k = random_floats(static_cast<size_t>(n_ctx * c.n_kv_heads * c.head_dim), 2, -2, 2);
+    const auto v = random_floats(static_cast<size_t>(n_ctx * c.n_kv_heads * c.head_dim), 3);
+    std::vector<float> out(q.size(), 123.0f);
+    AttentionArgs a;
+    a.q = q.data(), a.out = out.data(), a.k = k.data(), a.v = v.data();
+    a.n_q = c.n_q, a.q_pos0 = c.q_pos0, a.n_heads = c.n_heads, a.n_kv_heads = c.n_kv_heads;
+    a.head_dim = c.head_dim, a.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+    attention(a, pool);
+    const std::vector<double> expect = naive_attention(a);
+    // Outputs are convex combinations of |v| <= 1: errors come from the f32 scores (head_dim-long
+    // dots of magnitude <= 4·d·scale), exp and the n_ctx-long sums; 1e-5 absolute covers
+    // (d + n_ctx)·u times these magnitudes with margin for d = 128.
+    for (size_t i = 0; i < out.size(); ++i) ASSERT_NEAR(out[i], expect[i], 1e-5) << i;
+  }
+}
+
+TEST(Attention, RejectsHeadsNotAMultipleOfKvHeads) {
+  ThreadPool pool(1);
+  AttentionArgs a;
+  a.n_heads = 6, a.n_kv_heads = 4, a.head_dim = 8, a.n_q = 1;
+  EXPECT_THROW(attention(a, pool), Error);
+}
+
+TEST(RopeAngles, FollowHfF32Recipe) {
+  for (int rot : {64, 128}) {
+    for (int64_t pos : {0, 1, 17, 1000, 131071}) {
+      std::vector<float> c(static_cast<size_t>(rot / 2)), s(c);
+      rope_angles(pos, rot, 10000.0f, c.data(), s.data());
+      for (int j = 0; j < rot / 2; ++j) {
+        // a_j = p·θ^(-2j/R). f32 steps: inv_freq (<= 1 ulp from powf, 1 from the division) and
+        // the product: the angle is within 3 ulp(a) of exact; cos/sin move by at most that.
+        const double a = static_cast<double>(pos) * std::pow(10000.0, -2.0 * j / rot);
+        const double tol = 3.0 * std::fabs(a) * 2.0 * kU + 2.0 * kU;
+        ASSERT_NEAR(c[j], std::cos(a), tol) << pos << " " << j;
+        ASSERT_NEAR(s[j], std::sin(a), tol) << pos << " " << j;
+      }
+    }
+  }
+}
+
+// Both pairings against the equations of GLM_ARCHITECTURES.md section 0, with partial rotation.
+TEST(Rope, MatchesEquationsForEveryVariant) {
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+    if (!cpu_features().supports(isa)) continue;  // the variants this CPU runs, as simd_isas()
+    for (RopeStyle style : {RopeStyle::Interleaved, RopeStyle::HalfSplit}) {
+      const int n_heads = 2, d = 128, rot = 64;
+      std::vector<float> c(rot / 2), s(rot / 2);
+      rope_angles(23, rot, 1e6f, c.data(), s.data());
+      const auto x0 = random_floats(n_heads * d, 9);
+      auto x = x0;
+      for_isa(isa).rope(x.data(), n_heads, d, rot, c.data(), s.data(), style);
+      for (int h = 0; h < n_heads; ++h) {
+        const float* in = x0.data() + h * d;
+        const float* out = x.data() + h * d;
+        for (int j = 0; j < rot / 2; ++j) {
+          const int i0 = style == RopeStyle::Interleaved ? 2 * j : j;
+          const int i1 = style == RopeStyle::Interleaved ? 2 * j + 1 : j + rot / 2;
+          ASSERT_NEAR(out[i0],
+                      static_cast<double>(in[i0]) * c[j] - static_cast<double>(in[i1]) * s[j],
+                      4 * kU);
+          ASSERT_NEAR(out[i1],
+                      static_cast<double>(in[i1]) * c[j] + static_cast<double>(in[i0]) * s[j],
+                      4 * kU);
+        }
+        for (int i = rot; i < d; ++i)
+          ASSERT_EQ(out[i], in[i]) << "dims past rot_dims must pass through";
+      }
+    }
+  }
+}
+
+TEST(MoeRoute, BiasSelectsButDoesNotWeigh) {
+  // s = sigmoid([2, 1, 0, -1]); bias lifts expert 2 into the top 2 by s + bias; weights are the
+  // unbiased s of experts {2, 0}, normalised to 1, times 2.5.
+  const float logits[4] = {2, 1, 0, -1}, bias[4] = {0, 0, 5, 0};
+  int ids[2];
+  float w[2];
+  moe_route(logits, 4, 2, bias, true, 2.5f, ids, w);
+  const double s0 = 1 / (1 + std::exp(-2.0)), s2 = 0.5;
+  EXPECT_EQ(ids[0], 2);
+  EXPECT_EQ(ids[1], 0);
+  EXPECT_NEAR(w[0], 2.5 * s2 / (s0 + s2), 1e-6);
+  EXPECT_NEAR(w[1], 2.5 * s0 / (s0 + s2), 1e-6);
+}
+
+TEST(MoeRoute, MatchesSortBasedReference) {
+  const int n_experts = 128, k = 8;
+  for (uint32_t seed = 0; seed < 20; ++seed) {
+    const auto logits = random_floats(n_experts, seed, -4, 4);
+    const auto bias = random_floats(n_experts, seed + 100, -0.5f, 0.5f);
+    for (bool normalize : {false, true}) {
+      int ids[k];
+      float w[k];
+      moe_route(logits.data(), n_experts, k, bias.data(), normalize, 1.5f, ids, w);
+      std::vector<double> s(n_experts), sel(n_experts);
+      for (int e = 0; e < n_experts; ++e) {
+        s[e] = 1.0 / (1.0 + std::exp(-static_cast<double>(logits[e])));
+        sel[e] = s[e] + bias[e];
+      }
+      std::vector<int> order(n_experts);
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return sel[a] > sel[b]; });
+      double sum = 0.0;
+      for (int i = 0; i < k; ++i) sum += s[order[i]];
+      for (int i = 0; i < k; ++i) {
+        ASSERT_EQ(ids[i], order[i]) << "seed " << seed;
+        const double expect = s[order[i]] * (normalize ? 1.0 / (sum + 1e-20) : 1.0) * 1.5;
+        ASSERT_NEAR(w[i], expect, 1e-6 * expect) << "seed " << seed;
+      }
+    }
+  }
+}
+
+TEST(MoeRoute, RejectsKLargerThanExperts) {
+  const float logits[2] = {0, 0};
+  int ids[3];
+  float w[3];
+  EXPECT_THROW(moe_route(logits, 2, 3, nullptr, true, 1.0f, ids, w), Error);
+}
+
+}  // namespace
+}  // namespace autoglm::kernels::testing
