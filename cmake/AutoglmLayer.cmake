@@ -47,5 +47,5 @@ function(autoglm_test_dir name)
     endif()
   endforeach()
   gtest_discover_tests(test_${name} DISCOVERY_TIMEOUT 60
-    PROPERTIES ENVIRONMENT "AUTOGLM_FIXTURES=${AUTOGLM_FIXTURES_DIR};AUTOGLM_BIN=$<TARGET_FILE:autoglm>")
+    PROPERTIES ENVIRONMENT "AUTOGLM_FIXTURES=${AUTOGLM_FIXTURES_DIR}")
 endfunction()

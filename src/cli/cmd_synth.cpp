@@ -23,7 +23,7 @@ int run(const SynthFlags& f) {
   options.seed = f.seed;
   ThreadPool pool(f.threads);
   const models::SynthResult r = models::synthesize(options, pool);
-  std::printf("wrote %s: %.3f B parameters, %.2f GiB of weights (%s)\n",
+  std::printf("wrote %s: %.4g B parameters, %.4g GiB of weights (%s)\n",
               r.weights_file.string().c_str(), static_cast<double>(r.parameters) / 1e9,
               static_cast<double>(r.bytes) / (1024.0 * 1024.0 * 1024.0), f.dtype.c_str());
   return 0;

@@ -3,9 +3,9 @@
 // names the file, what was being read and at which byte, never an out-of-bounds read.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
-#include <bit>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -29,9 +29,10 @@ class ByteReader {
   // Throws "'file': cannot read <what> at byte N: the file ends at byte M (truncated?)".
   void need(size_t n, std::string_view what) const {
     if (n > remaining()) {
-      fail("'{}' is truncated or corrupt: reading {} needs {} bytes at byte {}, but the file has "
-           "only {} bytes; re-download or re-convert the file",
-           file_, what, n, pos_, size_);
+      fail(
+          "'{}' is truncated or corrupt: reading {} needs {} bytes at byte {}, but the file has "
+          "only {} bytes; re-download or re-convert the file",
+          file_, what, n, pos_, size_);
     }
   }
 

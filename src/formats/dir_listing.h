@@ -10,11 +10,11 @@ namespace autoglm::formats {
 
 struct DirListing {
   std::filesystem::path dir;
-  bool has_model_safetensors = false;                // model.safetensors
-  bool has_index = false;                            // model.safetensors.index.json
+  bool has_model_safetensors = false;                    // model.safetensors
+  bool has_index = false;                                // model.safetensors.index.json
   std::vector<std::filesystem::path> safetensors_files;  // every *.safetensors, sorted
   std::vector<std::filesystem::path> gguf_files;         // every *.gguf, sorted
-  std::vector<std::string> entries;                  // every name, sorted (directories end in /)
+  std::vector<std::string> entries;  // every name, sorted (directories end in /)
 
   bool has_safetensors() const {
     return has_model_safetensors || has_index || !safetensors_files.empty();

@@ -32,8 +32,8 @@ struct TensorInfo {
   std::string name;
   std::vector<int64_t> ne;  // innermost first, as ggml stores it
   uint32_t type = 0;
-  uint64_t offset = 0;      // relative to the start of the data section
-  size_t info_pos = 0;      // byte where the info starts, for messages
+  uint64_t offset = 0;  // relative to the start of the data section
+  size_t info_pos = 0;  // byte where the info starts, for messages
 };
 
 class GgufParser {
@@ -72,17 +72,23 @@ void GgufParser::read_header() {
   }
   const auto version = r_.read<uint32_t>("the version");
   if (version == 1) {
-    fail("'{}' is GGUF version 1 (32-bit counts), which llama.cpp dropped in 2023; re-convert the "
-         "model with a current llama.cpp (convert_hf_to_gguf.py)", r_.file());
+    fail(
+        "'{}' is GGUF version 1 (32-bit counts), which llama.cpp dropped in 2023; re-convert the "
+        "model with a current llama.cpp (convert_hf_to_gguf.py)",
+        r_.file());
   }
   const uint32_t swapped = __builtin_bswap32(version);
   if ((version & 0xffffu) == 0 && swapped >= 1 && swapped <= 3) {
-    fail("'{}' is a big-endian GGUF file (version {} byte-swapped); autoglm reads little-endian "
-         "GGUF only: convert it again without --bigendian", r_.file(), swapped);
+    fail(
+        "'{}' is a big-endian GGUF file (version {} byte-swapped); autoglm reads little-endian "
+        "GGUF only: convert it again without --bigendian",
+        r_.file(), swapped);
   }
   if (version != 2 && version != 3) {
-    fail("'{}' has GGUF version {}; autoglm reads versions 2 and 3 (a newer llama.cpp may have "
-         "written it; please report it)", r_.file(), version);
+    fail(
+        "'{}' has GGUF version {}; autoglm reads versions 2 and 3 (a newer llama.cpp may have "
+        "written it; please report it)",
+        r_.file(), version);
   }
   n_tensors_ = r_.read<uint64_t>("the tensor count");
   n_kv_ = r_.read<uint64_t>("the metadata count");
@@ -90,7 +96,8 @@ void GgufParser::read_header() {
   if (n_kv_ > left / kMinKvBytes || n_tensors_ > left / kMinTensorInfoBytes ||
       n_kv_ * kMinKvBytes + n_tensors_ * kMinTensorInfoBytes > left) {
     corrupt(8, fmt::format("it claims {} tensors and {} metadata entries, more than its {} bytes "
-                           "can hold", n_tensors_, n_kv_, r_.size()));
+                           "can hold",
+                           n_tensors_, n_kv_, r_.size()));
   }
 }
 
@@ -106,19 +113,32 @@ std::string GgufParser::read_string(std::string_view what) {
 json GgufParser::read_value(GgufType type, const std::string& key) {
   const auto what = fmt::format("the value of '{}'", key);
   switch (type) {
-    case GgufType::U8: return r_.read<uint8_t>(what);
-    case GgufType::I8: return r_.read<int8_t>(what);
-    case GgufType::U16: return r_.read<uint16_t>(what);
-    case GgufType::I16: return r_.read<int16_t>(what);
-    case GgufType::U32: return r_.read<uint32_t>(what);
-    case GgufType::I32: return r_.read<int32_t>(what);
-    case GgufType::F32: return r_.read<float>(what);
-    case GgufType::Bool: return r_.read<uint8_t>(what) != 0;
-    case GgufType::String: return read_string(what);
-    case GgufType::U64: return r_.read<uint64_t>(what);
-    case GgufType::I64: return r_.read<int64_t>(what);
-    case GgufType::F64: return r_.read<double>(what);
-    case GgufType::Array: return read_array(key);
+    case GgufType::U8:
+      return r_.read<uint8_t>(what);
+    case GgufType::I8:
+      return r_.read<int8_t>(what);
+    case GgufType::U16:
+      return r_.read<uint16_t>(what);
+    case GgufType::I16:
+      return r_.read<int16_t>(what);
+    case GgufType::U32:
+      return r_.read<uint32_t>(what);
+    case GgufType::I32:
+      return r_.read<int32_t>(what);
+    case GgufType::F32:
+      return r_.read<float>(what);
+    case GgufType::Bool:
+      return r_.read<uint8_t>(what) != 0;
+    case GgufType::String:
+      return read_string(what);
+    case GgufType::U64:
+      return r_.read<uint64_t>(what);
+    case GgufType::I64:
+      return r_.read<int64_t>(what);
+    case GgufType::F64:
+      return r_.read<double>(what);
+    case GgufType::Array:
+      return read_array(key);
   }
   corrupt(r_.pos(), fmt::format("metadata '{}' has an invalid type", key));
 }
@@ -170,7 +190,8 @@ TensorInfo GgufParser::read_tensor_info(uint64_t index) {
     if (ne > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
         __builtin_mul_overflow(numel, static_cast<int64_t>(ne), &numel)) {
       corrupt(info.info_pos, fmt::format("tensor '{}' has dimensions whose product overflows "
-                                         "64 bits", info.name));
+                                         "64 bits",
+                                         info.name));
     }
     info.ne.push_back(static_cast<int64_t>(ne));
   }
@@ -183,25 +204,30 @@ TensorView GgufParser::make_view(const TensorInfo& info, const std::byte* data,
                                  size_t data_size) const {
   const auto dtype = dtype_from_ggml(info.type);
   if (!dtype) {
-    fail("'{}': tensor '{}' is stored as {}, which autoglm does not run yet (supported: f32, f16, "
-         "bf16, q8_0, q4_0, q6_K); use a q4_0, q8_0 or f16 GGUF of this model, or make one with "
-         "`autoglm quantize`", r_.file(), info.name, ggml_type_name(info.type));
+    fail(
+        "'{}': tensor '{}' is stored as {}, which autoglm does not run yet (supported: f32, f16, "
+        "bf16, q8_0, q4_0, q6_K); use a q4_0, q8_0 or f16 GGUF of this model, or make one with "
+        "`autoglm quantize`",
+        r_.file(), info.name, ggml_type_name(info.type));
   }
   const DTypeInfo& dt = dtype_info(*dtype);
   const int64_t ne0 = info.ne.front();
   if (ne0 % dt.block_elems != 0) {
     corrupt(info.info_pos, fmt::format("tensor '{}' has rows of {} elements, not a multiple of the "
-                                       "{}-element {} block", info.name, ne0, dt.block_elems, dt.name));
+                                       "{}-element {} block",
+                                       info.name, ne0, dt.block_elems, dt.name));
   }
   int64_t rows = 1;
   for (size_t d = 1; d < info.ne.size(); ++d) rows *= info.ne[d];  // no overflow: checked above
   uint64_t nbytes = 0;
-  const uint64_t row = static_cast<uint64_t>(ne0 / dt.block_elems) * static_cast<uint64_t>(dt.block_bytes);
+  const uint64_t row =
+      static_cast<uint64_t>(ne0 / dt.block_elems) * static_cast<uint64_t>(dt.block_bytes);
   if (__builtin_mul_overflow(row, static_cast<uint64_t>(rows), &nbytes) ||
       info.offset > data_size || nbytes > data_size - info.offset) {
-    fail("'{}' is truncated or corrupt: tensor '{}' ({} bytes at data offset {}) runs past the end "
-         "of the file's {} data bytes; re-download the file", r_.file(), info.name, nbytes,
-         info.offset, data_size);
+    fail(
+        "'{}' is truncated or corrupt: tensor '{}' ({} bytes at data offset {}) runs past the end "
+        "of the file's {} data bytes; re-download the file",
+        r_.file(), info.name, nbytes, info.offset, data_size);
   }
   TensorView view;
   view.name = info.name;
@@ -233,8 +259,10 @@ TensorStore GgufParser::parse(MappedFile file) {
   const size_t header_end = r_.pos();
   const size_t data_start = (header_end + alignment - 1) / alignment * alignment;
   if (data_start > r_.size() && !infos.empty()) {
-    fail("'{}' is truncated: the tensor data should start at byte {} but the file has {} bytes; "
-         "re-download the file", r_.file(), data_start, r_.size());
+    fail(
+        "'{}' is truncated: the tensor data should start at byte {} but the file has {} bytes; "
+        "re-download the file",
+        r_.file(), data_start, r_.size());
   }
   const size_t data_size = data_start > r_.size() ? 0 : r_.size() - data_start;
   TensorStore store;
@@ -242,7 +270,8 @@ TensorStore GgufParser::parse(MappedFile file) {
   for (const auto& info : infos) {
     if (info.offset % alignment != 0) {
       corrupt(info.info_pos, fmt::format("tensor '{}' starts at data offset {}, not a multiple of "
-                                         "the alignment {}", info.name, info.offset, alignment));
+                                         "the alignment {}",
+                                         info.name, info.offset, alignment));
     }
     store.add_tensor(make_view(info, file.data() + std::min(data_start, r_.size()), data_size));
   }

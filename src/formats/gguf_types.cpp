@@ -10,13 +10,48 @@ namespace autoglm::formats {
 namespace {
 
 // ggml.h `enum ggml_type`; ids 4, 5, 31-33, 36-38 were removed and never appear in valid files.
-constexpr std::array<std::string_view, 42> kGgmlNames = {
-    "f32",     "f16",    "q4_0",    "q4_1",   "q4_2 (removed)", "q4_3 (removed)", "q5_0",
-    "q5_1",    "q8_0",   "q8_1",    "q2_K",   "q3_K",           "q4_K",           "q5_K",
-    "q6_K",    "q8_K",   "iq2_xxs", "iq2_xs", "iq3_xxs",        "iq1_s",          "iq4_nl",
-    "iq3_s",   "iq2_s",  "iq4_xs",  "i8",     "i16",            "i32",            "i64",
-    "f64",     "iq1_m",  "bf16",    "q4_0_4_4", "q4_0_4_8",     "q4_0_8_8",       "tq1_0",
-    "tq2_0",   "iq4_nl_4_4", "iq4_nl_4_8", "iq4_nl_8_8", "mxfp4", "nvfp4",      "q1_0"};
+constexpr std::array<std::string_view, 42> kGgmlNames = {"f32",
+                                                         "f16",
+                                                         "q4_0",
+                                                         "q4_1",
+                                                         "q4_2 (removed)",
+                                                         "q4_3 (removed)",
+                                                         "q5_0",
+                                                         "q5_1",
+                                                         "q8_0",
+                                                         "q8_1",
+                                                         "q2_K",
+                                                         "q3_K",
+                                                         "q4_K",
+                                                         "q5_K",
+                                                         "q6_K",
+                                                         "q8_K",
+                                                         "iq2_xxs",
+                                                         "iq2_xs",
+                                                         "iq3_xxs",
+                                                         "iq1_s",
+                                                         "iq4_nl",
+                                                         "iq3_s",
+                                                         "iq2_s",
+                                                         "iq4_xs",
+                                                         "i8",
+                                                         "i16",
+                                                         "i32",
+                                                         "i64",
+                                                         "f64",
+                                                         "iq1_m",
+                                                         "bf16",
+                                                         "q4_0_4_4",
+                                                         "q4_0_4_8",
+                                                         "q4_0_8_8",
+                                                         "tq1_0",
+                                                         "tq2_0",
+                                                         "iq4_nl_4_4",
+                                                         "iq4_nl_4_8",
+                                                         "iq4_nl_8_8",
+                                                         "mxfp4",
+                                                         "nvfp4",
+                                                         "q1_0"};
 
 struct Pair {
   uint32_t ggml;
@@ -36,11 +71,14 @@ constexpr std::array<Pair, 11> kPairs = {{{0, DType::F32},
 
 }  // namespace
 
-bool is_valid_gguf_type(uint32_t t) { return t <= static_cast<uint32_t>(GgufType::F64); }
+bool is_valid_gguf_type(uint32_t t) {
+  return t <= static_cast<uint32_t>(GgufType::F64);
+}
 
 std::string_view gguf_type_name(GgufType t) {
   static constexpr std::array<std::string_view, 13> kNames = {
-      "u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "string", "array", "u64", "i64", "f64"};
+      "u8",   "i8",     "u16",   "i16", "u32", "i32", "f32",
+      "bool", "string", "array", "u64", "i64", "f64"};
   const auto i = static_cast<uint32_t>(t);
   return i < kNames.size() ? kNames[i] : std::string_view("invalid");
 }

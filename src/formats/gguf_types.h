@@ -11,7 +11,7 @@
 
 namespace autoglm::formats {
 
-constexpr uint32_t kGgufMagic = 0x46554747;  // "GGUF" read as a little-endian u32
+constexpr uint32_t kGgufMagic = 0x46554747;     // "GGUF" read as a little-endian u32
 constexpr uint32_t kGgufDefaultAlignment = 32;  // when `general.alignment` is absent
 constexpr uint32_t kGgufMaxDims = 4;            // GGML_MAX_DIMS
 

@@ -13,7 +13,8 @@ using nlohmann::json;
 
 template <typename T>
 void append(std::vector<char>& out, T value) {
-  // resize + memcpy rather than insert(): g++ 12 -O3 warns falsely (stringop-overflow) on the latter.
+  // resize + memcpy rather than insert(): g++ 12 -O3 warns falsely (stringop-overflow) on the
+  // latter.
   const size_t at = out.size();
   out.resize(at + sizeof(T));
   std::memcpy(out.data() + at, &value, sizeof(T));
@@ -35,8 +36,9 @@ T checked_int(const std::string& key, GgufType type, const json& v) {
     out = static_cast<T>(u);
   } else if (v.is_number_integer()) {
     const auto i = v.get<int64_t>();
-    ok = i >= static_cast<int64_t>(std::numeric_limits<T>::min()) &&
-         (i < 0 || static_cast<uint64_t>(i) <= static_cast<uint64_t>(std::numeric_limits<T>::max()));
+    ok =
+        i >= static_cast<int64_t>(std::numeric_limits<T>::min()) &&
+        (i < 0 || static_cast<uint64_t>(i) <= static_cast<uint64_t>(std::numeric_limits<T>::max()));
     out = static_cast<T>(i);
   }
   if (!ok) {
@@ -47,14 +49,22 @@ T checked_int(const std::string& key, GgufType type, const json& v) {
 
 void encode_scalar(std::vector<char>& out, const std::string& key, GgufType type, const json& v) {
   switch (type) {
-    case GgufType::U8: return append(out, checked_int<uint8_t>(key, type, v));
-    case GgufType::I8: return append(out, checked_int<int8_t>(key, type, v));
-    case GgufType::U16: return append(out, checked_int<uint16_t>(key, type, v));
-    case GgufType::I16: return append(out, checked_int<int16_t>(key, type, v));
-    case GgufType::U32: return append(out, checked_int<uint32_t>(key, type, v));
-    case GgufType::I32: return append(out, checked_int<int32_t>(key, type, v));
-    case GgufType::U64: return append(out, checked_int<uint64_t>(key, type, v));
-    case GgufType::I64: return append(out, checked_int<int64_t>(key, type, v));
+    case GgufType::U8:
+      return append(out, checked_int<uint8_t>(key, type, v));
+    case GgufType::I8:
+      return append(out, checked_int<int8_t>(key, type, v));
+    case GgufType::U16:
+      return append(out, checked_int<uint16_t>(key, type, v));
+    case GgufType::I16:
+      return append(out, checked_int<int16_t>(key, type, v));
+    case GgufType::U32:
+      return append(out, checked_int<uint32_t>(key, type, v));
+    case GgufType::I32:
+      return append(out, checked_int<int32_t>(key, type, v));
+    case GgufType::U64:
+      return append(out, checked_int<uint64_t>(key, type, v));
+    case GgufType::I64:
+      return append(out, checked_int<int64_t>(key, type, v));
     case GgufType::F32:
     case GgufType::F64:
       if (!v.is_number()) break;
@@ -103,7 +113,8 @@ void GgufWriter::set(const std::string& key, GgufType type, const json& value) {
 
 void GgufWriter::set_array(const std::string& key, GgufType elem_type, const json& values) {
   if (!values.is_array()) fail("GGUF metadata '{}': expected a JSON array", key);
-  if (elem_type == GgufType::Array) fail("GGUF metadata '{}': arrays of arrays are not supported", key);
+  if (elem_type == GgufType::Array)
+    fail("GGUF metadata '{}': arrays of arrays are not supported", key);
   std::vector<char> out;
   append(out, static_cast<uint32_t>(GgufType::Array));
   append(out, static_cast<uint32_t>(elem_type));

@@ -56,7 +56,6 @@ struct GgufEntry {
 };
 
 void write_gguf(const std::filesystem::path& path, const std::vector<GgufEntry>& metadata,
-                const std::vector<TensorData>& tensors,
-                uint32_t alignment = kGgufDefaultAlignment);
+                const std::vector<TensorData>& tensors, uint32_t alignment = kGgufDefaultAlignment);
 
 }  // namespace autoglm::formats

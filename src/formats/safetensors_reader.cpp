@@ -1,6 +1,6 @@
 // Safetensors: [u64 LE header length N][N bytes of JSON][data]. The JSON maps each tensor name to
-// {"dtype", "shape", "data_offsets": [begin, end]} with offsets relative to the data region, plus an
-// optional "__metadata__" object of strings (huggingface/safetensors docs, "Format").
+// {"dtype", "shape", "data_offsets": [begin, end]} with offsets relative to the data region, plus
+// an optional "__metadata__" object of strings (huggingface/safetensors docs, "Format").
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -85,9 +85,10 @@ TensorView parse_entry(const FileContext& ctx, const std::string& name, const js
   const auto& dtype_name = dt->get_ref<const std::string&>();
   const auto dtype = parse_st_dtype(dtype_name);
   if (!dtype) {
-    fail("'{}': tensor '{}' has dtype '{}', which autoglm does not read (supported: F32, F16, "
-         "BF16, F64, I8, U8, I16, I32, I64, BOOL); convert the checkpoint to bf16 or f16 first",
-         ctx.file, name, dtype_name);
+    fail(
+        "'{}': tensor '{}' has dtype '{}', which autoglm does not read (supported: F32, F16, "
+        "BF16, F64, I8, U8, I16, I32, I64, BOOL); convert the checkpoint to bf16 or f16 first",
+        ctx.file, name, dtype_name);
   }
   TensorView view;
   view.name = name;
@@ -95,23 +96,30 @@ TensorView parse_entry(const FileContext& ctx, const std::string& name, const js
   int64_t numel = 1;
   for (const auto& d : *sh) {
     const auto n = as_count(d);
-    if (!n) ctx.bad_tensor(name, fmt::format("has a shape entry {} that is not a non-negative integer", d.dump()));
-    if (__builtin_mul_overflow(numel, *n, &numel)) ctx.bad_tensor(name, "has a shape whose product overflows 64 bits");
+    if (!n)
+      ctx.bad_tensor(
+          name, fmt::format("has a shape entry {} that is not a non-negative integer", d.dump()));
+    if (__builtin_mul_overflow(numel, *n, &numel))
+      ctx.bad_tensor(name, "has a shape whose product overflows 64 bits");
     view.shape.push_back(*n);
   }
   const auto begin = as_count((*off)[0]);
   const auto end = as_count((*off)[1]);
-  if (!begin || !end || *begin > *end) ctx.bad_tensor(name, "has data_offsets that are not 0 <= begin <= end");
+  if (!begin || !end || *begin > *end)
+    ctx.bad_tensor(name, "has data_offsets that are not 0 <= begin <= end");
   if (static_cast<uint64_t>(*end) > data_size) {
     ctx.bad_tensor(name, fmt::format("ends at data byte {} but the data region holds only {} bytes "
-                                     "(truncated download?)", *end, data_size));
+                                     "(truncated download?)",
+                                     *end, data_size));
   }
   const auto elem = static_cast<uint64_t>(dtype_info(*dtype).block_bytes);
   uint64_t expected = 0;
   if (__builtin_mul_overflow(static_cast<uint64_t>(numel), elem, &expected) ||
       expected != static_cast<uint64_t>(*end - *begin)) {
-    ctx.bad_tensor(name, fmt::format("has shape {} of {} ({} bytes) but data_offsets [{}, {}] span {} bytes",
-                                     shape_string(view.shape), dtype_name, expected, *begin, *end, *end - *begin));
+    ctx.bad_tensor(
+        name,
+        fmt::format("has shape {} of {} ({} bytes) but data_offsets [{}, {}] span {} bytes",
+                    shape_string(view.shape), dtype_name, expected, *begin, *end, *end - *begin));
   }
   view.data = data + *begin;
   view.nbytes = static_cast<size_t>(expected);
@@ -125,14 +133,18 @@ std::vector<std::string> read_file(TensorStore& store, const std::filesystem::pa
   const FileContext ctx{path.string()};
   const size_t size = file.size();
   if (size < 8) {
-    fail("'{}' is not a safetensors file: it has {} bytes, fewer than the 8-byte header length "
-         "(truncated download?)", ctx.file, size);
+    fail(
+        "'{}' is not a safetensors file: it has {} bytes, fewer than the 8-byte header length "
+        "(truncated download?)",
+        ctx.file, size);
   }
   uint64_t header_len = 0;
   std::memcpy(&header_len, file.data(), 8);
   if (header_len > size - 8) {
-    fail("'{}' is truncated or not a safetensors file: its header claims {} bytes but only {} "
-         "follow the length field; re-download the file", ctx.file, header_len, size - 8);
+    fail(
+        "'{}' is truncated or not a safetensors file: its header claims {} bytes but only {} "
+        "follow the length field; re-download the file",
+        ctx.file, header_len, size - 8);
   }
   if (header_len > kMaxHeaderBytes) {
     fail("'{}' is corrupt: its header claims {} bytes (more than the {} MB any real model needs)",
@@ -153,13 +165,17 @@ std::vector<std::string> read_file(TensorStore& store, const std::filesystem::pa
   try {
     header = json::parse(text, text + header_len, on_event);
   } catch (const json::parse_error& e) {
-    fail("'{}' is corrupt: its JSON header does not parse at byte {} of the header (file byte {}): "
-         "{}; re-download the file", ctx.file, e.byte, e.byte + 8, e.what());
+    fail(
+        "'{}' is corrupt: its JSON header does not parse at byte {} of the header (file byte {}): "
+        "{}; re-download the file",
+        ctx.file, e.byte, e.byte + 8, e.what());
   }
   if (!header.is_object()) fail("'{}' is corrupt: its JSON header is not an object", ctx.file);
   if (!duplicate.empty()) {
-    fail("'{}' is corrupt: tensor '{}' appears twice in its header; re-download or re-convert the "
-         "file", ctx.file, duplicate);
+    fail(
+        "'{}' is corrupt: tensor '{}' appears twice in its header; re-download or re-convert the "
+        "file",
+        ctx.file, duplicate);
   }
   const std::byte* data = file.data() + 8 + header_len;
   const uint64_t data_size = size - 8 - header_len;
@@ -212,7 +228,8 @@ TensorStore open_sharded(const std::filesystem::path& index) {
     }
     by_shard[s].push_back(tensor);
   }
-  if (by_shard.empty()) fail("'{}': the weight_map is empty, so there are no tensors to load", index.string());
+  if (by_shard.empty())
+    fail("'{}': the weight_map is empty, so there are no tensors to load", index.string());
   TensorStore store;
   store.set_source(FileFormat::Safetensors, index.string());
   json metadata = json::object();
@@ -221,17 +238,20 @@ TensorStore open_sharded(const std::filesystem::path& index) {
     const auto path = dir / shard;
     std::error_code ec;
     if (!std::filesystem::is_regular_file(path, ec)) {
-      fail("shard '{}' listed in '{}' (for {} tensors, e.g. '{}') is missing; download every "
-           "shard the index lists", path.string(), index.string(), tensors.size(), tensors.front());
+      fail(
+          "shard '{}' listed in '{}' (for {} tensors, e.g. '{}') is missing; download every "
+          "shard the index lists",
+          path.string(), index.string(), tensors.size(), tensors.front());
     }
     const auto names = read_file(store, path, first ? &metadata : nullptr);
     first = false;
     const std::set<std::string> present(names.begin(), names.end());
     for (const auto& t : tensors) {
       if (present.count(t) == 0) {
-        fail("tensor '{}' is listed in '{}' under shard '{}' but that shard does not contain it; "
-             "the index and the shards come from different versions of the model: re-download both",
-             t, index.string(), path.string());
+        fail(
+            "tensor '{}' is listed in '{}' under shard '{}' but that shard does not contain it; "
+            "the index and the shards come from different versions of the model: re-download both",
+            t, index.string(), path.string());
       }
     }
   }
@@ -258,12 +278,15 @@ TensorStore open_safetensors(const std::filesystem::path& path) {
     if (dir.has_index) return open_sharded(path / "model.safetensors.index.json");
     if (dir.safetensors_files.size() == 1) return open_single(dir.safetensors_files.front());
     if (dir.safetensors_files.size() > 1) {
-      fail("'{}' holds {} .safetensors files but no model.safetensors.index.json saying which "
-           "tensor is in which; download the index too (it contains: {})",
-           path.string(), dir.safetensors_files.size(), dir.listing());
+      fail(
+          "'{}' holds {} .safetensors files but no model.safetensors.index.json saying which "
+          "tensor is in which; download the index too (it contains: {})",
+          path.string(), dir.safetensors_files.size(), dir.listing());
     }
-    fail("'{}' holds no safetensors weights (no model.safetensors, model.safetensors.index.json "
-         "or *.safetensors); it contains: {}", path.string(), dir.listing());
+    fail(
+        "'{}' holds no safetensors weights (no model.safetensors, model.safetensors.index.json "
+        "or *.safetensors); it contains: {}",
+        path.string(), dir.listing());
   }
   if (path.extension() == ".json") return open_sharded(path);
   return open_single(path);

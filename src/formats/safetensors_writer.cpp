@@ -10,16 +10,26 @@ namespace autoglm::formats {
 
 std::string_view safetensors_dtype_name(DType t) {
   switch (t) {
-    case DType::F32: return "F32";
-    case DType::F16: return "F16";
-    case DType::BF16: return "BF16";
-    case DType::F64: return "F64";
-    case DType::I8: return "I8";
-    case DType::U8: return "U8";
-    case DType::I16: return "I16";
-    case DType::I32: return "I32";
-    case DType::I64: return "I64";
-    case DType::BOOL: return "BOOL";
+    case DType::F32:
+      return "F32";
+    case DType::F16:
+      return "F16";
+    case DType::BF16:
+      return "BF16";
+    case DType::F64:
+      return "F64";
+    case DType::I8:
+      return "I8";
+    case DType::U8:
+      return "U8";
+    case DType::I16:
+      return "I16";
+    case DType::I32:
+      return "I32";
+    case DType::I64:
+      return "I64";
+    case DType::BOOL:
+      return "BOOL";
     case DType::Q8_0:
     case DType::Q4_0:
     case DType::Q6_K:
@@ -52,8 +62,10 @@ void SafetensorsWriter::write_header() {
   try {
     text = header.dump();
   } catch (const nlohmann::json::exception& e) {
-    fail("writing '{}': the header cannot be encoded as JSON ({}); tensor names and metadata "
-         "must be valid UTF-8", path().string(), e.what());
+    fail(
+        "writing '{}': the header cannot be encoded as JSON ({}); tensor names and metadata "
+        "must be valid UTF-8",
+        path().string(), e.what());
   }
   text.resize((text.size() + 7) / 8 * 8, ' ');
   const uint64_t len = text.size();

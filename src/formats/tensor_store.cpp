@@ -56,15 +56,18 @@ void TensorStore::add_file(MappedFile file) {
 
 void TensorStore::add_tensor(TensorView view) {
   if (tensors_.count(view.name) != 0) {
-    fail("tensor '{}' appears twice in {}: the file is corrupt or two shards overlap; "
-         "re-download or re-convert the model",
-         view.name, source_);
+    fail(
+        "tensor '{}' appears twice in {}: the file is corrupt or two shards overlap; "
+        "re-download or re-convert the model",
+        view.name, source_);
   }
   std::string key = view.name;
   tensors_.emplace(std::move(key), std::move(view));
 }
 
-bool TensorStore::contains(std::string_view name) const { return find(name) != nullptr; }
+bool TensorStore::contains(std::string_view name) const {
+  return find(name) != nullptr;
+}
 
 const TensorView* TensorStore::find(std::string_view name) const {
   const auto it = tensors_.find(name);
@@ -74,18 +77,21 @@ const TensorView* TensorStore::find(std::string_view name) const {
 const TensorView& TensorStore::get(std::string_view name) const {
   if (const TensorView* view = find(name)) return *view;
   const auto close = closest_names(names(), name, 3);
-  fail("tensor '{}' not found in {} ({} tensors); closest names: {}. The file may be for another "
-       "architecture or incomplete; `autoglm doctor --model PATH` lists its tensors",
-       name, source_, tensors_.size(), close.empty() ? "(none)" : fmt::format("{}", fmt::join(close, ", ")));
+  fail(
+      "tensor '{}' not found in {} ({} tensors); closest names: {}. The file may be for another "
+      "architecture or incomplete; `autoglm doctor --model PATH` lists its tensors",
+      name, source_, tensors_.size(),
+      close.empty() ? "(none)" : fmt::format("{}", fmt::join(close, ", ")));
 }
 
 const TensorView& TensorStore::get(std::string_view name,
                                    std::initializer_list<int64_t> shape) const {
   const TensorView& view = get(name);
   if (!std::equal(view.shape.begin(), view.shape.end(), shape.begin(), shape.end())) {
-    fail("tensor '{}' in {} has shape {} but the model configuration expects {}; the weights do "
-         "not match config.json / the GGUF metadata (wrong model size or a mixed-up file)",
-         name, source_, shape_string(view.shape), shape_string(std::vector<int64_t>(shape)));
+    fail(
+        "tensor '{}' in {} has shape {} but the model configuration expects {}; the weights do "
+        "not match config.json / the GGUF metadata (wrong model size or a mixed-up file)",
+        name, source_, shape_string(view.shape), shape_string(std::vector<int64_t>(shape)));
   }
   return view;
 }
@@ -110,9 +116,10 @@ TensorStore open_weights(const std::filesystem::path& path) {
          dir.listing());
   }
   if (!std::filesystem::exists(path, ec)) {
-    fail("cannot open '{}': no such file or directory (check the path; `autoglm doctor --model "
-         "PATH` lists what it expects)",
-         path.string());
+    fail(
+        "cannot open '{}': no such file or directory (check the path; `autoglm doctor --model "
+        "PATH` lists what it expects)",
+        path.string());
   }
   std::array<char, 4> magic{};
   {
@@ -128,9 +135,10 @@ TensorStore open_weights(const std::filesystem::path& path) {
   std::array<char, 9> head{};
   in.read(head.data(), head.size());
   if (in.gcount() == 9 && head[8] == '{') return open_safetensors(path);
-  fail("'{}' is neither a GGUF file (no 'GGUF' magic) nor a safetensors file (no JSON header); "
-       "pass a .gguf, a .safetensors, an index .json or a Hugging Face model directory",
-       path.string());
+  fail(
+      "'{}' is neither a GGUF file (no 'GGUF' magic) nor a safetensors file (no JSON header); "
+      "pass a .gguf, a .safetensors, an index .json or a Hugging Face model directory",
+      path.string());
 }
 
 }  // namespace autoglm::formats

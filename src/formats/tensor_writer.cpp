@@ -80,8 +80,10 @@ void TensorWriter::write_tensor(std::string_view name, const void* data, size_t 
     current_done_ = 0;
   }
   if (current_ == entries_.size() || entries_[current_].spec.name != name || current_done_ != 0) {
-    fail("writing '{}': tensor '{}' is written out of order (tensors are written in the order "
-         "they were declared)", file_.path().string(), name);
+    fail(
+        "writing '{}': tensor '{}' is written out of order (tensors are written in the order "
+        "they were declared)",
+        file_.path().string(), name);
   }
   if (nbytes != entries_[current_].nbytes) {
     fail("writing '{}': tensor '{}' needs {} bytes but {} were given", file_.path().string(), name,

@@ -78,8 +78,8 @@ class TensorWriter {
   std::set<std::string, std::less<>> names_;
   bool started_ = false;
   bool finished_ = false;
-  size_t data_start_ = 0;  // file offset of the data section
-  size_t current_ = 0;     // index of the tensor being written
+  size_t data_start_ = 0;    // file offset of the data section
+  size_t current_ = 0;       // index of the tensor being written
   size_t current_done_ = 0;  // bytes of it written
 };
 

@@ -1,4 +1,5 @@
 // Dispatch (one table per ISA, chosen once) and the multithreaded drivers built on the tables.
+#include <algorithm>
 #include "kernels/kernels.h"
 
 #include <cmath>
@@ -40,6 +41,15 @@ const KernelTable& active() {
   return table;
 }
 
+// Waking a worker costs microseconds (much more on a busy machine), so a chunk must carry enough
+// work to pay for it: at least ~64K multiply-adds, which keeps tiny models single-threaded.
+constexpr int64_t kMinChunkWork = 64 * 1024;
+
+int64_t matmul_grain(int64_t cols, int64_t n_tokens) {
+  const int64_t per_row = std::max<int64_t>(1, cols * n_tokens);
+  return std::max<int64_t>(16, (kMinChunkWork + per_row - 1) / per_row);
+}
+
 void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
             const float* bias) {
   const KernelTable& k = active();
@@ -52,7 +62,7 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadP
         if (bias == nullptr) return;
         for (int64_t t = 0; t < n_tokens; ++t) k.add(y + t * w.rows + r0, bias + r0, r1 - r0);
       },
-      16);
+      matmul_grain(w.cols, n_tokens));
 }
 
 void attention(const AttentionArgs& a, ThreadPool& pool) {
@@ -64,6 +74,8 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
   const int group = a.n_heads / a.n_kv_heads;
   const int64_t kv_stride = static_cast<int64_t>(a.n_kv_heads) * a.head_dim;  // per position
   const int64_t q_stride = static_cast<int64_t>(a.n_heads) * a.head_dim;      // per query token
+  const int64_t work_per_head = 2 * (a.q_pos0 + a.n_q) * a.head_dim;
+  const int64_t grain = std::max<int64_t>(1, kMinChunkWork / std::max<int64_t>(1, work_per_head));
   pool.parallel_for(a.n_q * a.n_heads, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t t = i / a.n_heads;
@@ -81,7 +93,7 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
       for (int64_t j = 0; j < n_ctx; ++j)
         k.axpy(scores[j], a.v + j * kv_stride + kv_off, out, a.head_dim);
     }
-  });
+  }, grain);
 }
 
 void rope_angles(int64_t pos, int rot_dims, float theta, float* cos, float* sin) {

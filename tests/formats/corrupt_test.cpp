@@ -62,7 +62,8 @@ class Mutator {
   }
   void truncated(size_t size, Outcome& outcome) {
     const auto cut = path_.parent_path() / ("cut" + path_.extension().string());
-    test::write_bytes(cut, std::vector<char>(bytes_.begin(), bytes_.begin() + static_cast<std::ptrdiff_t>(size)));
+    test::write_bytes(
+        cut, std::vector<char>(bytes_.begin(), bytes_.begin() + static_cast<std::ptrdiff_t>(size)));
     open_and_check(cut, outcome, "truncated to " + std::to_string(size));
   }
 
@@ -76,7 +77,9 @@ class Mutator {
   fs::path path_;
 };
 
-std::vector<char> flipped(char byte, int bit) { return {static_cast<char>(byte ^ (1 << bit))}; }
+std::vector<char> flipped(char byte, int bit) {
+  return {static_cast<char>(byte ^ (1 << bit))};
+}
 
 template <typename T>
 std::vector<char> le(T v) {
@@ -101,8 +104,8 @@ TEST(CorruptGguf, TruncatedAtManyPoints) {
   Mutator m(src, temp_dir("gguf-cut") / "m.gguf");
   const size_t size = m.bytes().size();
   Outcome o;
-  for (size_t cut = 0; cut < 64; ++cut) m.truncated(cut, o);               // fixed header
-  for (size_t cut = 64; cut < 40000; cut += 397) m.truncated(cut, o);      // kv pairs, infos
+  for (size_t cut = 0; cut < 64; ++cut) m.truncated(cut, o);                   // fixed header
+  for (size_t cut = 64; cut < 40000; cut += 397) m.truncated(cut, o);          // kv pairs, infos
   for (size_t cut = 40000; cut < size; cut += size / 23) m.truncated(cut, o);  // tensor data
   m.truncated(size - 1, o);
   EXPECT_EQ(o.loaded, 0);  // every tensor is needed, so no truncation loads
@@ -153,8 +156,8 @@ TEST(CorruptGguf, RandomByteMutationsAcrossTheHeader) {
   Outcome o;
   for (int i = 0; i < 400; ++i) {
     const size_t at = rng() % header;
-    const std::vector<char> patch =
-        i % 2 ? flipped(m.bytes()[at], static_cast<int>(rng() % 8)) : std::vector<char>{static_cast<char>(rng())};
+    const std::vector<char> patch = i % 2 ? flipped(m.bytes()[at], static_cast<int>(rng() % 8))
+                                          : std::vector<char>{static_cast<char>(rng())};
     m.with_patch(at, patch, o, "random byte at " + std::to_string(at));
   }
   EXPECT_EQ(o.loaded + o.rejected, 400);
@@ -199,8 +202,8 @@ TEST(CorruptSafetensors, LengthFieldAndRandomHeaderMutations) {
   Outcome random;
   for (int i = 0; i < 300; ++i) {
     const size_t at = 8 + rng() % header;
-    const std::vector<char> patch =
-        i % 2 ? flipped(b[at], static_cast<int>(rng() % 8)) : std::vector<char>{static_cast<char>(rng())};
+    const std::vector<char> patch = i % 2 ? flipped(b[at], static_cast<int>(rng() % 8))
+                                          : std::vector<char>{static_cast<char>(rng())};
     m.with_patch(at, patch, random, "random byte at " + std::to_string(at));
   }
   EXPECT_EQ(random.loaded + random.rejected, 300);
@@ -215,7 +218,8 @@ TEST(CorruptSafetensors, BadIndexFiles) {
   for (const std::string text :
        {"", "{", "[]", R"({"weight_map": 3})", R"({"weight_map": {}})",
         R"({"weight_map": {"a": 1}})", R"({"weight_map": {"a": "../../etc/passwd"}})",
-        R"({"weight_map": {"a": "/abs.safetensors"}})", R"({"weight_map": {"a": "missing.safetensors"}})"}) {
+        R"({"weight_map": {"a": "/abs.safetensors"}})",
+        R"({"weight_map": {"a": "missing.safetensors"}})"}) {
     std::ofstream(index) << text;
     open_and_check(dir, o, text);
   }

@@ -20,11 +20,13 @@ namespace {
 namespace fs = std::filesystem;
 using autoglm::testing::fixtures_dir;
 using autoglm::testing::temp_dir;
-using ::testing::HasSubstr;
 using test::Bytes;
 using test::error_of;
+using ::testing::HasSubstr;
 
-fs::path gguf_dir() { return fixtures_dir() / "gguf"; }
+fs::path gguf_dir() {
+  return fixtures_dir() / "gguf";
+}
 
 TEST(Gguf, EveryFixtureHasTheReadmeHyperParameters) {
   int files = 0;
@@ -93,7 +95,7 @@ TEST(Gguf, DtypesFollowEachFilesQuantization) {
   }
   const TensorStore q4 = open_gguf(gguf_dir() / "glm-tiny-q4_0.gguf");
   EXPECT_EQ(q4.get("output.weight").nbytes, 1024u / 256 * 210 * 256);  // 4 super-blocks per row
-  EXPECT_EQ(q4.metadata().at("general.file_type"), 2);  // LLAMA_FTYPE_MOSTLY_Q4_0
+  EXPECT_EQ(q4.metadata().at("general.file_type"), 2);                 // LLAMA_FTYPE_MOSTLY_Q4_0
 }
 
 TEST(Gguf, F16FileHoldsTheRoundedF32Weights) {

@@ -22,8 +22,8 @@ namespace fs = std::filesystem;
 using autoglm::testing::fixtures_dir;
 using autoglm::testing::read_json;
 using autoglm::testing::temp_dir;
-using ::testing::HasSubstr;
 using test::error_of;
+using ::testing::HasSubstr;
 
 std::vector<fs::path> hf_tiny_dirs() {
   std::vector<fs::path> dirs;
@@ -144,8 +144,8 @@ fs::path write_sharded_copy(const TensorStore& store, const fs::path& dir) {
   write_safetensors(dir / "model-00001-of-00002.safetensors", parts[0], {{"format", "pt"}});
   write_safetensors(dir / "model-00002-of-00002.safetensors", parts[1], {{"format", "pt"}});
   const auto index = dir / "model.safetensors.index.json";
-  std::ofstream(index) << nlohmann::json{{"metadata", {{"total_size", 0}}},
-                                         {"weight_map", weight_map}}.dump(1);
+  std::ofstream(index)
+      << nlohmann::json{{"metadata", {{"total_size", 0}}}, {"weight_map", weight_map}}.dump(1);
   return index;
 }
 
@@ -243,8 +243,7 @@ TEST(TensorStore, WrongShapeReportsExpectedAndFound) {
 
 TEST(Safetensors, UnsupportedDtypeIsAClearError) {
   const auto dir = temp_dir("fp8");
-  const std::string header =
-      R"({"w":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}})";
+  const std::string header = R"({"w":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}})";
   std::ofstream out(dir / "m.safetensors", std::ios::binary);
   const uint64_t n = header.size();
   out.write(reinterpret_cast<const char*>(&n), 8);
@@ -258,9 +257,8 @@ TEST(Safetensors, UnsupportedDtypeIsAClearError) {
 
 TEST(Safetensors, DuplicateNameInHeaderIsAnError) {
   const auto dir = temp_dir("dup");
-  const std::string header =
-      R"({"w":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},)"
-      R"("w":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}})";
+  const std::string header = R"({"w":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},)"
+                             R"("w":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}})";
   std::ofstream out(dir / "m.safetensors", std::ios::binary);
   const uint64_t n = header.size();
   out.write(reinterpret_cast<const char*>(&n), 8);

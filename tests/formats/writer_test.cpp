@@ -18,8 +18,8 @@ namespace fs = std::filesystem;
 using autoglm::testing::fixtures_dir;
 using autoglm::testing::temp_dir;
 using nlohmann::json;
-using ::testing::HasSubstr;
 using test::error_of;
+using ::testing::HasSubstr;
 
 std::vector<TensorData> tensors_of(const TensorStore& s) {
   std::vector<TensorData> out;
@@ -52,10 +52,14 @@ struct MixedTensors {
     std::mt19937 rng(7);
     for (auto& b : buf) b = static_cast<std::byte>(rng());
     const auto* p = buf.data();
-    tensors = {{"f64", DType::F64, {3}, p},          {"i8", DType::I8, {5}, p + 100},
-               {"i16", DType::I16, {3, 1}, p + 200}, {"i32", DType::I32, {2, 3}, p + 300},
-               {"i64", DType::I64, {1}, p + 400},    {"f16", DType::F16, {7}, p + 500},
-               {"bf16", DType::BF16, {2, 2, 2}, p + 600}, {"f32", DType::F32, {2, 2, 2, 2}, p + 700},
+    tensors = {{"f64", DType::F64, {3}, p},
+               {"i8", DType::I8, {5}, p + 100},
+               {"i16", DType::I16, {3, 1}, p + 200},
+               {"i32", DType::I32, {2, 3}, p + 300},
+               {"i64", DType::I64, {1}, p + 400},
+               {"f16", DType::F16, {7}, p + 500},
+               {"bf16", DType::BF16, {2, 2, 2}, p + 600},
+               {"f32", DType::F32, {2, 2, 2, 2}, p + 700},
                {"empty", DType::F32, {0, 4}, p}};
     if (!gguf) {
       tensors.push_back({"u8", DType::U8, {9}, p + 800});
@@ -148,8 +152,10 @@ TEST(GgufWriter, CopyOfTheQ8FixtureKeepsMetadataAndTensors) {
   std::vector<GgufEntry> metadata;
   for (const auto& [key, value] : q8.metadata().items()) {
     if (value.is_array()) {
-      metadata.push_back({key, GgufType::Array, value,
-                          value.empty() ? GgufType::U8 : (value[0].is_number_integer() ? GgufType::I32 : type_of(value[0]))});
+      metadata.push_back(
+          {key, GgufType::Array, value,
+           value.empty() ? GgufType::U8
+                         : (value[0].is_number_integer() ? GgufType::I32 : type_of(value[0]))});
     } else {
       metadata.push_back({key, type_of(value), value});
     }
@@ -214,7 +220,8 @@ TEST(TensorWriter, FailuresLeaveNoFileAndKeepTheOldOne) {
     w.declare({"b", DType::F32, {4}});
     w.write_tensor("a", data, sizeof data);
     EXPECT_THAT(error_of([&] { w.finish(); }), HasSubstr("'b' is incomplete"));
-    EXPECT_THAT(error_of([&] { w.write_tensor("a", data, sizeof data); }), HasSubstr("out of order"));
+    EXPECT_THAT(error_of([&] { w.write_tensor("a", data, sizeof data); }),
+                HasSubstr("out of order"));
     EXPECT_THAT(error_of([&] { w.write(data, 100); }), HasSubstr("more than the declared"));
   }
   EXPECT_EQ(test::read_bytes(path), old);
@@ -223,7 +230,10 @@ TEST(TensorWriter, FailuresLeaveNoFileAndKeepTheOldOne) {
     SafetensorsWriter w(path);
     w.declare({"a", DType::F32, {4}});
     EXPECT_THAT(error_of([&] { w.write_tensor("a", data, 8); }), HasSubstr("needs 16 bytes"));
-    EXPECT_THAT(error_of([&] { w.declare({"c", DType::F32, {1}}); }), HasSubstr("after tensor data"));
+    EXPECT_THAT(error_of([&] {
+                  w.declare({"c", DType::F32, {1}});
+                }),
+                HasSubstr("after tensor data"));
   }
   EXPECT_EQ(test::read_bytes(path), old);
   EXPECT_THAT(error_of([&] { SafetensorsWriter w(dir / "no/such/dir/m.safetensors"); }),
