@@ -47,5 +47,6 @@ function(autoglm_test_dir name)
     endif()
   endforeach()
   gtest_discover_tests(test_${name} DISCOVERY_TIMEOUT 60
-    PROPERTIES ENVIRONMENT "AUTOGLM_FIXTURES=${AUTOGLM_FIXTURES_DIR}")
+    PROPERTIES ENVIRONMENT "AUTOGLM_FIXTURES=${AUTOGLM_FIXTURES_DIR}"
+               SKIP_REGULAR_EXPRESSION "\\[  SKIPPED \\]")
 endfunction()
