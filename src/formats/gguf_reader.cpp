@@ -39,14 +39,26 @@ struct TensorInfo {
 class GgufParser {
  public:
   GgufParser(const MappedFile& file, std::string name)
-      : r_(file.data(), file.size(), std::move(name)) {}
+      : data_(file.data()), r_(file.data(), file.size(), std::move(name)) {}
 
   TensorStore parse(MappedFile file);
 
  private:
   [[noreturn]] void corrupt(size_t at, const std::string& why) const {
-    fail("'{}' is not a valid GGUF file: {} (at byte {}); re-download or re-convert it", r_.file(),
-         why, at);
+    fail("'{}' is not a valid GGUF file: {} (at byte {}); {}", r_.file(), why, at,
+         mangled_as_text(at) ? "the bytes before it hold U+FFFD replacement characters (EF BF BD): "
+                               "the file was saved as text somewhere; download it again in binary "
+                               "form (git lfs, huggingface-cli, curl -L)"
+                             : "re-download or re-convert it");
+  }
+  // A binary file that went through a lossy UTF-8 decode (a "raw" text download, an editor) has
+  // its invalid bytes replaced by EF BF BD; look for that just before the point of failure.
+  bool mangled_as_text(size_t at) const {
+    constexpr size_t kWindow = 64;
+    const size_t begin = at > kWindow ? at - kWindow : 0;
+    const size_t end = std::min(at + 8, r_.size());
+    const std::string_view bytes(reinterpret_cast<const char*>(data_) + begin, end - begin);
+    return bytes.find("\xef\xbf\xbd") != std::string_view::npos;
   }
   void read_header();
   std::string read_string(std::string_view what);
@@ -56,6 +68,7 @@ class GgufParser {
   TensorInfo read_tensor_info(uint64_t index);
   TensorView make_view(const TensorInfo& info, const std::byte* data, size_t data_size) const;
 
+  const std::byte* data_;
   ByteReader r_;
   uint64_t n_tensors_ = 0;
   uint64_t n_kv_ = 0;

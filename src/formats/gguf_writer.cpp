@@ -129,7 +129,13 @@ void GgufWriter::validate(const TensorSpec& spec) const {
     fail("writing '{}': tensor '{}' has {} dimensions; GGUF holds 1 to {}", path().string(),
          spec.name, spec.shape.size(), kGgufMaxDims);
   }
-  (void)row_bytes(spec.dtype, spec.shape.back());  // rows must be whole blocks
+  const DTypeInfo& info = dtype_info(spec.dtype);
+  if (spec.shape.back() % info.block_elems != 0) {
+    fail(
+        "writing '{}': tensor '{}' has rows of {} elements, which {} cannot hold (it packs "
+        "blocks of {}); keep this tensor in f16 or f32",
+        path().string(), spec.name, spec.shape.back(), info.name, info.block_elems);
+  }
 }
 
 void GgufWriter::write_header() {

@@ -73,6 +73,15 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
   const KernelTable& k = active();
   const int group = a.n_heads / a.n_kv_heads;
   const int64_t kv_stride = static_cast<int64_t>(a.n_kv_heads) * a.head_dim;  // per position
+  // Position j lives in block j / block_size of a paged cache, or at k + j * kv_stride.
+  auto k_row = [&](int64_t j) {
+    return a.k_blocks ? a.k_blocks[j / a.block_size] + (j % a.block_size) * kv_stride
+                      : a.k + j * kv_stride;
+  };
+  auto v_row = [&](int64_t j) {
+    return a.v_blocks ? a.v_blocks[j / a.block_size] + (j % a.block_size) * kv_stride
+                      : a.v + j * kv_stride;
+  };
   const int64_t q_stride = static_cast<int64_t>(a.n_heads) * a.head_dim;      // per query token
   const int64_t work_per_head = 2 * (a.q_pos0 + a.n_q) * a.head_dim;
   const int64_t grain = std::max<int64_t>(1, kMinChunkWork / std::max<int64_t>(1, work_per_head));
@@ -85,13 +94,13 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
       const int64_t kv_off = static_cast<int64_t>(h / group) * a.head_dim;
       float* scores = detail::scratch_f32(n_ctx, 1);
       for (int64_t j = 0; j < n_ctx; ++j) {
-        scores[j] = k.dot(q, a.k + j * kv_stride + kv_off, a.head_dim) * a.scale;
+        scores[j] = k.dot(q, k_row(j) + kv_off, a.head_dim) * a.scale;
       }
       k.softmax(scores, n_ctx);
       float* out = a.out + t * q_stride + static_cast<int64_t>(h) * a.head_dim;
       for (int d = 0; d < a.head_dim; ++d) out[d] = 0.0f;
       for (int64_t j = 0; j < n_ctx; ++j)
-        k.axpy(scores[j], a.v + j * kv_stride + kv_off, out, a.head_dim);
+        k.axpy(scores[j], v_row(j) + kv_off, out, a.head_dim);
     }
   }, grain);
 }

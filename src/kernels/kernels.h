@@ -27,6 +27,11 @@ struct AttentionArgs {
   float* out = nullptr;      // [n_q, n_heads, head_dim]
   const float* k = nullptr;  // [n_ctx, n_kv_heads, head_dim] (post-RoPE)
   const float* v = nullptr;  // [n_ctx, n_kv_heads, head_dim]
+  // A paged cache instead of k/v: position j is row j % block_size of block j / block_size, each
+  // block [block_size, n_kv_heads, head_dim].
+  const float* const* k_blocks = nullptr;
+  const float* const* v_blocks = nullptr;
+  int64_t block_size = 0;
   int64_t n_q = 0;
   int64_t q_pos0 = 0;
   int n_heads = 0;

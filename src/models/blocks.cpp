@@ -66,13 +66,15 @@ void apply_rope(ForwardState& st, float* q, float* k) {
 
 void store_kv(ForwardState& st, int64_t layer, const float* k, const float* v) {
   const int64_t kv_dim = st.spec.kv_dim();
+  const size_t row_bytes = sizeof(float) * static_cast<size_t>(kv_dim);
   for (size_t s = 0; s < st.seqs.size(); ++s) {
     KvCache& cache = *st.seqs[s].cache;
     const int64_t n = static_cast<int64_t>(st.seqs[s].tokens.size());
     const int64_t first = st.seq_first[s];
-    const size_t bytes = sizeof(float) * static_cast<size_t>(n * kv_dim);
-    std::memcpy(cache.k(layer) + cache.size() * kv_dim, k + first * kv_dim, bytes);
-    std::memcpy(cache.v(layer) + cache.size() * kv_dim, v + first * kv_dim, bytes);
+    for (int64_t i = 0; i < n; ++i) {
+      std::memcpy(cache.k_row(layer, cache.size() + i), k + (first + i) * kv_dim, row_bytes);
+      std::memcpy(cache.v_row(layer, cache.size() + i), v + (first + i) * kv_dim, row_bytes);
+    }
   }
 }
 
@@ -108,8 +110,10 @@ void attention_block(ForwardState& st, const LayerWeights& w, int64_t layer, con
     kernels::AttentionArgs args;
     args.q = q + first * spec.q_dim();
     args.out = attn + first * spec.q_dim();
-    args.k = cache.k(layer);
-    args.v = cache.v(layer);
+    cache.layer_blocks(layer, st.s.k_blocks, st.s.v_blocks);
+    args.k_blocks = st.s.k_blocks.data();
+    args.v_blocks = st.s.v_blocks.data();
+    args.block_size = cache.block_size();
     args.n_q = static_cast<int64_t>(st.seqs[s].tokens.size());
     args.q_pos0 = cache.size();
     args.n_heads = static_cast<int>(spec.n_heads);

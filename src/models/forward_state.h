@@ -26,6 +26,7 @@ struct ForwardScratch {
   std::vector<float> rope_cos, rope_sin;  // [T][R/2]
   std::vector<int64_t> positions;         // [T]
   std::vector<int64_t> seq_of_token;      // [T]
+  std::vector<const float*> k_blocks, v_blocks;  // one sequence's block table for one layer
 };
 
 struct ForwardState {

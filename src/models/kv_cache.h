@@ -1,39 +1,81 @@
-// Key/value cache of one sequence, owned by the caller (engine), contiguous per layer:
-// k and v are [L][capacity][nkv * d] f32. Keys are stored after RoPE.
+// The key/value cache in fixed-size blocks (paged): a KvPool holds the blocks of every sequence,
+// and a KvCache is one sequence's block table, so memory follows the tokens actually cached rather
+// than a per-request maximum. Keys are stored after RoPE, f32.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "models/model_spec.h"
 
 namespace autoglm::models {
 
+class KvPool {
+ public:
+  KvPool(const ModelSpec& spec, int64_t n_blocks, int64_t block_size);
+
+  int64_t block_size() const { return block_size_; }
+  int64_t kv_dim() const { return layer_floats_ / block_size_; }  // nkv * d
+  int64_t n_blocks() const { return n_blocks_; }
+  int64_t free_blocks() const { return static_cast<int64_t>(free_.size()); }
+  int64_t used_blocks() const { return n_blocks_ - free_blocks(); }
+  size_t bytes() const { return storage_.size() * sizeof(float); }
+  // Bytes of one block (every layer, K and V).
+  size_t block_bytes() const { return static_cast<size_t>(block_floats_) * sizeof(float); }
+
+  // -1 when no block is free.
+  int32_t allocate();
+  void release(int32_t block);
+
+  // [block_size][nkv * d] rows of one layer in one block.
+  float* k(int32_t block, int64_t layer) { return base(block, layer); }
+  float* v(int32_t block, int64_t layer) { return base(block, layer) + layer_floats_; }
+
+ private:
+  float* base(int32_t block, int64_t layer) {
+    return storage_.data() + block * block_floats_ + layer * 2 * layer_floats_;
+  }
+  int64_t n_blocks_, block_size_, layer_floats_, block_floats_;
+  std::vector<float> storage_;  // [n_blocks][L][K, V][block_size][nkv * d]
+  std::vector<int32_t> free_;
+};
+
 class KvCache {
  public:
+  // A cache with a private pool just large enough for `capacity` tokens (single-sequence use).
   KvCache(const ModelSpec& spec, int64_t capacity);
+  // A cache drawing blocks from a shared pool, holding at most `capacity` tokens.
+  KvCache(KvPool& pool, int64_t capacity);
+  ~KvCache();
+  KvCache(const KvCache&) = delete;
+  KvCache& operator=(const KvCache&) = delete;
 
   int64_t capacity() const { return capacity_; }
   int64_t size() const { return size_; }  // tokens cached so far
-  void clear() { size_ = 0; }
-  // Drops cached tokens from position n on (n <= size()).
-  void truncate(int64_t n);
+  int64_t blocks_held() const { return static_cast<int64_t>(blocks_.size()); }
+  // Blocks needed beyond those held to cache `n_tokens` more tokens.
+  int64_t blocks_needed(int64_t n_tokens) const;
+  // Makes room for n_tokens more; false (and nothing taken) when the pool has too few free blocks.
+  bool reserve(int64_t n_tokens);
   void advance(int64_t n_tokens) { size_ += n_tokens; }
+  // Forgets every token and returns the blocks to the pool.
+  void clear();
 
-  float* k(int64_t layer) { return k_.data() + layer * layer_stride_; }
-  float* v(int64_t layer) { return v_.data() + layer * layer_stride_; }
-  const float* k(int64_t layer) const { return k_.data() + layer * layer_stride_; }
-  const float* v(int64_t layer) const { return v_.data() + layer * layer_stride_; }
+  float* k_row(int64_t layer, int64_t pos);
+  float* v_row(int64_t layer, int64_t pos);
+  // Block pointers of one layer for the attention kernel.
+  void layer_blocks(int64_t layer, std::vector<const float*>& k, std::vector<const float*>& v) const;
+  int64_t block_size() const { return pool_->block_size(); }
   int64_t row_width() const { return kv_dim_; }  // nkv * d
-  size_t bytes() const { return (k_.size() + v_.size()) * sizeof(float); }
 
  private:
+  std::unique_ptr<KvPool> own_pool_;
+  KvPool* pool_;
   int64_t capacity_;
   int64_t kv_dim_;
-  int64_t layer_stride_;
   int64_t size_ = 0;
-  std::vector<float> k_;
-  std::vector<float> v_;
+  std::vector<int32_t> blocks_;
 };
 
 }  // namespace autoglm::models

@@ -138,6 +138,40 @@ TEST(Gguf, ChatglmFileHasSeparateQkvAndNoPostNorms) {
   EXPECT_EQ(s.size(), 3u + 4 * 11);
 }
 
+TEST(Gguf, OtherLlamaCppFilesLoad) {
+  // A real trained model converted by llama.cpp, and vocab-only files (no tensors at all: the
+  // data section may be absent).
+  const TensorStore stories = open_weights(fixtures_dir() / "stories260K/stories260K.gguf");
+  EXPECT_EQ(stories.metadata().at("general.architecture"), "llama");
+  EXPECT_EQ(stories.metadata().at("llama.block_count"), 5);  // README: 5 layers, dim 64
+  EXPECT_EQ(stories.metadata().at("llama.embedding_length"), 64);
+  EXPECT_EQ(stories.metadata().at("tokenizer.ggml.tokens").size(), 512u);
+  EXPECT_EQ(stories.get("token_embd.weight").shape, (std::vector<int64_t>{512, 64}));
+  // The copies of these two in the fixtures were damaged by a lossy UTF-8 decode (float bytes
+  // replaced by EF BF BD): then the error must say so; a good copy must load.
+  for (const std::string vocab : {"ggml-vocab-gpt-2.gguf", "ggml-vocab-llama-spm.gguf"}) {
+    SCOPED_TRACE(vocab);
+    try {
+      const TensorStore v = open_gguf(fixtures_dir() / "tokenizers/llama.cpp" / vocab);
+      EXPECT_EQ(v.size(), 0u);
+      EXPECT_GT(v.metadata().at("tokenizer.ggml.tokens").size(), 1000u);
+    } catch (const Error& e) {
+      EXPECT_THAT(e.what(), HasSubstr("saved as text"));
+      EXPECT_THAT(e.what(), HasSubstr(vocab));
+    }
+  }
+}
+
+TEST(Gguf, DirectoryWithOneGgufOpensIt) {
+  const auto dir = temp_dir("gguf-dir");
+  fs::create_symlink(gguf_dir() / "glm-tiny-q8_0.gguf", dir / "model.gguf");
+  EXPECT_EQ(open_weights(dir).format(), FileFormat::Gguf);
+  fs::create_symlink(gguf_dir() / "glm-tiny-q4_0.gguf", dir / "other.gguf");
+  const auto msg = error_of([&] { open_weights(dir); });
+  EXPECT_THAT(msg, HasSubstr("several .gguf files"));
+  EXPECT_THAT(msg, HasSubstr("model.gguf, other.gguf"));
+}
+
 // A hand-made GGUF: header, one u32 kv, one tensor info of `type`, data.
 std::vector<char> tiny_gguf(uint32_t version, uint32_t ggml_type, uint64_t ne0 = 32) {
   Bytes g;

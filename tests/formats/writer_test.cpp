@@ -2,6 +2,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 
@@ -165,10 +166,50 @@ TEST(GgufWriter, CopyOfTheQ8FixtureKeepsMetadataAndTensors) {
   const TensorStore back = open_gguf(path);
   EXPECT_EQ(back.metadata(), q8.metadata());
   expect_same(tensors_of(q8), back);
-  // Same sizes as llama.cpp's file except for metadata ordering: the data section has the same
-  // length, so the files differ by at most the header.
-  EXPECT_NEAR(static_cast<double>(fs::file_size(path)),
-              static_cast<double>(fs::file_size(fixtures_dir() / "gguf/glm-tiny-q8_0.gguf")), 64);
+  // Every value has the width llama.cpp gave it, so only the key order differs from the fixture:
+  // the header, the padding and the data section have the same lengths, hence the same file size.
+  EXPECT_EQ(fs::file_size(path), fs::file_size(fixtures_dir() / "gguf/glm-tiny-q8_0.gguf"));
+}
+
+// Position of the length-prefixed string `s` in `bytes`.
+size_t position_of(const std::vector<char>& bytes, const std::string& s) {
+  std::string needle(8, '\0');
+  const uint64_t n = s.size();
+  std::memcpy(needle.data(), &n, 8);
+  needle += s;
+  const auto it = std::search(bytes.begin(), bytes.end(), needle.begin(), needle.end());
+  EXPECT_NE(it, bytes.end()) << s;
+  return static_cast<size_t>(it - bytes.begin());
+}
+
+TEST(GgufWriter, RewritingTheQ4FixtureInItsOrderGivesLlamaCppsBytes) {
+  // With the keys and tensors in the fixture's order and llama.cpp's value types (integers u32,
+  // token_type i32, floats f32), our file must equal the one gguf-py + llama-quantize wrote.
+  const auto src = fixtures_dir() / "gguf/glm-tiny-q4_0.gguf";
+  const auto original = test::read_bytes(src);
+  const TensorStore q4 = open_gguf(src);
+  std::vector<std::pair<size_t, GgufEntry>> keyed;
+  for (const auto& [key, v] : q4.metadata().items()) {
+    GgufEntry e{key, GgufType::U32, v};
+    if (v.is_string()) e.type = GgufType::String;
+    if (v.is_boolean()) e.type = GgufType::Bool;
+    if (v.is_number_float()) e.type = GgufType::F32;
+    if (v.is_array()) {
+      e.type = GgufType::Array;
+      e.elem_type = v[0].is_string() ? GgufType::String : GgufType::I32;
+    }
+    keyed.emplace_back(position_of(original, key), e);
+  }
+  std::sort(keyed.begin(), keyed.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  std::vector<GgufEntry> metadata;
+  for (auto& [pos, e] : keyed) metadata.push_back(e);
+  auto tensors = tensors_of(q4);
+  std::sort(tensors.begin(), tensors.end(), [&](const TensorData& a, const TensorData& b) {
+    return position_of(original, a.name) < position_of(original, b.name);
+  });
+  const auto path = temp_dir("gguf-exact") / "m.gguf";
+  write_gguf(path, metadata, tensors);
+  EXPECT_TRUE(test::read_bytes(path) == original);
 }
 
 TEST(GgufWriter, MetadataMustFitItsType) {
@@ -178,7 +219,10 @@ TEST(GgufWriter, MetadataMustFitItsType) {
   EXPECT_THAT(error_of([&] { w.set("k", GgufType::String, 3); }), HasSubstr("is not a string"));
   EXPECT_THAT(error_of([&] { w.set_array("k", GgufType::String, {"a", 1}); }), HasSubstr("'k'"));
   EXPECT_THAT(error_of([&] { w.declare({"b", DType::BOOL, {3}}); }), HasSubstr("bool"));
-  EXPECT_THAT(error_of([&] { w.declare({"q", DType::Q8_0, {2, 48}}); }), HasSubstr("blocks of 32"));
+  EXPECT_THAT(error_of([&] {
+                w.declare({"q", DType::Q8_0, {2, 48}});
+              }),
+              HasSubstr("packs blocks of 32"));
   EXPECT_THAT(error_of([&] { GgufWriter bad(temp_dir("gguf-al") / "m.gguf", 48); }),
               HasSubstr("power of two"));
 }
