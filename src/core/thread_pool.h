@@ -24,7 +24,7 @@ class ThreadPool {
   int size() const { return n_threads_; }
 
   // Runs fn(thread_index, n_threads) once on every thread of the pool and waits for all.
-  // Not reentrant: fn must not call run() on the same pool.
+  // Calls from different threads are serialised; fn must not call run() on the same pool.
   void run(const std::function<void(int, int)>& fn);
 
   // Splits [0, n) into at most size() contiguous chunks of at least `grain` items (chunk
@@ -41,6 +41,7 @@ class ThreadPool {
   std::atomic<int> pending_{0};
   std::atomic<bool> stop_{false};
   std::mutex mutex_;
+  std::mutex run_mutex_;  // one parallel region at a time, whoever calls
   std::condition_variable wake_;
 };
 

@@ -65,6 +65,7 @@ struct ServiceStats {
   int64_t steps_total = 0;
   int64_t batched_sequences_total = 0;  // sum over steps of sequences in the step
   int64_t max_batch_seen = 0;
+  int64_t preemptions_total = 0;        // sequences sent back to the queue when KV blocks ran out
   bool ready = false;                   // model loaded and warmed up
 };
 

@@ -11,7 +11,7 @@ KvPool::KvPool(const ModelSpec& spec, int64_t n_blocks, int64_t block_size)
       block_size_(block_size),
       layer_floats_(block_size * spec.kv_dim()),
       block_floats_(2 * spec.n_layers * block_size * spec.kv_dim()),
-      storage_(static_cast<size_t>(n_blocks * block_floats_)) {
+      storage_(new float[static_cast<size_t>(n_blocks * block_floats_)]) {
   AUTOGLM_ASSERT(n_blocks >= 0 && block_size > 0);
   free_.reserve(static_cast<size_t>(n_blocks));
   for (int64_t b = n_blocks - 1; b >= 0; --b) free_.push_back(static_cast<int32_t>(b));

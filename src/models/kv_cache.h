@@ -20,7 +20,7 @@ class KvPool {
   int64_t n_blocks() const { return n_blocks_; }
   int64_t free_blocks() const { return static_cast<int64_t>(free_.size()); }
   int64_t used_blocks() const { return n_blocks_ - free_blocks(); }
-  size_t bytes() const { return storage_.size() * sizeof(float); }
+  size_t bytes() const { return static_cast<size_t>(n_blocks_ * block_floats_) * sizeof(float); }
   // Bytes of one block (every layer, K and V).
   size_t block_bytes() const { return static_cast<size_t>(block_floats_) * sizeof(float); }
 
@@ -34,10 +34,12 @@ class KvPool {
 
  private:
   float* base(int32_t block, int64_t layer) {
-    return storage_.data() + block * block_floats_ + layer * 2 * layer_floats_;
+    return storage_.get() + block * block_floats_ + layer * 2 * layer_floats_;
   }
   int64_t n_blocks_, block_size_, layer_floats_, block_floats_;
-  std::vector<float> storage_;  // [n_blocks][L][K, V][block_size][nkv * d]
+  // [n_blocks][L][K, V][block_size][nkv * d], left uninitialised: the OS backs pages only when a
+  // block is first written, so resident memory follows the tokens actually cached.
+  std::unique_ptr<float[]> storage_;
   std::vector<int32_t> free_;
 };
 

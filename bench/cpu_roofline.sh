@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Reproduces the CPU figures of docs/performance.md in one command: writes the benchmark-shaped
+# synthetic model (GLM-Edge-1.5B width and depth with GLM-4's vocabulary, 1.94B parameters) in each
+# weight type, then measures prefill (512 tokens) and decode (128 tokens) with 2 threads, with the
+# machine's read bandwidth measured in the same run. Run it on an otherwise idle machine.
+#   bench/cpu_roofline.sh [DTYPES...]     (default: q4_0 q8_0 bf16 f16)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${AUTOGLM_BIN:-build/autoglm}
+OUT=${BENCH_DIR:-/tmp/autoglm-bench}
+THREADS=${THREADS:-2}
+mkdir -p "$OUT"
+dtypes=("$@")
+[ ${#dtypes[@]} -gt 0 ] || dtypes=(q4_0 q8_0 bf16 f16)
+for d in "${dtypes[@]}"; do
+  model="$OUT/glm4-edge-shape-$d.gguf"
+  [ -f "$model" ] || "$BIN" synth --config bench/configs/glm4-edge-shape.json --dtype "$d" --out "$model"
+done
+sync
+for d in "${dtypes[@]}"; do
+  echo "== $d"
+  "$BIN" --log-level warn bench --model "$OUT/glm4-edge-shape-$d.gguf" --threads "$THREADS" \
+    --prompt-tokens 512 --decode-tokens 128 --repeats 3
+done
