@@ -8,7 +8,6 @@
 #include "cli/common.h"
 #include "core/cpu_features.h"
 #include "kernels/kernels.h"
-#include "ops/bandwidth.h"
 #include "ops/offline_bench.h"
 
 namespace autoglm::cli {
@@ -23,36 +22,42 @@ struct BenchFlags {
 int run(const BenchFlags& f) {
   ThreadPool pool(f.model.thread_count());
   auto model = f.model.load(pool);
-  const ops::BandwidthResult bw = ops::measure_read_bandwidth(pool);
   const ops::OfflineBenchResult r = ops::run_offline_bench(*model, f.options, pool);
-  const double roofline_tps = bw.median_gbps * 1e9 / r.decode_bytes_per_token;
+  const double bw = r.bandwidth_median_gbps;
+  const double roofline_tps = bw * 1e9 / r.decode_bytes_per_token;
   if (f.json) {
     nlohmann::json out = {{"model", f.model.model},
                           {"weights", model->weight_summary()},
                           {"threads", pool.size()},
                           {"isa", isa_name(kernels::active().isa)},
-                          {"read_bandwidth_gbps", {{"median", bw.median_gbps}, {"best", bw.best_gbps}}},
-                          {"prefill", {{"tokens", f.options.prompt_tokens}, {"tokens_per_s", r.prefill_tps},
-                                       {"median_tokens_per_s", r.prefill_median_tps},
-                                       {"gflops", r.prefill_gflops}}},
-                          {"decode", {{"tokens", f.options.decode_tokens}, {"tokens_per_s", r.decode_tps},
-                                      {"median_tokens_per_s", r.decode_median_tps},
-                                      {"bytes_per_token", r.decode_bytes_per_token},
-                                      {"gbps", r.decode_gbps},
-                                      {"roofline_fraction", r.decode_gbps / bw.median_gbps}}}};
+                          {"read_bandwidth_gbps", {{"median", bw}, {"samples", r.bandwidth_gbps}}},
+                          {"prefill",
+                           {{"tokens", f.options.prompt_tokens},
+                            {"tokens_per_s", r.prefill_tps},
+                            {"median_tokens_per_s", r.prefill_median_tps},
+                            {"gflops", r.prefill_gflops}}},
+                          {"decode",
+                           {{"tokens", f.options.decode_tokens},
+                            {"tokens_per_s", r.decode_tps},
+                            {"median_tokens_per_s", r.decode_median_tps},
+                            {"bytes_per_token", r.decode_bytes_per_token},
+                            {"gbps", r.decode_gbps},
+                            {"roofline_fraction", r.decode_gbps / bw}}}};
     std::cout << out.dump(2) << "\n";
     return 0;
   }
   std::printf("model    %s\nweights  %s\nthreads  %d, kernels %s\n", f.model.model.c_str(),
               model->weight_summary().c_str(), pool.size(), isa_name(kernels::active().isa));
-  std::printf("memory   read bandwidth %.1f GB/s (median of 5; best %.1f)\n", bw.median_gbps, bw.best_gbps);
+  std::printf(
+      "memory   read bandwidth %.1f GB/s (median of %zu probes, one before each decode run)\n", bw,
+      r.bandwidth_gbps.size());
   std::printf("prefill  %d tokens: %.1f tokens/s (median of %d), %.1f GFLOP/s\n",
               f.options.prompt_tokens, r.prefill_median_tps, f.options.repeats, r.prefill_gflops);
-  std::printf("decode   %d tokens: %.2f tokens/s (median of %d), %.3f GB/token, %.1f GB/s = %.0f%% of "
-              "the measured bandwidth (roofline %.1f tokens/s)\n",
-              f.options.decode_tokens, r.decode_median_tps, f.options.repeats,
-              r.decode_bytes_per_token / 1e9, r.decode_gbps, 100.0 * r.decode_gbps / bw.median_gbps,
-              roofline_tps);
+  std::printf(
+      "decode   %d tokens: %.2f tokens/s (median of %d), %.3f GB/token, %.1f GB/s = %.0f%% of "
+      "the measured bandwidth (roofline %.1f tokens/s)\n",
+      f.options.decode_tokens, r.decode_median_tps, f.options.repeats,
+      r.decode_bytes_per_token / 1e9, r.decode_gbps, 100.0 * r.decode_gbps / bw, roofline_tps);
   return 0;
 }
 

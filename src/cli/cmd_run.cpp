@@ -29,11 +29,14 @@ int run(const RunFlags& f) {
   };
   engine::generate(*model, prompt, f.gen, pool, on_token, &stats);
   std::printf("\n");
-  log::info("{} prompt tokens in {:.3f} s ({:.1f} tokens/s); {} generated in {:.3f} s ({:.1f} tokens/s)",
-            stats.prompt_tokens, stats.prefill_seconds,
-            stats.prompt_tokens / std::max(stats.prefill_seconds, 1e-9), stats.generated_tokens,
-            stats.decode_seconds,
-            stats.generated_tokens > 1 ? (stats.generated_tokens - 1) / std::max(stats.decode_seconds, 1e-9) : 0.0);
+  log::info(
+      "{} prompt tokens in {:.3f} s ({:.1f} tokens/s); {} generated in {:.3f} s ({:.1f} tokens/s)",
+      stats.prompt_tokens, stats.prefill_seconds,
+      stats.prompt_tokens / std::max(stats.prefill_seconds, 1e-9), stats.generated_tokens,
+      stats.decode_seconds,
+      stats.generated_tokens > 1
+          ? (stats.generated_tokens - 1) / std::max(stats.decode_seconds, 1e-9)
+          : 0.0);
   return 0;
 }
 

@@ -38,7 +38,8 @@ Action register_synth(CLI::App& app) {
       ->check(CLI::ExistingFile);
   app.add_option("--out", f->out, "FILE.gguf, or a directory for config.json + model.safetensors")
       ->required();
-  app.add_option("--dtype", f->dtype, "Weight type: f32, f16, bf16 (any output), q8_0, q4_0 (GGUF)");
+  app.add_option("--dtype", f->dtype,
+                 "Weight type: f32, f16, bf16 (any output), q8_0, q4_0 (GGUF)");
   app.add_option("--seed", f->seed, "Random seed");
   app.add_option("-t,--threads", f->threads, "Worker threads (default: every core)");
   return [f] { return run(*f); };

@@ -20,7 +20,8 @@ void ModelFlags::add_to(CLI::App& app) {
 }
 
 int ModelFlags::thread_count() const {
-  return threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return threads > 0 ? threads
+                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
 std::unique_ptr<models::Model> ModelFlags::load(ThreadPool& pool) const {
@@ -41,8 +42,10 @@ std::vector<int32_t> parse_token_list(const std::string& text) {
     int32_t value = 0;
     const auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), value);
     if (item.empty() || ec != std::errc() || ptr != item.data() + item.size() || value < 0) {
-      fail("--tokens '{}': '{}' is not a token id; give non-negative integers separated by commas, "
-           "e.g. --tokens 1,2,3", text, item);
+      fail(
+          "--tokens '{}': '{}' is not a token id; give non-negative integers separated by commas, "
+          "e.g. --tokens 1,2,3",
+          text, item);
     }
     ids.push_back(value);
     start = end + 1;

@@ -103,8 +103,10 @@ Isa selected_isa() {
     for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
       if (name != isa_name(isa)) continue;
       if (!f.supports(isa)) {
-        fail("AUTOGLM_ISA={} but this CPU lacks it (it has: {}); unset AUTOGLM_ISA or choose "
-             "scalar", name, f.describe());
+        fail(
+            "AUTOGLM_ISA={} but this CPU lacks it (it has: {}); unset AUTOGLM_ISA or choose "
+            "scalar",
+            name, f.describe());
       }
       return isa;
     }

@@ -37,13 +37,15 @@ const DTypeInfo& dtype_info(DType t) {
 size_t row_bytes(DType t, int64_t n) {
   const DTypeInfo& info = dtype_info(t);
   if (n < 0 || n % info.block_elems != 0) {
-    fail("a row of {} elements cannot be stored as {}: that type packs blocks of {} elements",
-         n, info.name, info.block_elems);
+    fail("a row of {} elements cannot be stored as {}: that type packs blocks of {} elements", n,
+         info.name, info.block_elems);
   }
   return static_cast<size_t>(n / info.block_elems) * static_cast<size_t>(info.block_bytes);
 }
 
-size_t tensor_bytes(DType t, int64_t numel) { return row_bytes(t, numel); }
+size_t tensor_bytes(DType t, int64_t numel) {
+  return row_bytes(t, numel);
+}
 
 DType parse_dtype(std::string_view name) {
   std::string lower(name);

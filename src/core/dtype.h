@@ -32,8 +32,12 @@ struct DTypeInfo {
 };
 
 const DTypeInfo& dtype_info(DType t);
-inline std::string_view dtype_name(DType t) { return dtype_info(t).name; }
-inline bool is_quantized(DType t) { return dtype_info(t).is_quantized; }
+inline std::string_view dtype_name(DType t) {
+  return dtype_info(t).name;
+}
+inline bool is_quantized(DType t) {
+  return dtype_info(t).is_quantized;
+}
 
 // Bytes of a row of `n` elements; throws Error if `n` is not a whole number of blocks.
 size_t row_bytes(DType t, int64_t n);

@@ -24,8 +24,12 @@ const char* prefix(Level l) {
 }
 }  // namespace
 
-Level level() { return g_level.load(std::memory_order_relaxed); }
-void set_level(Level l) { g_level.store(l, std::memory_order_relaxed); }
+Level level() {
+  return g_level.load(std::memory_order_relaxed);
+}
+void set_level(Level l) {
+  g_level.store(l, std::memory_order_relaxed);
+}
 
 void write(Level l, const std::string& message) {
   std::lock_guard<std::mutex> lock(g_mutex);

@@ -18,8 +18,9 @@ MappedFile MappedFile::open(const std::filesystem::path& path) {
   if (fd < 0) {
     const int err = errno;
     fail("cannot open '{}': {}{}", path.string(), std::strerror(err),
-         err == ENOENT ? " (check the path; `autoglm doctor --model PATH` lists what it expects)"
-                       : err == EACCES ? " (check the file's permissions)" : "");
+         err == ENOENT   ? " (check the path; `autoglm doctor --model PATH` lists what it expects)"
+         : err == EACCES ? " (check the file's permissions)"
+                         : "");
   }
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {

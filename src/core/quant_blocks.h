@@ -6,18 +6,18 @@
 
 namespace autoglm {
 
-constexpr int kQK = 32;    // elements per q8_0 / q4_0 block
-constexpr int kQK_K = 256; // elements per k-quant super-block
+constexpr int kQK = 32;     // elements per q8_0 / q4_0 block
+constexpr int kQK_K = 256;  // elements per k-quant super-block
 
 struct BlockQ8_0 {
-  uint16_t d;         // f16 scale
-  int8_t qs[kQK];     // x[i] = d * qs[i]
+  uint16_t d;      // f16 scale
+  int8_t qs[kQK];  // x[i] = d * qs[i]
 };
 static_assert(sizeof(BlockQ8_0) == 34);
 
 struct BlockQ4_0 {
-  uint16_t d;             // f16 scale
-  uint8_t qs[kQK / 2];    // low nibble of qs[j] is x[j], high nibble is x[j + 16]; x = d * (q - 8)
+  uint16_t d;           // f16 scale
+  uint8_t qs[kQK / 2];  // low nibble of qs[j] is x[j], high nibble is x[j + 16]; x = d * (q - 8)
 };
 static_assert(sizeof(BlockQ4_0) == 18);
 

@@ -104,7 +104,9 @@ void compute_logprobs(std::span<const float> logits, int32_t token, int n,
   for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int32_t>(i);
   const size_t k = std::min(order.size(), static_cast<size_t>(std::max(n, 0)));
   std::partial_sort(order.begin(), order.begin() + static_cast<ptrdiff_t>(k), order.end(),
-                    [&](int32_t a, int32_t b) { return logits[static_cast<size_t>(a)] > logits[static_cast<size_t>(b)]; });
+                    [&](int32_t a, int32_t b) {
+                      return logits[static_cast<size_t>(a)] > logits[static_cast<size_t>(b)];
+                    });
   std::vector<TokenLogprob> top;
   for (size_t i = 0; i < k; ++i) {
     top.push_back({order[i], text_of(order[i]), logits[static_cast<size_t>(order[i])] - log_z});
@@ -124,15 +126,19 @@ BatchEngine::BatchEngine(const models::Model& model, const tokenizer::Tokenizer&
                config.block_size) {
   if (config_.max_batch < 1 || config_.max_queue < 0 || config_.context_length < 2 ||
       config_.block_size < 1 || config_.step_tokens < 1) {
-    fail("engine settings out of range: max_batch {} (>= 1), max_queue {} (>= 0), context {} "
-         "(>= 2), block size {} (>= 1), step tokens {} (>= 1)", config_.max_batch,
-         config_.max_queue, config_.context_length, config_.block_size, config_.step_tokens);
+    fail(
+        "engine settings out of range: max_batch {} (>= 1), max_queue {} (>= 0), context {} "
+        "(>= 2), block size {} (>= 1), step tokens {} (>= 1)",
+        config_.max_batch, config_.max_queue, config_.context_length, config_.block_size,
+        config_.step_tokens);
   }
   config_.kv_blocks = pool_kv_.n_blocks();
   thread_ = std::thread([this] { loop(); });
 }
 
-BatchEngine::~BatchEngine() { shutdown(); }
+BatchEngine::~BatchEngine() {
+  shutdown();
+}
 
 void BatchEngine::shutdown() {
   {
@@ -151,7 +157,8 @@ SubmitResult BatchEngine::submit(GenerationRequest request, EventCallback on_eve
     return {SubmitStatus::Invalid, 0,
             fmt::format("this model's maximum context length is {} tokens, but {} were requested "
                         "({} in the prompt, {} for the completion); shorten the prompt or lower "
-                        "max_tokens", config_.context_length, prompt + request.max_tokens, prompt,
+                        "max_tokens",
+                        config_.context_length, prompt + request.max_tokens, prompt,
                         request.max_tokens)};
   }
   for (int32_t id : request.prompt) {
@@ -166,9 +173,8 @@ SubmitResult BatchEngine::submit(GenerationRequest request, EventCallback on_eve
   }
   if (request.ignore_eos) {
     const auto& eos = model_.spec().eos_ids;
-    std::erase_if(request.stop_ids, [&](int32_t id) {
-      return std::find(eos.begin(), eos.end(), id) != eos.end();
-    });
+    std::erase_if(request.stop_ids,
+                  [&](int32_t id) { return std::find(eos.begin(), eos.end(), id) != eos.end(); });
   }
   std::unique_lock<std::mutex> lock(mutex_);
   if (!ready_.load()) return {SubmitStatus::NotReady, 0, "the model is still loading"};
@@ -179,7 +185,8 @@ SubmitResult BatchEngine::submit(GenerationRequest request, EventCallback on_eve
                         waiting_.size(), config_.max_queue)};
   }
   const uint64_t id = next_id_++;
-  waiting_.push_back(std::make_unique<Sequence>(id, std::move(request), std::move(on_event), tokenizer_));
+  waiting_.push_back(
+      std::make_unique<Sequence>(id, std::move(request), std::move(on_event), tokenizer_));
   n_waiting_ = static_cast<int64_t>(waiting_.size());
   lock.unlock();
   wake_.notify_all();
@@ -297,8 +304,8 @@ void BatchEngine::admit_waiting() {
     const int64_t first_chunk = std::min(next.pending(), config_.step_tokens);
     const int64_t need = (first_chunk + config_.block_size - 1) / config_.block_size;
     if (need > pool_kv_.free_blocks()) break;  // admission by free KV blocks
-    const int64_t capacity = std::min<int64_t>(
-        config_.context_length, next.prompt_len + next.req.max_tokens);
+    const int64_t capacity =
+        std::min<int64_t>(config_.context_length, next.prompt_len + next.req.max_tokens);
     next.cache = std::make_unique<models::KvCache>(pool_kv_, capacity);
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
@@ -311,7 +318,8 @@ void BatchEngine::preempt(Sequence& seq) {
   // far stay, so the sequence resumes exactly where it was once blocks are free again.
   seq.cache.reset();
   preemptions_ += 1;
-  auto it = std::find_if(running_.begin(), running_.end(), [&](const auto& p) { return p.get() == &seq; });
+  auto it = std::find_if(running_.begin(), running_.end(),
+                         [&](const auto& p) { return p.get() == &seq; });
   std::unique_ptr<Sequence> owned = std::move(*it);
   running_.erase(it);
   std::lock_guard<std::mutex> lock(mutex_);
@@ -352,7 +360,8 @@ bool BatchEngine::run_step() {
     }
     if (s->cache == nullptr || s->cache->blocks_needed(len) > 0) continue;
     const auto first = static_cast<size_t>(s->n_cached());
-    chunks.push_back({s->cache.get(), std::span(s->tokens).subspan(first, static_cast<size_t>(len)), false});
+    chunks.push_back(
+        {s->cache.get(), std::span(s->tokens).subspan(first, static_cast<size_t>(len)), false});
     in_step.push_back(s);
     budget -= len;
   }
@@ -443,13 +452,15 @@ void BatchEngine::finish(Sequence& seq, FinishReason reason, const std::string& 
   ev.finished = true;
   ev.finish_reason = reason;
   ev.error = error;
-  if (reason == FinishReason::Cancelled || reason == FinishReason::Timeout || reason == FinishReason::Error) {
+  if (reason == FinishReason::Cancelled || reason == FinishReason::Timeout ||
+      reason == FinishReason::Error) {
     ev.text_delta = std::move(seq.held);
   }
   ev.prompt_tokens = seq.prompt_len;
   ev.completion_tokens = static_cast<int64_t>(seq.tokens.size()) - seq.prompt_len;
   if (seq.first_token) {
-    ev.time_to_first_token_s = std::chrono::duration<double>(*seq.first_token - seq.submitted).count();
+    ev.time_to_first_token_s =
+        std::chrono::duration<double>(*seq.first_token - seq.submitted).count();
   }
   seq.cache.reset();  // blocks back to the pool now, not at the end of the step
   kv_used_ = pool_kv_.used_blocks();

@@ -22,13 +22,13 @@
 namespace autoglm::engine {
 
 struct EngineConfig {
-  int max_batch = 16;            // sequences in one step
-  int max_queue = 64;            // requests waiting for a slot; beyond: QueueFull
-  int max_queue_delay_ms = 5;    // how long the first waiting request may wait for others
-  int64_t context_length = 4096; // tokens per sequence (prompt + completion)
-  int64_t kv_blocks = 0;         // blocks in the shared pool; 0 = max_batch * context / block
-  int64_t block_size = 16;       // tokens per KV block
-  int64_t step_tokens = 512;     // tokens per step (decodes first, then prefill chunks)
+  int max_batch = 16;             // sequences in one step
+  int max_queue = 64;             // requests waiting for a slot; beyond: QueueFull
+  int max_queue_delay_ms = 5;     // how long the first waiting request may wait for others
+  int64_t context_length = 4096;  // tokens per sequence (prompt + completion)
+  int64_t kv_blocks = 0;          // blocks in the shared pool; 0 = max_batch * context / block
+  int64_t block_size = 16;        // tokens per KV block
+  int64_t step_tokens = 512;      // tokens per step (decodes first, then prefill chunks)
 };
 
 class BatchEngine final : public InferenceService {

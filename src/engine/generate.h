@@ -15,8 +15,8 @@ namespace autoglm::engine {
 struct GenerateOptions {
   int max_new_tokens = 16;
   SamplingParams sampling;
-  bool ignore_eos = false;       // keep going past the model's end-of-sequence ids
-  int64_t context_length = 0;    // KV cache capacity; 0 = prompt + max_new_tokens
+  bool ignore_eos = false;     // keep going past the model's end-of-sequence ids
+  int64_t context_length = 0;  // KV cache capacity; 0 = prompt + max_new_tokens
 };
 
 struct GenerateStats {

@@ -13,10 +13,13 @@ void SamplingParams::validate() const {
     fail("temperature {} is out of range: use 0 (greedy) to 100", temperature);
   }
   if (top_k < 0) fail("top_k {} is out of range: use 0 (off) or a positive count", top_k);
-  if (!(top_p > 0.0f && top_p <= 1.0f)) fail("top_p {} is out of range: use a value in (0, 1]", top_p);
-  if (!(min_p >= 0.0f && min_p <= 1.0f)) fail("min_p {} is out of range: use a value in [0, 1]", min_p);
+  if (!(top_p > 0.0f && top_p <= 1.0f))
+    fail("top_p {} is out of range: use a value in (0, 1]", top_p);
+  if (!(min_p >= 0.0f && min_p <= 1.0f))
+    fail("min_p {} is out of range: use a value in [0, 1]", min_p);
   if (!(repetition_penalty > 0.0f)) {
-    fail("repetition_penalty {} is out of range: use a positive value (1 = off)", repetition_penalty);
+    fail("repetition_penalty {} is out of range: use a positive value (1 = off)",
+         repetition_penalty);
   }
   if (!(std::fabs(frequency_penalty) <= 2.0f)) {
     fail("frequency_penalty {} is out of range: use a value in [-2, 2]", frequency_penalty);

@@ -10,10 +10,10 @@
 namespace autoglm::engine {
 
 struct SamplingParams {
-  float temperature = 1.0f;  // 0 = greedy
-  int top_k = 0;             // 0 = off
-  float top_p = 1.0f;        // 1 = off
-  float min_p = 0.0f;        // 0 = off; keep tokens with p >= min_p * p_max
+  float temperature = 1.0f;         // 0 = greedy
+  int top_k = 0;                    // 0 = off
+  float top_p = 1.0f;               // 1 = off
+  float min_p = 0.0f;               // 0 = off; keep tokens with p >= min_p * p_max
   float repetition_penalty = 1.0f;  // HF style: divide positive logits, multiply negative ones
   float frequency_penalty = 0.0f;   // OpenAI style: minus count * penalty
   float presence_penalty = 0.0f;    // OpenAI style: minus penalty if seen

@@ -17,14 +17,14 @@
 namespace autoglm::engine {
 
 struct GenerationRequest {
-  std::vector<int32_t> prompt;          // token ids, chat format already applied
+  std::vector<int32_t> prompt;  // token ids, chat format already applied
   SamplingParams sampling;
-  int max_tokens = 256;                 // new tokens at most
-  std::vector<int32_t> stop_ids;        // end generation when sampled (eos ids by default)
+  int max_tokens = 256;                   // new tokens at most
+  std::vector<int32_t> stop_ids;          // end generation when sampled (eos ids by default)
   std::vector<std::string> stop_strings;  // end generation when the text contains one (not emitted)
   bool ignore_eos = false;
-  int top_logprobs = -1;                // -1: no logprobs; 0..20: logprob of the token + that many alternatives
-  bool skip_special_tokens = true;      // in the text deltas
+  int top_logprobs = -1;  // -1: no logprobs; 0..20: logprob of the token + that many alternatives
+  bool skip_special_tokens = true;                                // in the text deltas
   std::optional<std::chrono::steady_clock::time_point> deadline;  // per-request timeout
 };
 
@@ -35,21 +35,22 @@ struct TokenLogprob {
 };
 
 enum class FinishReason { Stop, Length, Cancelled, Timeout, Error };
-const char* finish_reason_name(FinishReason r);  // "stop", "length", "cancelled", "timeout", "error"
+const char* finish_reason_name(
+    FinishReason r);  // "stop", "length", "cancelled", "timeout", "error"
 
 // One event per engine step for a request: new text (possibly empty while a UTF-8 character or a
 // possible stop string is held back), and, on the last event, the finish reason.
 struct GenerationEvent {
   std::string text_delta;
-  std::vector<int32_t> token_ids;               // tokens sampled in this step (usually one)
-  std::vector<TokenLogprob> logprobs;           // per token, when requested
+  std::vector<int32_t> token_ids;      // tokens sampled in this step (usually one)
+  std::vector<TokenLogprob> logprobs;  // per token, when requested
   std::vector<std::vector<TokenLogprob>> top_logprobs;
   bool finished = false;
   FinishReason finish_reason = FinishReason::Stop;
-  std::string error;                            // when finish_reason == Error
-  int64_t prompt_tokens = 0;                    // filled on the last event
+  std::string error;          // when finish_reason == Error
+  int64_t prompt_tokens = 0;  // filled on the last event
   int64_t completion_tokens = 0;
-  double time_to_first_token_s = 0;             // filled on the last event
+  double time_to_first_token_s = 0;  // filled on the last event
 };
 
 // Called on the engine thread: must be quick and must not block (post to your own executor).
@@ -65,16 +66,17 @@ struct ServiceStats {
   int64_t steps_total = 0;
   int64_t batched_sequences_total = 0;  // sum over steps of sequences in the step
   int64_t max_batch_seen = 0;
-  int64_t preemptions_total = 0;        // sequences sent back to the queue when KV blocks ran out
-  bool ready = false;                   // model loaded and warmed up
+  int64_t preemptions_total = 0;  // sequences sent back to the queue when KV blocks ran out
+  bool ready = false;             // model loaded and warmed up
 };
 
 enum class SubmitStatus { Accepted, QueueFull, NotReady, Invalid };
 
 struct SubmitResult {
   SubmitStatus status = SubmitStatus::Accepted;
-  uint64_t id = 0;       // valid when Accepted
-  std::string message;   // why, when not accepted (e.g. "prompt of 9000 tokens exceeds the context of 8192")
+  uint64_t id = 0;  // valid when Accepted
+  std::string
+      message;  // why, when not accepted (e.g. "prompt of 9000 tokens exceeds the context of 8192")
 };
 
 class InferenceService {

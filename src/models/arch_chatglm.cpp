@@ -18,8 +18,9 @@ int64_t first_int(const nlohmann::json& c, std::initializer_list<const char*> ke
 
 void read_hf(const nlohmann::json& c, ModelSpec& spec) {
   if (!c.value("rmsnorm", true) || c.value("apply_residual_connection_post_layernorm", false)) {
-    fail("config.json: this chatglm variant (LayerNorm or post-norm residual, ChatGLM-6B v1) is "
-         "not supported; GLM-4 and ChatGLM2/3 checkpoints are");
+    fail(
+        "config.json: this chatglm variant (LayerNorm or post-norm residual, ChatGLM-6B v1) is "
+        "not supported; GLM-4 and ChatGLM2/3 checkpoints are");
   }
   spec.n_layers = first_int(c, {"num_layers", "num_hidden_layers"});
   spec.hidden_size = first_int(c, {"hidden_size"});
@@ -41,7 +42,8 @@ void read_hf(const nlohmann::json& c, ModelSpec& spec) {
   }
   spec.tie_embeddings = c.value("tie_word_embeddings", false);
   if (c.contains("eos_token_id")) read_eos_ids(c["eos_token_id"], spec);
-  if (c.contains("pad_token_id") && c["pad_token_id"].is_number_integer()) spec.pad_id = c["pad_token_id"];
+  if (c.contains("pad_token_id") && c["pad_token_id"].is_number_integer())
+    spec.pad_id = c["pad_token_id"];
 }
 
 void read_gguf(const nlohmann::json& meta, const std::string& prefix, ModelSpec& spec) {
@@ -75,8 +77,8 @@ void bind(const ModelSpec& spec, WeightBinder& binder, ModelWeights& weights) {
 }  // namespace
 
 const Architecture& chatglm_architecture() {
-  static const Architecture arch{"chatglm", {"chatglm"}, {"chatglm"}, read_hf, read_gguf, bind,
-                                 prenorm_layer, "chatglm"};
+  static const Architecture arch{"chatglm", {"chatglm"}, {"chatglm"},   read_hf,
+                                 read_gguf, bind,        prenorm_layer, "chatglm"};
   return arch;
 }
 

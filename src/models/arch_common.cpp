@@ -24,21 +24,23 @@ std::string bias_name(const std::string& weight_name, const std::string& suffix)
 }
 
 Linear bind_linear(WeightBinder& b, const std::string& name, int64_t rows, int64_t cols,
-                   bool with_bias, const std::string& bias_suffix, Convert convert = Convert::Allowed) {
+                   bool with_bias, const std::string& bias_suffix,
+                   Convert convert = Convert::Allowed) {
   Linear l;
   l.w = b.matrix(name, rows, cols, convert);
   if (with_bias) l.bias = b.vector(bias_name(name, bias_suffix), rows);
   return l;
 }
 
-void bind_attention(const ModelSpec& spec, WeightBinder& b, LayerWeights& w,
-                    const TensorNames& n, int64_t l) {
+void bind_attention(const ModelSpec& spec, WeightBinder& b, LayerWeights& w, const TensorNames& n,
+                    int64_t l) {
   const int64_t H = spec.hidden_size;
   const std::string fused = n.qkv.empty() ? "" : layer_name(n.qkv, l);
   // Fused q|k|v when the architecture only has it, or when the file has it (GGUF chatglm from the
   // remote code); otherwise separate projections (the canonical form a synthetic file uses).
   if (!fused.empty() && (n.q.empty() || b.has(fused))) {
-    w.qkv = bind_linear(b, fused, spec.q_dim() + 2 * spec.kv_dim(), H, spec.qkv_bias, n.bias_suffix);
+    w.qkv =
+        bind_linear(b, fused, spec.q_dim() + 2 * spec.kv_dim(), H, spec.qkv_bias, n.bias_suffix);
   } else {
     w.q = bind_linear(b, layer_name(n.q, l), spec.q_dim(), H, spec.qkv_bias, n.bias_suffix);
     w.k = bind_linear(b, layer_name(n.k, l), spec.kv_dim(), H, spec.qkv_bias, n.bias_suffix);
@@ -51,8 +53,8 @@ void bind_attention(const ModelSpec& spec, WeightBinder& b, LayerWeights& w,
   w.o.w = b.matrix(layer_name(n.o, l), H, spec.q_dim());
 }
 
-void bind_dense_mlp(const ModelSpec& spec, WeightBinder& b, LayerWeights& w,
-                    const TensorNames& n, int64_t l) {
+void bind_dense_mlp(const ModelSpec& spec, WeightBinder& b, LayerWeights& w, const TensorNames& n,
+                    int64_t l) {
   const int64_t H = spec.hidden_size, I = spec.intermediate_size;
   if (!n.gate_up.empty()) {
     w.gate_up.w = b.matrix(layer_name(n.gate_up, l), 2 * I, H);
@@ -65,7 +67,8 @@ void bind_dense_mlp(const ModelSpec& spec, WeightBinder& b, LayerWeights& w,
 
 kernels::Matrix bind_expert(WeightBinder& b, const std::string& pattern, int64_t l, int64_t e,
                             int64_t n_experts, int64_t rows, int64_t cols) {
-  if (pattern.find("{e}") != std::string::npos) return b.matrix(layer_name(pattern, l, e), rows, cols);
+  if (pattern.find("{e}") != std::string::npos)
+    return b.matrix(layer_name(pattern, l, e), rows, cols);
   return b.matrix_slice(layer_name(pattern, l), n_experts, e, rows, cols);
 }
 
@@ -201,17 +204,21 @@ void read_hf_common(const nlohmann::json& c, ModelSpec& spec, double default_par
   spec.rms_eps = c.value("rms_norm_eps", 1e-5f);
   spec.rope_theta = c.value("rope_theta", 10000.0f);
   const double partial = c.value("partial_rotary_factor", default_partial_rotary);
-  spec.rotary_dims = static_cast<int64_t>(std::llround(static_cast<double>(spec.head_dim) * partial));
+  spec.rotary_dims =
+      static_cast<int64_t>(std::llround(static_cast<double>(spec.head_dim) * partial));
   spec.qkv_bias = c.value("attention_bias", false);
   spec.tie_embeddings = c.value("tie_word_embeddings", false);
   if (c.contains("eos_token_id")) read_eos_ids(c["eos_token_id"], spec);
-  if (c.contains("bos_token_id") && c["bos_token_id"].is_number_integer()) spec.bos_id = c["bos_token_id"];
-  if (c.contains("pad_token_id") && c["pad_token_id"].is_number_integer()) spec.pad_id = c["pad_token_id"];
+  if (c.contains("bos_token_id") && c["bos_token_id"].is_number_integer())
+    spec.bos_id = c["bos_token_id"];
+  if (c.contains("pad_token_id") && c["pad_token_id"].is_number_integer())
+    spec.pad_id = c["pad_token_id"];
   if (c.contains("rope_scaling") && c["rope_scaling"].is_object()) {
     const auto& rs = c["rope_scaling"];
     const std::string type = rs.value("rope_type", rs.value("type", std::string("default")));
     if (type != "default") {
-      fail("config.json: rope_scaling type '{}' is not supported yet (only the default RoPE)", type);
+      fail("config.json: rope_scaling type '{}' is not supported yet (only the default RoPE)",
+           type);
     }
   }
 }
@@ -238,11 +245,14 @@ void read_gguf_common(const nlohmann::json& m, const std::string& prefix, ModelS
     spec.vocab_size = static_cast<int64_t>(m["tokenizer.ggml.tokens"].size());
   }
   spec.vocab_size = m.value(prefix + "vocab_size", spec.vocab_size);
-  if (m.contains("tokenizer.ggml.eos_token_id")) read_eos_ids(m["tokenizer.ggml.eos_token_id"], spec);
-  if (m.contains("tokenizer.ggml.eot_token_id") && m["tokenizer.ggml.eot_token_id"].is_number_integer()) {
+  if (m.contains("tokenizer.ggml.eos_token_id"))
+    read_eos_ids(m["tokenizer.ggml.eos_token_id"], spec);
+  if (m.contains("tokenizer.ggml.eot_token_id") &&
+      m["tokenizer.ggml.eot_token_id"].is_number_integer()) {
     spec.eos_ids.push_back(m["tokenizer.ggml.eot_token_id"].get<int32_t>());
   }
-  if (m.contains("tokenizer.ggml.bos_token_id") && m["tokenizer.ggml.bos_token_id"].is_number_integer()) {
+  if (m.contains("tokenizer.ggml.bos_token_id") &&
+      m["tokenizer.ggml.bos_token_id"].is_number_integer()) {
     spec.bos_id = m["tokenizer.ggml.bos_token_id"].get<int32_t>();
   }
 }

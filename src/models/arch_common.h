@@ -21,7 +21,7 @@ struct TensorNames {
   // tensors [E, rows, cols] (GGUF), told apart by the presence of "{e}".
   std::string router, expert_bias, expert_gate, expert_up, expert_down;
   std::string shared_gate, shared_up, shared_down;
-  std::string bias_suffix = ".bias";      // q/k/v biases: "<weight name without .weight>.bias"
+  std::string bias_suffix = ".bias";  // q/k/v biases: "<weight name without .weight>.bias"
 };
 
 // The names of HF Llama-style checkpoints under `prefix` (glm, glm4, glm4_moe, llama).

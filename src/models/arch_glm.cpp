@@ -25,7 +25,8 @@ void bind(const ModelSpec& spec, WeightBinder& binder, ModelWeights& weights) {
 }  // namespace
 
 const Architecture& glm_architecture() {
-  static const Architecture arch{"glm", {"glm"}, {}, read_hf, nullptr, bind, prenorm_layer, "chatglm"};
+  static const Architecture arch{"glm", {"glm"},       {},       read_hf, nullptr,
+                                 bind,  prenorm_layer, "chatglm"};
   return arch;
 }
 

@@ -17,7 +17,8 @@ void read_hf(const nlohmann::json& config, ModelSpec& spec) {
   if (multimodal) {
     spec.hf_prefix = "model.language_model.";
     spec.tie_embeddings = config.value("tie_word_embeddings", spec.tie_embeddings);
-    if (spec.eos_ids.empty() && config.contains("eos_token_id")) read_eos_ids(config["eos_token_id"], spec);
+    if (spec.eos_ids.empty() && config.contains("eos_token_id"))
+      read_eos_ids(config["eos_token_id"], spec);
   }
   spec.rope_style = kernels::RopeStyle::Interleaved;
 }
@@ -25,8 +26,9 @@ void read_hf(const nlohmann::json& config, ModelSpec& spec) {
 void read_gguf(const nlohmann::json& meta, const std::string& prefix, ModelSpec& spec) {
   read_gguf_common(meta, prefix, spec);
   // GLM-4.1V GGUFs carry M-RoPE sections and Q/K rows permuted to half-split order (I).
-  spec.rope_style = meta.contains(prefix + "rope.dimension_sections") ? kernels::RopeStyle::HalfSplit
-                                                                      : kernels::RopeStyle::Interleaved;
+  spec.rope_style = meta.contains(prefix + "rope.dimension_sections")
+                        ? kernels::RopeStyle::HalfSplit
+                        : kernels::RopeStyle::Interleaved;
 }
 
 void bind(const ModelSpec& spec, WeightBinder& binder, ModelWeights& weights) {
@@ -51,8 +53,8 @@ void bind(const ModelSpec& spec, WeightBinder& binder, ModelWeights& weights) {
 }  // namespace
 
 const Architecture& glm4_architecture() {
-  static const Architecture arch{"glm4", {"glm4", "glm4v"}, {"glm4"}, read_hf, read_gguf, bind,
-                                 sandwich_layer, "glm4"};
+  static const Architecture arch{"glm4", {"glm4", "glm4v"}, {"glm4"}, read_hf, read_gguf,
+                                 bind,   sandwich_layer,    "glm4"};
   return arch;
 }
 

@@ -21,8 +21,10 @@ void read_hf(const nlohmann::json& c, ModelSpec& spec) {
   spec.norm_topk_prob = c.value("norm_topk_prob", true);
   spec.qk_norm = c.value("use_qk_norm", false);
   if (c.value("n_group", 1) != 1 || c.value("topk_group", 1) != 1) {
-    fail("config.json: group-limited expert routing (n_group {} / topk_group {}) is not supported; "
-         "every released GLM-4.5 config uses 1 / 1", c.value("n_group", 1), c.value("topk_group", 1));
+    fail(
+        "config.json: group-limited expert routing (n_group {} / topk_group {}) is not supported; "
+        "every released GLM-4.5 config uses 1 / 1",
+        c.value("n_group", 1), c.value("topk_group", 1));
   }
 }
 
@@ -53,8 +55,8 @@ void bind(const ModelSpec& spec, WeightBinder& binder, ModelWeights& weights) {
 }  // namespace
 
 const Architecture& glm4_moe_architecture() {
-  static const Architecture arch{"glm4_moe", {"glm4_moe"}, {"glm4moe"}, read_hf, read_gguf, bind,
-                                 prenorm_layer, "glm4moe"};
+  static const Architecture arch{"glm4_moe", {"glm4_moe"}, {"glm4moe"},   read_hf,
+                                 read_gguf,  bind,         prenorm_layer, "glm4moe"};
   return arch;
 }
 

@@ -28,8 +28,8 @@ void bind(const ModelSpec& spec, WeightBinder& binder, ModelWeights& weights) {
 }  // namespace
 
 const Architecture& llama_architecture() {
-  static const Architecture arch{"llama", {"llama"}, {"llama"}, read_hf, read_gguf, bind,
-                                 prenorm_layer, "llama"};
+  static const Architecture arch{"llama",   {"llama"}, {"llama"},     read_hf,
+                                 read_gguf, bind,      prenorm_layer, "llama"};
   return arch;
 }
 

@@ -17,7 +17,7 @@
 namespace autoglm::models {
 
 struct Architecture {
-  std::string_view name;                       // ModelSpec::arch
+  std::string_view name;                         // ModelSpec::arch
   std::vector<std::string_view> hf_model_types;  // config.json "model_type" values
   std::vector<std::string_view> gguf_archs;      // GGUF "general.architecture" values
 
@@ -29,8 +29,8 @@ struct Architecture {
   // Asks the binder for every tensor, with the names of the binder's file format.
   void (*bind)(const ModelSpec& spec, WeightBinder& binder, ModelWeights& weights) = nullptr;
   // One decoder layer over the residual stream state.x ([T, H]), in place.
-  void (*forward_layer)(ForwardState& state, const LayerWeights& layer, int64_t layer_index) =
-      nullptr;
+  void (*forward_layer)(ForwardState& state, const LayerWeights& layer,
+                        int64_t layer_index) = nullptr;
   // The GGUF architecture a GGUF of this model is written as (`autoglm synth`, `quantize`); its
   // bind hook gives the tensor names.
   std::string_view gguf_writer_arch;

@@ -23,9 +23,9 @@ struct SequenceChunk {
 struct ForwardScratch {
   std::vector<float> x, norm, q, k, v, attn, proj, ffn_a, ffn_b, ffn_out;
   std::vector<float> router, moe_in, moe_tmp_a, moe_tmp_b, moe_out;
-  std::vector<float> rope_cos, rope_sin;  // [T][R/2]
-  std::vector<int64_t> positions;         // [T]
-  std::vector<int64_t> seq_of_token;      // [T]
+  std::vector<float> rope_cos, rope_sin;         // [T][R/2]
+  std::vector<int64_t> positions;                // [T]
+  std::vector<int64_t> seq_of_token;             // [T]
   std::vector<const float*> k_blocks, v_blocks;  // one sequence's block table for one layer
 };
 
@@ -34,10 +34,10 @@ struct ForwardState {
   ThreadPool& pool;
   std::span<SequenceChunk> seqs;
   ForwardScratch& s;
-  int64_t n_tokens = 0;                // T, all sequences stacked
-  std::vector<int64_t> seq_first;      // first stacked token of each sequence
+  int64_t n_tokens = 0;            // T, all sequences stacked
+  std::vector<int64_t> seq_first;  // first stacked token of each sequence
 
-  float* x() { return s.x.data(); }    // [T, H] residual stream
+  float* x() { return s.x.data(); }  // [T, H] residual stream
 };
 
 }  // namespace autoglm::models

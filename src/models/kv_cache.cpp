@@ -43,7 +43,9 @@ KvCache::KvCache(const ModelSpec& spec, int64_t capacity)
 KvCache::KvCache(KvPool& pool, int64_t capacity)
     : pool_(&pool), capacity_(capacity), kv_dim_(pool.kv_dim()) {}
 
-KvCache::~KvCache() { clear(); }
+KvCache::~KvCache() {
+  clear();
+}
 
 int64_t KvCache::blocks_needed(int64_t n_tokens) const {
   const int64_t bs = pool_->block_size();

@@ -67,7 +67,8 @@ class KvCache {
   float* k_row(int64_t layer, int64_t pos);
   float* v_row(int64_t layer, int64_t pos);
   // Block pointers of one layer for the attention kernel.
-  void layer_blocks(int64_t layer, std::vector<const float*>& k, std::vector<const float*>& v) const;
+  void layer_blocks(int64_t layer, std::vector<const float*>& k,
+                    std::vector<const float*>& v) const;
   int64_t block_size() const { return pool_->block_size(); }
   int64_t row_width() const { return kv_dim_; }  // nkv * d
 

@@ -39,8 +39,10 @@ void prepare_positions(ForwardState& st) {
            c.tokens.size(), c.cache->capacity());
     }
     if (!c.cache->reserve(static_cast<int64_t>(c.tokens.size()))) {
-      fail("KV cache exhausted: no free block for {} more tokens; raise --kv-blocks or lower "
-           "--max-batch", c.tokens.size());
+      fail(
+          "KV cache exhausted: no free block for {} more tokens; raise --kv-blocks or lower "
+          "--max-batch",
+          c.tokens.size());
     }
     for (size_t i = 0; i < c.tokens.size(); ++i, ++t) {
       const int64_t pos = pos0 + static_cast<int64_t>(i);

@@ -25,8 +25,10 @@ struct ResolvedPath {
 ResolvedPath resolve(const fs::path& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) {
-    fail("model path '{}' does not exist: give a directory with config.json and *.safetensors, "
-         "or a .gguf file", path.string());
+    fail(
+        "model path '{}' does not exist: give a directory with config.json and *.safetensors, "
+        "or a .gguf file",
+        path.string());
   }
   if (fs::is_directory(path)) {
     if (fs::exists(path / "config.json")) return {path, path / "config.json", false};
@@ -35,15 +37,18 @@ ResolvedPath resolve(const fs::path& path) {
       if (entry.path().extension() == ".gguf") ggufs.push_back(entry.path());
     }
     if (ggufs.size() == 1) return {ggufs[0], {}, true};
-    fail("model directory '{}' has no config.json{}: a Hugging Face model needs config.json beside "
-         "its *.safetensors; or pass the .gguf file itself", path.string(),
-         ggufs.empty() ? "" : fmt::format(" and {} .gguf files", ggufs.size()));
+    fail(
+        "model directory '{}' has no config.json{}: a Hugging Face model needs config.json beside "
+        "its *.safetensors; or pass the .gguf file itself",
+        path.string(), ggufs.empty() ? "" : fmt::format(" and {} .gguf files", ggufs.size()));
   }
   if (has_gguf_magic(path)) return {path, {}, true};
   const fs::path config = path.parent_path() / "config.json";
   if (!fs::exists(config)) {
-    fail("'{}' is not a GGUF file and there is no config.json beside it; a safetensors model needs "
-         "its config.json", path.string());
+    fail(
+        "'{}' is not a GGUF file and there is no config.json beside it; a safetensors model needs "
+        "its config.json",
+        path.string());
   }
   return {path, config, false};
 }
@@ -89,7 +94,8 @@ ModelSpec spec_from_gguf(const nlohmann::json& meta, const std::string& source) 
   const std::string gguf_arch = meta.value("general.architecture", std::string());
   if (gguf_arch.empty()) fail("{}: GGUF metadata has no general.architecture", source);
   const Architecture& arch = architecture_for_gguf(gguf_arch);
-  if (!arch.read_gguf_metadata) fail("{}: architecture '{}' cannot be read from GGUF", source, gguf_arch);
+  if (!arch.read_gguf_metadata)
+    fail("{}: architecture '{}' cannot be read from GGUF", source, gguf_arch);
   ModelSpec spec;
   spec.arch = std::string(arch.name);
   try {

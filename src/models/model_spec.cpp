@@ -8,7 +8,9 @@ namespace autoglm::models {
 
 void ModelSpec::validate(const std::string& source) const {
   auto require_positive = [&](int64_t v, const char* what) {
-    if (v <= 0) fail("{}: {} must be positive, found {}; the config is incomplete or corrupt", source, what, v);
+    if (v <= 0)
+      fail("{}: {} must be positive, found {}; the config is incomplete or corrupt", source, what,
+           v);
   };
   require_positive(vocab_size, "vocab size");
   require_positive(hidden_size, "hidden size");
@@ -24,7 +26,8 @@ void ModelSpec::validate(const std::string& source) const {
     fail("{}: rotary dimensions {} must be even and within the head dimension {}", source,
          rotary_dims, head_dim);
   }
-  if (n_experts == 0 || first_dense_layers > 0) require_positive(intermediate_size, "intermediate size");
+  if (n_experts == 0 || first_dense_layers > 0)
+    require_positive(intermediate_size, "intermediate size");
   if (n_experts > 0) {
     require_positive(n_experts_used, "experts per token");
     require_positive(moe_intermediate_size, "expert intermediate size");

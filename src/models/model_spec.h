@@ -30,8 +30,8 @@ struct ModelSpec {
   int64_t rotary_dims = 0;  // R: a prefix of each head; dims [R, d) pass through
   kernels::RopeStyle rope_style = kernels::RopeStyle::Interleaved;
 
-  bool qkv_bias = false;     // q/k/v projections carry a bias
-  bool qk_norm = false;      // per-head RMSNorm on q and k before RoPE (GLM-4.5)
+  bool qkv_bias = false;  // q/k/v projections carry a bias
+  bool qk_norm = false;   // per-head RMSNorm on q and k before RoPE (GLM-4.5)
   bool tie_embeddings = false;
 
   // Mixture of experts (glm4_moe); n_experts == 0 means dense.

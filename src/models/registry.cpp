@@ -15,8 +15,8 @@ const Architecture& llama_architecture();
 
 const std::vector<const Architecture*>& architectures() {
   static const std::vector<const Architecture*> all = {
-      &chatglm_architecture(), &glm_architecture(), &glm4_architecture(),
-      &glm4_moe_architecture(), &llama_architecture()};
+      &chatglm_architecture(), &glm_architecture(), &glm4_architecture(), &glm4_moe_architecture(),
+      &llama_architecture()};
   return all;
 }
 

@@ -54,8 +54,10 @@ kernels::Matrix StoreBinder::matrix(const std::string& name, int64_t rows, int64
                                     Convert convert) {
   const TensorView& t = store_.get(name, {rows, cols});
   if (!dtype_info(t.dtype).is_float) {
-    fail("{}: tensor '{}' is stored as {}, which is not a weight type (expected f32, f16, bf16, "
-         "q8_0, q4_0 or q6_k)", store_.source(), name, dtype_name(t.dtype));
+    fail(
+        "{}: tensor '{}' is stored as {}, which is not a weight type (expected f32, f16, bf16, "
+        "q8_0, q4_0 or q6_k)",
+        store_.source(), name, dtype_name(t.dtype));
   }
   kernels::Matrix m{t.dtype, rows, cols, t.data};
   note_type(stored_types_, t.dtype);

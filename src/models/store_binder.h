@@ -21,8 +21,8 @@ class StoreBinder final : public WeightBinder {
   bool has(const std::string& name) const override { return store_.contains(name); }
   kernels::Matrix matrix(const std::string& name, int64_t rows, int64_t cols,
                          Convert convert) override;
-  kernels::Matrix matrix_slice(const std::string& name, int64_t count, int64_t index,
-                               int64_t rows, int64_t cols) override;
+  kernels::Matrix matrix_slice(const std::string& name, int64_t count, int64_t index, int64_t rows,
+                               int64_t cols) override;
   const float* vector(const std::string& name, int64_t n) override;
 
   size_t weight_bytes() const { return weight_bytes_; }

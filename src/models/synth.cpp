@@ -70,7 +70,10 @@ struct Random {
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
   }
-  float uniform_pm1() { return static_cast<float>(static_cast<int64_t>(next() >> 11) - (1ll << 52)) / static_cast<float>(1ll << 52); }
+  float uniform_pm1() {
+    return static_cast<float>(static_cast<int64_t>(next() >> 11) - (1ll << 52)) /
+           static_cast<float>(1ll << 52);
+  }
 };
 
 DType stored_type(const Planned& p, DType requested) {
@@ -86,7 +89,8 @@ void stream_tensor(formats::TensorWriter& writer, const Planned& p, DType type, 
   int64_t rows = 1;
   for (size_t i = 0; i + 1 < p.shape.size(); ++i) rows *= p.shape[i];
   const size_t row_size = row_bytes(type, cols);
-  const int64_t chunk_rows = std::max<int64_t>(1, (int64_t{8} << 20) / static_cast<int64_t>(row_size));
+  const int64_t chunk_rows =
+      std::max<int64_t>(1, (int64_t{8} << 20) / static_cast<int64_t>(row_size));
   std::vector<std::byte> buffer(static_cast<size_t>(chunk_rows) * row_size);
   const uint64_t name_hash = std::hash<std::string>{}(p.name) ^ seed;
   const float amplitude = p.fill == Fill::Matrix ? 0.02f * std::sqrt(3.0f) : 0.01f;
@@ -110,7 +114,9 @@ void stream_tensor(formats::TensorWriter& writer, const Planned& p, DType type, 
 void set_gguf_metadata(formats::GgufWriter& w, const ModelSpec& s, std::string_view arch) {
   using formats::GgufType;
   const std::string a(arch);
-  auto u32 = [&](const std::string& key, int64_t v) { w.set_u32(a + "." + key, static_cast<uint32_t>(v)); };
+  auto u32 = [&](const std::string& key, int64_t v) {
+    w.set_u32(a + "." + key, static_cast<uint32_t>(v));
+  };
   w.set_string("general.architecture", a);
   w.set_string("general.name", "autoglm-synth-" + s.arch);
   u32("block_count", s.n_layers);
@@ -134,7 +140,8 @@ void set_gguf_metadata(formats::GgufWriter& w, const ModelSpec& s, std::string_v
     w.set_f32(a + ".expert_weights_scale", s.routed_scaling_factor);
     w.set_bool(a + ".expert_weights_norm", s.norm_topk_prob);
   }
-  if (!s.eos_ids.empty()) w.set_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(s.eos_ids[0]));
+  if (!s.eos_ids.empty())
+    w.set_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(s.eos_ids[0]));
 }
 
 nlohmann::json read_json_file(const fs::path& path) {
@@ -155,12 +162,15 @@ SynthResult synthesize(const SynthOptions& options, ThreadPool& pool) {
   const bool gguf = options.out.extension() == ".gguf";
   const DType dtype = options.dtype;
   if (!gguf && is_quantized(dtype)) {
-    fail("safetensors cannot hold {} weights: write a .gguf file (--out model.gguf), or write "
-         "f16/bf16 and convert when loading (--dtype {})", dtype_name(dtype), dtype_name(dtype));
+    fail(
+        "safetensors cannot hold {} weights: write a .gguf file (--out model.gguf), or write "
+        "f16/bf16 and convert when loading (--dtype {})",
+        dtype_name(dtype), dtype_name(dtype));
   }
 
-  const Architecture& arch = gguf ? architecture_for_gguf(architecture_named(spec.arch).gguf_writer_arch)
-                                  : architecture_named(spec.arch);
+  const Architecture& arch =
+      gguf ? architecture_for_gguf(architecture_named(spec.arch).gguf_writer_arch)
+           : architecture_named(spec.arch);
   RecordingBinder recorder(gguf ? formats::FileFormat::Gguf : formats::FileFormat::Safetensors);
   ModelWeights unused;
   arch.bind(spec, recorder, unused);
@@ -176,7 +186,8 @@ SynthResult synthesize(const SynthOptions& options, ThreadPool& pool) {
     fs::create_directories(options.out);
     result.weights_file = options.out / "model.safetensors";
     writer = std::make_unique<formats::SafetensorsWriter>(
-        result.weights_file, std::map<std::string, std::string>{{"format", "pt"}, {"generator", "autoglm synth"}});
+        result.weights_file,
+        std::map<std::string, std::string>{{"format", "pt"}, {"generator", "autoglm synth"}});
   }
   for (const Planned& p : recorder.planned()) {
     writer->declare({p.name, stored_type(p, dtype), p.shape});
@@ -192,7 +203,9 @@ SynthResult synthesize(const SynthOptions& options, ThreadPool& pool) {
   writer->finish();
   if (!gguf) {
     nlohmann::json out_config = config;
-    out_config["torch_dtype"] = dtype == DType::F32 ? "float32" : dtype == DType::F16 ? "float16" : "bfloat16";
+    out_config["torch_dtype"] = dtype == DType::F32   ? "float32"
+                                : dtype == DType::F16 ? "float16"
+                                                      : "bfloat16";
     std::ofstream(options.out / "config.json") << out_config.dump(2) << "\n";
   }
   return result;

@@ -16,12 +16,12 @@ struct Linear {
 };
 
 struct LayerWeights {
-  const float* attn_norm = nullptr;  // [H] input_layernorm
-  Linear qkv;                        // [(nh + 2 nkv) d, H] fused rows q | k | v (chatglm), or:
-  Linear q, k, v;                    // [nh d, H], [nkv d, H], [nkv d, H]
-  const float* q_norm = nullptr;     // [d] per-head RMSNorm (GLM-4.5 use_qk_norm)
-  const float* k_norm = nullptr;     // [d]
-  Linear o;                          // [H, nh d], no bias
+  const float* attn_norm = nullptr;       // [H] input_layernorm
+  Linear qkv;                             // [(nh + 2 nkv) d, H] fused rows q | k | v (chatglm), or:
+  Linear q, k, v;                         // [nh d, H], [nkv d, H], [nkv d, H]
+  const float* q_norm = nullptr;          // [d] per-head RMSNorm (GLM-4.5 use_qk_norm)
+  const float* k_norm = nullptr;          // [d]
+  Linear o;                               // [H, nh d], no bias
   const float* post_attn_norm = nullptr;  // [H] glm4 sandwich: on the attention output
   const float* ffn_norm = nullptr;        // [H] pre-MLP norm (HF post_attention_layernorm)
   Linear gate_up;                         // [2I, H] fused, rows [0, I) gate; or:

@@ -41,22 +41,29 @@ BandwidthResult measure_read_bandwidth(ThreadPool& pool, size_t bytes, int repea
       static_cast<uint64_t*>(std::aligned_alloc(64, n * sizeof(uint64_t))));
   uint64_t* data = buffer.get();
   if (data == nullptr) fail("cannot allocate {} MiB to measure memory bandwidth", bytes >> 20);
-  pool.parallel_for(static_cast<int64_t>(n), [&](int64_t a, int64_t b) {
-    for (int64_t i = a; i < b; ++i) data[i] = static_cast<uint64_t>(i);  // touch: real pages
-  }, 4096);
+  pool.parallel_for(
+      static_cast<int64_t>(n),
+      [&](int64_t a, int64_t b) {
+        for (int64_t i = a; i < b; ++i) data[i] = static_cast<uint64_t>(i);  // touch: real pages
+      },
+      4096);
   const bool avx2 = cpu_features().supports(Isa::Avx2);
   std::atomic<uint64_t> sink{0};
   std::vector<double> gbps;
   for (int r = 0; r < repeats + 1; ++r) {
     const auto start = std::chrono::steady_clock::now();
-    pool.parallel_for(static_cast<int64_t>(n), [&](int64_t a, int64_t b) {
-      const uint64_t* p = data + a;
-      const auto count = static_cast<size_t>(b - a);
-      sink += avx2 ? read_sum_avx2(p, count) : read_sum_scalar(p, count);
-    }, 4096);
+    pool.parallel_for(
+        static_cast<int64_t>(n),
+        [&](int64_t a, int64_t b) {
+          const uint64_t* p = data + a;
+          const auto count = static_cast<size_t>(b - a);
+          sink += avx2 ? read_sum_avx2(p, count) : read_sum_scalar(p, count);
+        },
+        4096);
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (r > 0) gbps.push_back(static_cast<double>(n * sizeof(uint64_t)) / seconds / 1e9);  // r 0 warms up
+    if (r > 0)
+      gbps.push_back(static_cast<double>(n * sizeof(uint64_t)) / seconds / 1e9);  // r 0 warms up
   }
   std::sort(gbps.begin(), gbps.end());
   BandwidthResult result;

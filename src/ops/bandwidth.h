@@ -9,9 +9,9 @@
 namespace autoglm::ops {
 
 struct BandwidthResult {
-  double best_gbps = 0;    // best of the repeats, GB/s (1e9 bytes)
+  double best_gbps = 0;  // best of the repeats, GB/s (1e9 bytes)
   double median_gbps = 0;
-  size_t bytes = 0;        // buffer size read per repeat
+  size_t bytes = 0;  // buffer size read per repeat
 };
 
 // Reads a buffer of `bytes` (far larger than the caches) `repeats` times on every pool thread.

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "ops/bandwidth.h"
 
 namespace autoglm::ops {
 namespace {
@@ -20,7 +21,9 @@ double now_seconds() {
 // Token ids spread over the vocabulary (the values do not change the cost).
 std::vector<int32_t> bench_tokens(int n, int64_t vocab) {
   std::vector<int32_t> ids(static_cast<size_t>(n));
-  for (int i = 0; i < n; ++i) ids[static_cast<size_t>(i)] = static_cast<int32_t>((1000 + 7919 * static_cast<int64_t>(i)) % vocab);
+  for (int i = 0; i < n; ++i)
+    ids[static_cast<size_t>(i)] =
+        static_cast<int32_t>((1000 + 7919 * static_cast<int64_t>(i)) % vocab);
   return ids;
 }
 
@@ -45,6 +48,7 @@ OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBe
     r.prefill_tps.push_back(o.prompt_tokens / (now_seconds() - t0));
   }
   for (int rep = 0; rep < o.repeats; ++rep) {
+    r.bandwidth_gbps.push_back(measure_read_bandwidth(pool, size_t{512} << 20, 3).median_gbps);
     models::KvCache cache(spec, o.decode_tokens + 1);
     int32_t token = prompt[0];
     models::SequenceChunk first{&cache, std::span(&token, 1), false};
@@ -59,11 +63,14 @@ OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBe
   }
   r.prefill_median_tps = median(r.prefill_tps);
   r.decode_median_tps = median(r.decode_tps);
+  r.bandwidth_median_gbps = median(r.bandwidth_gbps);
 
   const models::ModelWeights& w = model.weights();
-  const double embed_bytes = static_cast<double>(w.embed.rows) * static_cast<double>(w.embed.row_stride());
+  const double embed_bytes =
+      static_cast<double>(w.embed.rows) * static_cast<double>(w.embed.row_stride());
   const bool tied = w.lm_head.w.data == w.embed.data;
-  const double weights_read = static_cast<double>(model.weight_bytes()) - (tied ? 0.0 : embed_bytes);
+  const double weights_read =
+      static_cast<double>(model.weight_bytes()) - (tied ? 0.0 : embed_bytes);
   // Mean KV-cache read per decode step: K and V of every layer at the mean context length, f32.
   const double kv_read = 2.0 * static_cast<double>(spec.n_layers * spec.kv_dim()) * sizeof(float) *
                          (o.decode_tokens / 2.0 + 1.0);

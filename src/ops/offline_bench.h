@@ -18,13 +18,17 @@ struct OfflineBenchOptions {
 };
 
 struct OfflineBenchResult {
-  std::vector<double> prefill_tps;    // tokens/s of each repeat
+  std::vector<double> prefill_tps;  // tokens/s of each repeat
   std::vector<double> decode_tps;
   double prefill_median_tps = 0;
   double decode_median_tps = 0;
   double decode_bytes_per_token = 0;  // weights (less the embedding table) + mean KV read
   double decode_gbps = 0;             // decode_median_tps * bytes per token
   double prefill_gflops = 0;          // 2 * matmul parameters * tokens / time (attention excluded)
+  // Read bandwidth measured right before each decode repeat: the host is shared and its bandwidth
+  // moves by tens of percent within a minute, so the roofline is taken next to the decode runs.
+  std::vector<double> bandwidth_gbps;
+  double bandwidth_median_gbps = 0;
 };
 
 OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBenchOptions& options,

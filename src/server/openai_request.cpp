@@ -9,7 +9,7 @@
 namespace autoglm::server {
 namespace {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 // A short rendering of a bad value for messages: long strings and objects are cut.
 std::string shown(const json& v) {
@@ -228,7 +228,7 @@ std::vector<tokenizer::ChatMessage> parse_messages(const json& body) {
 }
 
 // tools + tool_choice -> the tools the model is shown ("none": none; a named function: only it).
-nlohmann::json parse_tools(const json& body, bool& enabled) {
+nlohmann::ordered_json parse_tools(const json& body, bool& enabled) {
   enabled = false;
   const json* tools = field(body, "tools");
   if (!tools) return json::array();
@@ -274,7 +274,7 @@ nlohmann::json parse_tools(const json& body, bool& enabled) {
 
 }  // namespace
 
-nlohmann::json parse_json_body(std::string_view body) {
+nlohmann::ordered_json parse_json_body(std::string_view body) {
   try {
     return json::parse(body);
   } catch (const json::parse_error& e) {
@@ -290,7 +290,7 @@ nlohmann::json parse_json_body(std::string_view body) {
   }
 }
 
-ChatParams parse_chat_request(const nlohmann::json& body) {
+ChatParams parse_chat_request(const nlohmann::ordered_json& body) {
   ChatParams p;
   p.common = parse_common(body);
   const bool logprobs = get_bool(body, "logprobs").value_or(false);
@@ -310,7 +310,7 @@ ChatParams parse_chat_request(const nlohmann::json& body) {
   return p;
 }
 
-CompletionParams parse_completion_request(const nlohmann::json& body) {
+CompletionParams parse_completion_request(const nlohmann::ordered_json& body) {
   CompletionParams p;
   p.common = parse_common(body);
   if (auto lp = get_int(body, "logprobs", 0, 20)) p.common.top_logprobs = static_cast<int>(*lp);

@@ -49,9 +49,9 @@ struct CompletionParams {
 };
 
 // Throws ApiException(400) saying where the JSON is broken.
-nlohmann::json parse_json_body(std::string_view body);
+nlohmann::ordered_json parse_json_body(std::string_view body);
 
-ChatParams parse_chat_request(const nlohmann::json& body);
-CompletionParams parse_completion_request(const nlohmann::json& body);
+ChatParams parse_chat_request(const nlohmann::ordered_json& body);
+CompletionParams parse_completion_request(const nlohmann::ordered_json& body);
 
 }  // namespace autoglm::server

@@ -35,7 +35,8 @@ Result run(const std::string& args) {
   if (!pipe) throw std::runtime_error("popen failed");
   std::array<char, 4096> buffer{};
   size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) r.stdout_only.append(buffer.data(), n);
+  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
+    r.stdout_only.append(buffer.data(), n);
   const int status = pclose(pipe);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   std::ifstream err(err_file);
@@ -53,7 +54,9 @@ std::vector<int> ids_of(const std::string& line) {
   return ids;
 }
 
-std::string stories() { return (fixtures_dir() / "stories260K" / "stories260K.gguf").string(); }
+std::string stories() {
+  return (fixtures_dir() / "stories260K" / "stories260K.gguf").string();
+}
 
 // stories260K (a trained TinyStories model) greedy from BOS. These ids decode, with the GGUF's own
 // vocabulary, to " Once upon a time, there was a little girl named Lily. She loved to play
@@ -69,11 +72,13 @@ TEST(Cli, RunPrintsGreedyStoryIds) {
 }
 
 TEST(Cli, RunIsDeterministicForASeed) {
-  const std::string args = "run --model " + stories() + " --tokens 1 -n 30 --temperature 0.8 --top-p 0.9 --seed 7";
+  const std::string args =
+      "run --model " + stories() + " --tokens 1 -n 30 --temperature 0.8 --top-p 0.9 --seed 7";
   const Result a = run(args), b = run(args);
   ASSERT_EQ(a.exit_code, 0) << a.out;
   EXPECT_EQ(a.stdout_only, b.stdout_only);
-  const Result c = run("run --model " + stories() + " --tokens 1 -n 30 --temperature 0.8 --top-p 0.9 --seed 8");
+  const Result c =
+      run("run --model " + stories() + " --tokens 1 -n 30 --temperature 0.8 --top-p 0.9 --seed 8");
   EXPECT_NE(a.stdout_only, c.stdout_only);
 }
 
@@ -93,11 +98,14 @@ TEST(Cli, SynthThenRunForEveryArchitecture) {
   const std::vector<std::string> fixtures = {"glm", "glm4", "glm4_moe", "llama", "chatglm"};
   for (const std::string& fixture : fixtures) {
     const auto config = fixtures_dir() / "hf-tiny" / fixture / "config.json";
-    for (const std::string& out : {(dir / (fixture + ".gguf")).string(), (dir / fixture).string()}) {
+    for (const std::string& out :
+         {(dir / (fixture + ".gguf")).string(), (dir / fixture).string()}) {
       const std::string dtype = out.ends_with(".gguf") ? "q8_0" : "bf16";
-      const Result s = run("synth --config " + config.string() + " --dtype " + dtype + " --out " + out);
+      const Result s =
+          run("synth --config " + config.string() + " --dtype " + dtype + " --out " + out);
       ASSERT_EQ(s.exit_code, 0) << s.out;
-      const Result g = run("run --model " + out + " --tokens 3,4,5 -n 4 --temperature 0 --ignore-eos");
+      const Result g =
+          run("run --model " + out + " --tokens 3,4,5 -n 4 --temperature 0 --ignore-eos");
       ASSERT_EQ(g.exit_code, 0) << fixture << ": " << g.out;
       EXPECT_EQ(ids_of(g.stdout_only).size(), 4u) << g.out;
     }
@@ -105,7 +113,8 @@ TEST(Cli, SynthThenRunForEveryArchitecture) {
 }
 
 TEST(Cli, BenchReportsSpeedAndBandwidth) {
-  const Result r = run("bench --model " + stories() + " --prompt-tokens 16 --decode-tokens 8 --repeats 1 --json");
+  const Result r = run("bench --model " + stories() +
+                       " --prompt-tokens 16 --decode-tokens 8 --repeats 1 --json");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   const auto j = nlohmann::json::parse(r.stdout_only);
   EXPECT_GT(j["decode"]["median_tokens_per_s"].get<double>(), 0);
@@ -125,8 +134,9 @@ TEST(Cli, ErrorsAreClear) {
       {"run --model " + stories() + " --tokens 1 --dtype q3_k", "unknown weight type 'q3_k'"},
       {"run --model " + stories() + " --tokens 1 --temperature -1", "temperature"},
       {"run --model " + tmp.string() + " --tokens 1", "no config.json"},
-      {"synth --config " + (fixtures_dir() / "hf-tiny/glm4/config.json").string() + " --dtype q4_0 --out " +
-           (tmp / "dir").string(), "safetensors cannot hold q4_0"},
+      {"synth --config " + (fixtures_dir() / "hf-tiny/glm4/config.json").string() +
+           " --dtype q4_0 --out " + (tmp / "dir").string(),
+       "safetensors cannot hold q4_0"},
   };
   for (const Bad& c : cases) {
     const Result r = run(c.args);

@@ -42,7 +42,8 @@ void wait_done(Collected& c) {
 }
 
 void wait_ready(const BatchEngine& e) {
-  for (int i = 0; i < 6000 && !e.stats().ready; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  for (int i = 0; i < 6000 && !e.stats().ready; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   ASSERT_TRUE(e.stats().ready);
 }
 
@@ -84,7 +85,8 @@ ServiceStats expect_batched_equals_single(EngineConfig config, int n_requests, i
   Fixture f("gguf/glm-tiny-q8_0.gguf");
   // Single-sequence answers first: the engine thread owns the pool while it runs.
   std::vector<std::vector<int32_t>> expected;
-  for (int i = 0; i < n_requests; ++i) expected.push_back(single_answer(f, prompt_for(i), n_tokens));
+  for (int i = 0; i < n_requests; ++i)
+    expected.push_back(single_answer(f, prompt_for(i), n_tokens));
   BatchEngine engine(*f.model, *f.tok, config, f.pool);
   wait_ready(engine);
   std::vector<std::shared_ptr<Collected>> out;
@@ -95,12 +97,15 @@ ServiceStats expect_batched_equals_single(EngineConfig config, int n_requests, i
   }
   for (int i = 0; i < n_requests; ++i) {
     wait_done(*out[static_cast<size_t>(i)]);
-    EXPECT_EQ(out[static_cast<size_t>(i)]->tokens, expected[static_cast<size_t>(i)]) << "request " << i;
+    EXPECT_EQ(out[static_cast<size_t>(i)]->tokens, expected[static_cast<size_t>(i)])
+        << "request " << i;
     EXPECT_EQ(out[static_cast<size_t>(i)]->last.finish_reason, FinishReason::Length);
   }
   const ServiceStats s = engine.stats();
-  std::printf("steps %lld, sequences per step %.2f, max %lld\n", static_cast<long long>(s.steps_total),
-              static_cast<double>(s.batched_sequences_total) / static_cast<double>(std::max<int64_t>(1, s.steps_total)),
+  std::printf("steps %lld, sequences per step %.2f, max %lld\n",
+              static_cast<long long>(s.steps_total),
+              static_cast<double>(s.batched_sequences_total) /
+                  static_cast<double>(std::max<int64_t>(1, s.steps_total)),
               static_cast<long long>(s.max_batch_seen));
   EXPECT_GT(s.max_batch_seen, 1) << "the steps never carried more than one sequence";
   EXPECT_EQ(s.kv_blocks_used, 0) << "blocks not returned to the pool";
@@ -165,13 +170,16 @@ TEST(BatchEngine, CancelFreesTheCache) {
   auto out = std::make_shared<Collected>();
   const SubmitResult r = engine.submit(greedy(prompt_for(1), 900), collect(out));
   ASSERT_EQ(r.status, SubmitStatus::Accepted);
-  for (int i = 0; i < 2000 && out->tokens.empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  for (int i = 0; i < 2000 && out->tokens.empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   engine.cancel(r.id);
   wait_done(*out);
   EXPECT_EQ(out->last.finish_reason, FinishReason::Cancelled);
   EXPECT_LT(out->tokens.size(), 900u);
   // The counters follow at the end of the engine step that finished the request.
-  for (int i = 0; i < 1000 && (engine.stats().kv_blocks_used != 0 || engine.stats().requests_running != 0); ++i) {
+  for (int i = 0;
+       i < 1000 && (engine.stats().kv_blocks_used != 0 || engine.stats().requests_running != 0);
+       ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   EXPECT_EQ(engine.stats().kv_blocks_used, 0);

@@ -17,7 +17,9 @@ struct Case {
   double tolerance;
 };
 
-void PrintTo(const Case& c, std::ostream* os) { *os << c.dir << "/" << c.section; }
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.dir << "/" << c.section;
+}
 
 class HfFixture : public ::testing::TestWithParam<Case> {};
 
@@ -33,8 +35,10 @@ TEST_P(HfFixture, MatchesReference) {
   const auto generated = expected["generated_ids"].get<std::vector<int32_t>>();
   const FixtureRun run = run_fixture(*model, prompt, generated);
 
-  const double prefill_err = max_abs_diff_rows(run.prefill_logits, json_matrix(expected["prefill_logits"]));
-  const double decode_err = max_abs_diff_rows(run.decode_logits, json_matrix(expected["decode_logits"]));
+  const double prefill_err =
+      max_abs_diff_rows(run.prefill_logits, json_matrix(expected["prefill_logits"]));
+  const double decode_err =
+      max_abs_diff_rows(run.decode_logits, json_matrix(expected["decode_logits"]));
   std::printf("[ %s/%s ] prefill max|diff| %.3g, decode max|diff| %.3g\n", c.dir.c_str(),
               c.section.c_str(), prefill_err, decode_err);
   EXPECT_LE(prefill_err, c.tolerance);

@@ -43,7 +43,8 @@ FixtureRun run_fixture(const models::Model& model, const std::vector<int32_t>& p
                        const std::vector<int32_t>& expected_generated, int n_threads) {
   ThreadPool pool(n_threads);
   const auto V = static_cast<size_t>(model.spec().vocab_size);
-  models::KvCache cache(model.spec(), static_cast<int64_t>(prompt.size() + expected_generated.size() + 1));
+  models::KvCache cache(model.spec(),
+                        static_cast<int64_t>(prompt.size() + expected_generated.size() + 1));
   models::ForwardScratch scratch;
   std::vector<float> logits;
   FixtureRun run;

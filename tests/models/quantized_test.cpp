@@ -20,7 +20,9 @@ struct QuantCase {
   double max_rel_rms;  // bound on the RMS logit error relative to the RMS of the logits
 };
 
-void PrintTo(const QuantCase& c, std::ostream* os) { *os << c.dir << "/" << dtype_name(c.dtype); }
+void PrintTo(const QuantCase& c, std::ostream* os) {
+  *os << c.dir << "/" << dtype_name(c.dtype);
+}
 
 class ConvertedFixture : public ::testing::TestWithParam<QuantCase> {};
 
@@ -57,7 +59,8 @@ TEST_P(ConvertedFixture, StaysCloseToReference) {
 std::vector<QuantCase> quant_cases() {
   std::vector<QuantCase> cases;
   const std::vector<std::pair<std::string, std::string>> fixtures = {
-      {"glm", ""}, {"glm4", ""}, {"glm4_moe", ""}, {"llama", ""}, {"chatglm", ""}, {"glm4v", "text_only"}};
+      {"glm", ""},   {"glm4", ""},    {"glm4_moe", ""},
+      {"llama", ""}, {"chatglm", ""}, {"glm4v", "text_only"}};
   for (const auto& [dir, section] : fixtures) {
     // Measured (scalar / AVX-512 paths, 2026-11): f16 <= 0.0009, bf16 <= 0.0074, q8_0 <= 0.031
     // (0.082 for the MoE: an expert choice can flip), q4_0 <= 0.34. A wrong block layout, scale
@@ -109,11 +112,12 @@ TEST_P(GgufFile, AgreesWithF32File) {
   EXPECT_LE(rel, bound);
 }
 
-INSTANTIATE_TEST_SUITE_P(LlamaCppFiles, GgufFile,
-                         // Measured: f16 0.0007, q8_0 0.024, q4_0 (+ q6_K output) 0.32.
-                         ::testing::Values(std::pair<std::string, double>{"glm-tiny-f16.gguf", 0.002},
-                                           std::pair<std::string, double>{"glm-tiny-q8_0.gguf", 0.05},
-                                           std::pair<std::string, double>{"glm-tiny-q4_0.gguf", 0.5}));
+INSTANTIATE_TEST_SUITE_P(
+    LlamaCppFiles, GgufFile,
+    // Measured: f16 0.0007, q8_0 0.024, q4_0 (+ q6_K output) 0.32.
+    ::testing::Values(std::pair<std::string, double>{"glm-tiny-f16.gguf", 0.002},
+                      std::pair<std::string, double>{"glm-tiny-q8_0.gguf", 0.05},
+                      std::pair<std::string, double>{"glm-tiny-q4_0.gguf", 0.5}));
 
 // Prefill of a whole prompt must equal feeding it one token at a time through the KV cache.
 TEST(GgufFile, PrefillEqualsTokenByTokenDecode) {

@@ -49,9 +49,9 @@ nlohmann::json read_json(const std::filesystem::path& path) {
 
 std::filesystem::path temp_dir(const std::string& tag) {
   static std::atomic<int> counter{0};
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("autoglm-test-" + tag + "-" + std::to_string(::getpid()) + "-" +
-                    std::to_string(counter++));
+  const auto dir =
+      std::filesystem::temp_directory_path() /
+      ("autoglm-test-" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   std::lock_guard<std::mutex> lock(g_temp_mutex);

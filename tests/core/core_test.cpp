@@ -1,0 +1,106 @@
+// core/: the thread pool covers every index exactly once, also with several callers at once;
+// user-facing errors of dtypes, files and the ISA override say what is wrong.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <thread>
+#include <vector>
+
+#include "core/cpu_features.h"
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/mapped_file.h"
+#include "core/thread_pool.h"
+#include "support/fixtures.h"
+
+namespace autoglm {
+namespace {
+
+TEST(ThreadPool, ParallelForCoversEveryIndexOnce) {
+  ThreadPool pool(3);
+  for (int64_t n : {0, 1, 2, 7, 64, 1000}) {
+    for (int64_t grain : {1, 3, 16, 5000}) {
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+      pool.parallel_for(
+          n,
+          [&](int64_t a, int64_t b) {
+            EXPECT_LT(a, b);
+            EXPECT_TRUE(a % grain == 0) << "chunk starts must be multiples of the grain";
+            for (int64_t i = a; i < b; ++i) hits[static_cast<size_t>(i)]++;
+          },
+          grain);
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1) << n << "/" << grain;
+    }
+  }
+}
+
+TEST(ThreadPool, RunGivesEveryThreadItsIndex) {
+  ThreadPool pool(4);
+  std::vector<std::atomic<int>> seen(4);
+  pool.run([&](int index, int n) {
+    EXPECT_EQ(n, 4);
+    seen[static_cast<size_t>(index)]++;
+  });
+  for (auto& s : seen) EXPECT_EQ(s.load(), 1);
+}
+
+TEST(ThreadPool, CallersFromSeveralThreadsAreSerialised) {
+  ThreadPool pool(2);
+  std::atomic<int64_t> total{0};
+  std::vector<std::thread> callers;
+  for (int c = 0; c < 4; ++c) {
+    callers.emplace_back([&] {
+      for (int rep = 0; rep < 200; ++rep) {
+        pool.parallel_for(100, [&](int64_t a, int64_t b) { total += b - a; });
+      }
+    });
+  }
+  for (auto& t : callers) t.join();
+  EXPECT_EQ(total.load(), 4 * 200 * 100);
+}
+
+TEST(DType, NamesAndErrors) {
+  EXPECT_EQ(parse_dtype("Q4_0"), DType::Q4_0);
+  EXPECT_EQ(parse_dtype("bf16"), DType::BF16);
+  try {
+    parse_dtype("q5_k");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("use one of f32, f16, bf16, q8_0, q4_0"),
+              std::string::npos);
+  }
+  EXPECT_EQ(row_bytes(DType::Q4_0, 64), 36u);
+  EXPECT_EQ(row_bytes(DType::Q6_K, 256), 210u);
+  EXPECT_THROW(row_bytes(DType::Q8_0, 33), Error);
+}
+
+TEST(MappedFile, MissingFileSaysWhatToDo) {
+  try {
+    MappedFile::open("/nonexistent/weights.gguf");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("/nonexistent/weights.gguf"), std::string::npos);
+    EXPECT_NE(m.find("No such file"), std::string::npos);
+  }
+  EXPECT_THROW(MappedFile::open(testing::temp_dir("dir")), Error);  // a directory
+}
+
+TEST(CpuFeatures, ForcedIsaIsHonouredOrRefused) {
+  const char* old = std::getenv("AUTOGLM_ISA");
+  const std::string saved = old ? old : "";
+  setenv("AUTOGLM_ISA", "scalar", 1);
+  EXPECT_EQ(selected_isa(), Isa::Scalar);
+  setenv("AUTOGLM_ISA", "sse9", 1);
+  EXPECT_THROW(selected_isa(), Error);
+  if (old)
+    setenv("AUTOGLM_ISA", saved.c_str(), 1);
+  else
+    unsetenv("AUTOGLM_ISA");
+  EXPECT_TRUE(cpu_features().supports(Isa::Scalar));
+}
+
+}  // namespace
+}  // namespace autoglm
