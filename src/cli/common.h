@@ -35,5 +35,7 @@ Action register_run(CLI::App& app);
 Action register_logits(CLI::App& app);
 Action register_synth(CLI::App& app);
 Action register_bench(CLI::App& app);
+Action register_tokenize(CLI::App& app);
+Action register_serve(CLI::App& app);
 
 }  // namespace autoglm::cli

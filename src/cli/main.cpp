@@ -27,6 +27,8 @@ int main(int argc, char** argv) {
   add("logits", "Print the logits of every prompt position (debugging)", cli::register_logits);
   add("synth", "Write a random-weight model of a real configuration", cli::register_synth);
   add("bench", "Measure prefill and decode speed of a model in-process", cli::register_bench);
+  add("tokenize", "Print the token ids and pieces of a text (debugging)", cli::register_tokenize);
+  add("serve", "OpenAI-compatible HTTP server with continuous batching", cli::register_serve);
 
   try {
     app.parse(argc, argv);

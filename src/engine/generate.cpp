@@ -45,7 +45,9 @@ std::vector<int32_t> generate(const models::Model& model, const std::vector<int3
     const int32_t token = sampler.sample(logits, history);
     out.push_back(token);
     history.push_back(token);
-    const bool is_eos = std::find(eos.begin(), eos.end(), token) != eos.end();
+    const bool is_eos = std::find(eos.begin(), eos.end(), token) != eos.end() ||
+                        std::find(options.stop_ids.begin(), options.stop_ids.end(), token) !=
+                            options.stop_ids.end();
     const bool keep_going = on_token ? on_token(token) : true;
     if ((is_eos && !options.ignore_eos) || !keep_going) {
       local.stopped_by_eos = is_eos;

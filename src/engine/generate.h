@@ -16,6 +16,7 @@ struct GenerateOptions {
   int max_new_tokens = 16;
   SamplingParams sampling;
   bool ignore_eos = false;     // keep going past the model's end-of-sequence ids
+  std::vector<int32_t> stop_ids;  // more ids that end generation (chat turn ends)
   int64_t context_length = 0;  // KV cache capacity; 0 = prompt + max_new_tokens
 };
 

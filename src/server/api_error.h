@@ -17,7 +17,8 @@ namespace autoglm::server {
 
 struct ApiError {
   int status = 400;
-  std::string type = "invalid_request_error";  // OpenAI: invalid_request_error, authentication_error, ...
+  std::string type =
+      "invalid_request_error";  // OpenAI: invalid_request_error, authentication_error, ...
   std::string message;
   std::string param;  // the offending request field, empty when none
   std::string code;   // machine-readable, e.g. "model_not_found", empty when none

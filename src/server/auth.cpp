@@ -36,12 +36,16 @@ bool bearer_matches(std::string_view authorization, std::string_view key) {
 std::string read_api_key_file(const std::filesystem::path& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
-    fail("--api-key-file {}: cannot read it (missing or no permission); create it with "
-         "`umask 077; echo KEY > {}`", path.string(), path.string());
+    fail(
+        "--api-key-file {}: cannot read it (missing or no permission); create it with "
+        "`umask 077; echo KEY > {}`",
+        path.string(), path.string());
   }
   if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-    fail("--api-key-file {} is readable by other users (mode {:o}); run `chmod 600 {}` so only its "
-         "owner can read the key", path.string(), st.st_mode & 0777, path.string());
+    fail(
+        "--api-key-file {} is readable by other users (mode {:o}); run `chmod 600 {}` so only its "
+        "owner can read the key",
+        path.string(), st.st_mode & 0777, path.string());
   }
   std::ifstream in(path);
   std::string key;

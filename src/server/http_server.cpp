@@ -27,12 +27,13 @@ using tcp = net::ip::tcp;
 namespace {
 
 bool iequals(std::string_view a, std::string_view b) {
-  return beast::iequals(a, b);
+  return beast::iequals(beast::string_view(a.data(), a.size()),
+                        beast::string_view(b.data(), b.size()));
 }
 
 std::string status_line(int status) {
-  return fmt::format("HTTP/1.1 {} {}\r\n", status,
-                     std::string_view(http::obsolete_reason(static_cast<http::status>(status))));
+  const beast::string_view reason = http::obsolete_reason(static_cast<http::status>(status));
+  return fmt::format("HTTP/1.1 {} {}\r\n", status, std::string_view(reason.data(), reason.size()));
 }
 
 HttpResponse error_response(const ApiError& e) {
@@ -69,8 +70,7 @@ std::string http_chunk(std::string_view data) {
 // One connection. Lives as long as an operation or a ResponseChannel refers to it.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(HttpServer& server, tcp::socket&& socket)
-      : server_(server), stream_(std::move(socket)) {
+  Session(HttpServer& server, tcp::socket&& socket) : server_(server), stream_(std::move(socket)) {
     ++server_.connections_;
     beast::error_code ec;
     auto ep = stream_.socket().remote_endpoint(ec);
@@ -129,10 +129,9 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->body_limit(server_.config_.max_body_bytes);
     parser_->header_limit(64 * 1024);
     stream_.expires_after(std::chrono::seconds(server_.config_.read_timeout_s));
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                       self->on_read(ec);
-                     });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
   }
 
   void on_read(beast::error_code ec) {
@@ -149,7 +148,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (ec) {
       // Timeouts, resets and end of stream end the connection quietly; malformed HTTP gets a 400.
-      if (ec.category() == http::error::end_of_stream.category() &&
+      if (ec.category() == beast::error_code(http::error::end_of_stream).category() &&
           ec != http::error::end_of_stream && ec != http::error::partial_message) {
         ApiError e;
         e.message = fmt::format("malformed HTTP request: {}", ec.message());
@@ -164,7 +163,7 @@ class Session : public std::enable_shared_from_this<Session> {
     keep_alive_ = message.keep_alive();
     HttpRequest request;
     request.method = std::string(message.method_string());
-    std::string_view target = message.target();
+    const std::string_view target(message.target().data(), message.target().size());
     request.path = std::string(target.substr(0, target.find('?')));
     request.body = std::move(message.body());
     for (const auto& f : message) {
@@ -190,15 +189,14 @@ class Session : public std::enable_shared_from_this<Session> {
   void watch_for_disconnect(uint64_t exchange) {
     stream_.socket().async_wait(
         tcp::socket::wait_read,
-        net::bind_executor(stream_.get_executor(),
-                           [self = shared_from_this(), exchange](beast::error_code ec) {
-                             if (ec || !self->current(exchange) || !self->exchange_active_) return;
-                             char byte;
-                             beast::error_code peek_ec;
-                             self->stream_.socket().receive(net::buffer(&byte, 1),
-                                                            tcp::socket::message_peek, peek_ec);
-                             if (peek_ec) self->close();
-                           }));
+        net::bind_executor(stream_.get_executor(), [self = shared_from_this(),
+                                                    exchange](beast::error_code ec) {
+          if (ec || !self->current(exchange) || !self->exchange_active_) return;
+          char byte;
+          beast::error_code peek_ec;
+          self->stream_.socket().receive(net::buffer(&byte, 1), tcp::socket::message_peek, peek_ec);
+          if (peek_ec) self->close();
+        }));
   }
 
   void reply_and_close(const ApiError& e) {
@@ -221,10 +219,9 @@ class Session : public std::enable_shared_from_this<Session> {
     out_.swap(pending_);
     pending_.clear();
     stream_.expires_after(std::chrono::seconds(server_.config_.write_timeout_s));
-    net::async_write(stream_, net::buffer(out_),
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                       self->on_write(ec);
-                     });
+    net::async_write(
+        stream_, net::buffer(out_),
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->on_write(ec); });
   }
 
   void on_write(beast::error_code ec) {
@@ -294,27 +291,29 @@ class Channel final : public ResponseChannel {
       : session_(std::move(session)), exchange_(exchange) {}
 
   void respond(HttpResponse response) override {
-    net::dispatch(session_->executor(), [s = session_, x = exchange_, r = std::move(response)]() mutable {
-      s->respond(x, std::move(r));
-    });
+    net::dispatch(session_->executor(),
+                  [s = session_, x = exchange_, r = std::move(response)]() mutable {
+                    s->respond(x, std::move(r));
+                  });
   }
   void start_stream(int status, std::string content_type) override {
-    net::dispatch(session_->executor(), [s = session_, x = exchange_, status, ct = std::move(content_type)] {
-      s->start_stream(x, status, ct);
-    });
+    net::dispatch(session_->executor(),
+                  [s = session_, x = exchange_, status, ct = std::move(content_type)] {
+                    s->start_stream(x, status, ct);
+                  });
   }
   void write(std::string data) override {
-    net::dispatch(session_->executor(), [s = session_, x = exchange_, d = std::move(data)] {
-      s->write(x, d);
-    });
+    net::dispatch(session_->executor(),
+                  [s = session_, x = exchange_, d = std::move(data)] { s->write(x, d); });
   }
   void end_stream() override {
     net::dispatch(session_->executor(), [s = session_, x = exchange_] { s->end_stream(x); });
   }
   void on_disconnect(std::function<void()> callback) override {
-    net::dispatch(session_->executor(), [s = session_, x = exchange_, cb = std::move(callback)]() mutable {
-      s->set_disconnect(x, std::move(cb));
-    });
+    net::dispatch(session_->executor(),
+                  [s = session_, x = exchange_, cb = std::move(callback)]() mutable {
+                    s->set_disconnect(x, std::move(cb));
+                  });
   }
   net::any_io_executor executor() override { return session_->executor(); }
 
@@ -332,14 +331,18 @@ std::shared_ptr<ResponseChannel> Session::make_channel(uint64_t exchange) {
 HttpServer::HttpServer(HttpConfig config, HttpHandler handler)
     : config_(std::move(config)), handler_(std::move(handler)), acceptor_(net::make_strand(io_)) {}
 
-HttpServer::~HttpServer() { stop(); }
+HttpServer::~HttpServer() {
+  stop();
+}
 
 uint16_t HttpServer::bind() {
   beast::error_code ec;
   const auto address = net::ip::make_address(config_.host, ec);
   if (ec) {
-    fail("--host '{}' is not an IP address ({}); give one such as 127.0.0.1 (this machine only) or "
-         "0.0.0.0 (every interface)", config_.host, ec.message());
+    fail(
+        "--host '{}' is not an IP address ({}); give one such as 127.0.0.1 (this machine only) or "
+        "0.0.0.0 (every interface)",
+        config_.host, ec.message());
   }
   const tcp::endpoint endpoint(address, config_.port);
   acceptor_.open(endpoint.protocol(), ec);
@@ -350,14 +353,17 @@ uint16_t HttpServer::bind() {
   acceptor_.bind(endpoint, ec);
   if (ec == net::error::address_in_use) {
     const std::string owner = describe_port_owner(config_.port);
-    fail("port {} on {} is already in use{}; stop that process or choose another port with --port "
-         "(--port 0 picks a free one)",
-         config_.port, config_.host, owner.empty() ? " (by a process this user cannot see)" :
-                                         " by " + owner);
+    fail(
+        "port {} on {} is already in use{}; stop that process or choose another port with --port "
+        "(--port 0 picks a free one)",
+        config_.port, config_.host,
+        owner.empty() ? " (by a process this user cannot see)" : " by " + owner);
   }
   if (ec == net::error::access_denied) {
-    fail("binding {}:{} was refused ({}); ports below 1024 need privileges: choose --port 8000 or "
-         "another port above 1023", config_.host, config_.port, ec.message());
+    fail(
+        "binding {}:{} was refused ({}); ports below 1024 need privileges: choose --port 8000 or "
+        "another port above 1023",
+        config_.host, config_.port, ec.message());
   }
   if (ec) fail("cannot bind {}:{}: {}", config_.host, config_.port, ec.message());
   acceptor_.listen(net::socket_base::max_listen_connections, ec);

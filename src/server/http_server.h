@@ -22,11 +22,11 @@ namespace autoglm::server {
 
 struct HttpConfig {
   std::string host = "127.0.0.1";
-  uint16_t port = 8000;          // 0: the OS picks a free port
+  uint16_t port = 8000;  // 0: the OS picks a free port
   int io_threads = 2;
   size_t max_body_bytes = 8u << 20;  // larger bodies get 413
-  int read_timeout_s = 60;       // a request (headers + body) or an idle keep-alive gap
-  int write_timeout_s = 120;     // one write to a slow reader
+  int read_timeout_s = 60;           // a request (headers + body) or an idle keep-alive gap
+  int write_timeout_s = 120;         // one write to a slow reader
 };
 
 struct HttpRequest {

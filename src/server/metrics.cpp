@@ -13,11 +13,11 @@ namespace {
 
 // vLLM's buckets (vllm/engine/metrics.py), so dashboards and SLO queries carry over.
 std::vector<double> ttft_buckets() {
-  return {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75,
+  return {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,  0.25,  0.5,   0.75,
           1.0,   2.5,   5.0,  7.5,  10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0};
 }
 std::vector<double> e2e_buckets() {
-  return {0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0,
+  return {0.3,  0.5,  0.8,  1.0,  1.5,   2.0,   2.5,   5.0,   10.0,   15.0,  20.0,
           30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0};
 }
 std::vector<double> token_buckets() {
@@ -120,9 +120,9 @@ std::string ServerMetrics::render(const engine::ServiceStats& s, int64_t open_co
   sample(out, "vllm:num_requests_running", m, s.requests_running);
   header(out, "vllm:num_requests_waiting", "gauge", "Requests waiting for a batch slot.");
   sample(out, "vllm:num_requests_waiting", m, s.requests_waiting);
-  const double usage = s.kv_blocks_total > 0
-                           ? static_cast<double>(s.kv_blocks_used) / static_cast<double>(s.kv_blocks_total)
-                           : 0.0;
+  const double usage = s.kv_blocks_total > 0 ? static_cast<double>(s.kv_blocks_used) /
+                                                   static_cast<double>(s.kv_blocks_total)
+                                             : 0.0;
   header(out, "vllm:gpu_cache_usage_perc", "gauge",
          "KV-cache usage, 1 = full (named as vLLM's; here the cache lives where the model runs).");
   sample(out, "vllm:gpu_cache_usage_perc", m, usage);
@@ -151,11 +151,14 @@ std::string ServerMetrics::render(const engine::ServiceStats& s, int64_t open_co
   out += fmt::format("process_resident_memory_bytes {}\n", mem.resident_bytes);
   header(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
   out += fmt::format("process_virtual_memory_bytes {}\n", mem.virtual_bytes);
-  header(out, "autoglm_malloc_arena_bytes", "gauge", "Memory the allocator holds from the OS (mallinfo2 arena + hblkhd).");
+  header(out, "autoglm_malloc_arena_bytes", "gauge",
+         "Memory the allocator holds from the OS (mallinfo2 arena + hblkhd).");
   out += fmt::format("autoglm_malloc_arena_bytes {}\n", mem.heap_arena_bytes);
-  header(out, "autoglm_malloc_in_use_bytes", "gauge", "Memory in allocated blocks (mallinfo2 uordblks + hblkhd).");
+  header(out, "autoglm_malloc_in_use_bytes", "gauge",
+         "Memory in allocated blocks (mallinfo2 uordblks + hblkhd).");
   out += fmt::format("autoglm_malloc_in_use_bytes {}\n", mem.heap_in_use_bytes);
-  header(out, "autoglm_malloc_free_bytes", "gauge", "Free memory inside the allocator (mallinfo2 fordblks).");
+  header(out, "autoglm_malloc_free_bytes", "gauge",
+         "Free memory inside the allocator (mallinfo2 fordblks).");
   out += fmt::format("autoglm_malloc_free_bytes {}\n", mem.heap_free_bytes);
 
   std::lock_guard lock(mutex_);

@@ -16,19 +16,20 @@
 #include "engine/service.h"
 #include "server/http_server.h"
 #include "server/metrics.h"
+#include "server/openai_request.h"
 #include "tokenizer/chat_format.h"
 #include "tokenizer/tokenizer.h"
 
 namespace autoglm::server {
 
 struct ServedModel {
-  std::string id;                 // what clients pass as "model"
+  std::string id;  // what clients pass as "model"
   std::string owned_by = "autoglm";
   nlohmann::json metadata = nlohmann::json::object();  // dtype and why, context, chat format, ...
 };
 
 struct ApiOptions {
-  double request_timeout_s = 0;        // 0: none
+  double request_timeout_s = 0;         // 0: none
   std::vector<int32_t> extra_stop_ids;  // e.g. the model's eos ids beyond the tokenizer's
 };
 
@@ -60,8 +61,7 @@ class OpenAiApi {
   void finish_choice_stream(Job& job, size_t choice);
   void complete(Job& job);
   void check_model(const std::string& requested) const;
-  engine::GenerationRequest base_request(const struct CommonParams& p,
-                                         std::vector<int32_t> prompt) const;
+  engine::GenerationRequest base_request(const CommonParams& p, std::vector<int32_t> prompt) const;
   void forget(uint64_t id);
 
   engine::InferenceService& service_;

@@ -42,11 +42,11 @@ std::optional<int64_t> get_int(const json& body, const char* name, int64_t lo, i
                         (v->is_number_float() && std::floor(v->get<double>()) == v->get<double>() &&
                          std::abs(v->get<double>()) < 9e15);
   if (!integral) invalid_param(name, "'{}' must be an integer, got {}", name, shown(*v));
-  const int64_t x = v->is_number_unsigned()
-                        ? static_cast<int64_t>(std::min<uint64_t>(
-                              v->get<uint64_t>(), std::numeric_limits<int64_t>::max()))
-                        : (v->is_number_integer() ? v->get<int64_t>()
-                                                  : static_cast<int64_t>(v->get<double>()));
+  const int64_t x =
+      v->is_number_unsigned()
+          ? static_cast<int64_t>(
+                std::min<uint64_t>(v->get<uint64_t>(), std::numeric_limits<int64_t>::max()))
+          : (v->is_number_integer() ? v->get<int64_t>() : static_cast<int64_t>(v->get<double>()));
   if (x < lo || x > hi) {
     invalid_param(name, "'{}' must be between {} and {}, got {}", name, lo, hi, shown(*v));
   }
@@ -109,7 +109,8 @@ CommonParams parse_common(const json& body) {
   // vLLM spells "off" as -1; we spell it 0.
   s.top_k = static_cast<int>(std::max<int64_t>(0, get_int(body, "top_k", -1, 1 << 20).value_or(0)));
   s.min_p = static_cast<float>(get_number(body, "min_p", 0, 1).value_or(0.0));
-  s.frequency_penalty = static_cast<float>(get_number(body, "frequency_penalty", -2, 2).value_or(0));
+  s.frequency_penalty =
+      static_cast<float>(get_number(body, "frequency_penalty", -2, 2).value_or(0));
   s.presence_penalty = static_cast<float>(get_number(body, "presence_penalty", -2, 2).value_or(0));
   s.repetition_penalty =
       static_cast<float>(get_number(body, "repetition_penalty", 0.01, 10).value_or(1.0));
@@ -249,8 +250,10 @@ nlohmann::ordered_json parse_tools(const json& body, bool& enabled) {
       const std::string c = choice->get<std::string>();
       if (c == "none") return json::array();
       if (c != "auto" && c != "required") {
-        invalid_param("tool_choice", "'tool_choice' must be none, auto, required or a named "
-                                     "function, got {}", shown(*choice));
+        invalid_param("tool_choice",
+                      "'tool_choice' must be none, auto, required or a named "
+                      "function, got {}",
+                      shown(*choice));
       }
     } else if (choice->is_object() && choice->contains("function") &&
                (*choice)["function"].is_object() && (*choice)["function"].contains("name")) {
@@ -264,8 +267,9 @@ nlohmann::ordered_json parse_tools(const json& body, bool& enabled) {
                       shown(name));
       }
     } else {
-      invalid_param("tool_choice", "'tool_choice' must be none, auto, required or "
-                                   "{{\"type\": \"function\", \"function\": {{\"name\": ...}}}}");
+      invalid_param("tool_choice",
+                    "'tool_choice' must be none, auto, required or "
+                    "{{\"type\": \"function\", \"function\": {{\"name\": ...}}}}");
     }
   }
   enabled = !shown_tools.empty();
@@ -316,8 +320,9 @@ CompletionParams parse_completion_request(const nlohmann::ordered_json& body) {
   if (auto lp = get_int(body, "logprobs", 0, 20)) p.common.top_logprobs = static_cast<int>(*lp);
   p.echo = get_bool(body, "echo").value_or(false);
   const json* prompt = field(body, "prompt");
-  const char* shape = "'prompt' must be a string, a list of strings, a list of token ids or a "
-                      "list of token-id lists";
+  const char* shape =
+      "'prompt' must be a string, a list of strings, a list of token ids or a "
+      "list of token-id lists";
   if (!prompt) invalid_param("prompt", "{}; it is missing", shape);
   auto token_list = [&](const json& ids) {
     std::vector<int32_t> out;

@@ -19,8 +19,8 @@ namespace autoglm::server {
 
 // Parameters shared by both routes.
 struct CommonParams {
-  std::string model;                 // empty: the served model
-  int n = 1;                         // choices per prompt: n engine requests
+  std::string model;                  // empty: the served model
+  int n = 1;                          // choices per prompt: n engine requests
   std::optional<int64_t> max_tokens;  // nullopt: up to the context length
   engine::SamplingParams sampling;
   bool seed_given = false;

@@ -82,12 +82,11 @@ ojson completion_logprobs_json(const std::vector<engine::TokenLogprob>& tokens,
 ojson chat_chunk(const ResponseHeader& h, int index, ojson delta, ojson logprobs,
                  const std::string& finish_reason, bool with_usage_field) {
   ojson chunk = chunk_base(h, "chat.completion.chunk");
-  chunk["choices"] = ojson::array({{{"index", index},
-                                    {"delta", std::move(delta)},
-                                    {"logprobs", std::move(logprobs)},
-                                    {"finish_reason", finish_reason.empty()
-                                                          ? ojson()
-                                                          : ojson(finish_reason)}}});
+  chunk["choices"] =
+      ojson::array({{{"index", index},
+                     {"delta", std::move(delta)},
+                     {"logprobs", std::move(logprobs)},
+                     {"finish_reason", finish_reason.empty() ? ojson() : ojson(finish_reason)}}});
   if (with_usage_field) chunk["usage"] = nullptr;
   return chunk;
 }
@@ -95,12 +94,11 @@ ojson chat_chunk(const ResponseHeader& h, int index, ojson delta, ojson logprobs
 ojson completion_chunk(const ResponseHeader& h, int index, const std::string& text, ojson logprobs,
                        const std::string& finish_reason, bool with_usage_field) {
   ojson chunk = chunk_base(h, "text_completion");
-  chunk["choices"] = ojson::array({{{"index", index},
-                                    {"text", text},
-                                    {"logprobs", std::move(logprobs)},
-                                    {"finish_reason", finish_reason.empty()
-                                                          ? ojson()
-                                                          : ojson(finish_reason)}}});
+  chunk["choices"] =
+      ojson::array({{{"index", index},
+                     {"text", text},
+                     {"logprobs", std::move(logprobs)},
+                     {"finish_reason", finish_reason.empty() ? ojson() : ojson(finish_reason)}}});
   if (with_usage_field) chunk["usage"] = nullptr;
   return chunk;
 }
@@ -116,6 +114,8 @@ std::string dump_json(const ojson& value) {
   return value.dump(-1, ' ', false, ojson::error_handler_t::replace);
 }
 
-std::string sse_event(const ojson& chunk) { return "data: " + dump_json(chunk) + "\n\n"; }
+std::string sse_event(const ojson& chunk) {
+  return "data: " + dump_json(chunk) + "\n\n";
+}
 
 }  // namespace autoglm::server

@@ -21,11 +21,11 @@ struct ToolCall {
 };
 
 struct ChatMessage {
-  std::string role;       // system | user | assistant | tool | observation (tool == observation)
+  std::string role;  // system | user | assistant | tool | observation (tool == observation)
   std::string content;
   std::string reasoning;  // the <think> part, assistant only
   std::vector<ToolCall> tool_calls;
-  std::string name;       // tool name, for tool results
+  std::string name;  // tool name, for tool results
 };
 
 struct ChatOptions {

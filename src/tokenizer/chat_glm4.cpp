@@ -95,7 +95,8 @@ class Glm4Format final : public ChatFormat {
       if (m.role == "system" || m.role == "user" || m.role == "assistant") {
         if (!m.content.empty()) out += "<|" + m.role + "|>\n" + m.content;
         for (const ToolCall& call : m.tool_calls) {
-          out += "<|assistant|>" + call.name + "\n" + (call.arguments.empty() ? "{}" : call.arguments);
+          out +=
+              "<|assistant|>" + call.name + "\n" + (call.arguments.empty() ? "{}" : call.arguments);
         }
       } else if (is_tool_result(m.role)) {
         if (!m.content.empty()) out += "<|observation|>\n" + m.content;
@@ -106,7 +107,8 @@ class Glm4Format final : public ChatFormat {
     // llama.cpp's ChatGLM4 golden ends in "<|assistant|>\n" (the newline the model writes first
     // anyway). With tools offered we stop at "<|assistant|>" as the tokenizer_config template
     // does, because a call is written right after the role token ("<|assistant|>get_weather\n").
-    if (options.add_generation_prompt) out += functions.empty() ? "<|assistant|>\n" : "<|assistant|>";
+    if (options.add_generation_prompt)
+      out += functions.empty() ? "<|assistant|>\n" : "<|assistant|>";
     return out;
   }
 
@@ -179,7 +181,11 @@ class Glm40414Format final : public ChatFormat {
 
 }  // namespace
 
-std::unique_ptr<ChatFormat> make_glm4() { return std::make_unique<Glm4Format>(); }
-std::unique_ptr<ChatFormat> make_glm4_0414(bool z1) { return std::make_unique<Glm40414Format>(z1); }
+std::unique_ptr<ChatFormat> make_glm4() {
+  return std::make_unique<Glm4Format>();
+}
+std::unique_ptr<ChatFormat> make_glm4_0414(bool z1) {
+  return std::make_unique<Glm40414Format>(z1);
+}
 
 }  // namespace autoglm::tokenizer::chat

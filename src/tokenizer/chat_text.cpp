@@ -47,7 +47,11 @@ void dump_value(const OJson& value, int indent, int level, std::string& out) {
 // bytes that are not UTF-8 (never white space).
 std::pair<char32_t, size_t> code_point_at(std::string_view text, size_t begin) {
   const auto b0 = static_cast<unsigned char>(text[begin]);
-  size_t len = b0 < 0x80 ? 1 : (b0 >> 5) == 0x6 ? 2 : (b0 >> 4) == 0xE ? 3 : (b0 >> 3) == 0x1E ? 4 : 0;
+  size_t len = b0 < 0x80           ? 1
+               : (b0 >> 5) == 0x6  ? 2
+               : (b0 >> 4) == 0xE  ? 3
+               : (b0 >> 3) == 0x1E ? 4
+                                   : 0;
   if (len == 0 || begin + len > text.size()) return {0, 1};
   char32_t cp = len == 1 ? b0 : b0 & (0x7F >> len);
   for (size_t i = 1; i < len; ++i) {
@@ -60,8 +64,8 @@ std::pair<char32_t, size_t> code_point_at(std::string_view text, size_t begin) {
 
 bool is_py_space(char32_t c) {
   return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 ||
-         c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 ||
-         c == 0x202F || c == 0x205F || c == 0x3000;
+         c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
+         c == 0x205F || c == 0x3000;
 }
 
 // Length of the white space at the end of `text`.
@@ -100,7 +104,9 @@ std::string_view py_rstrip(std::string_view text) {
   return text.substr(0, text.size() - trailing_space(text));
 }
 
-std::string_view py_strip(std::string_view text) { return py_rstrip(py_lstrip(text)); }
+std::string_view py_strip(std::string_view text) {
+  return py_rstrip(py_lstrip(text));
+}
 
 std::string_view skip_newlines(std::string_view text) {
   const size_t begin = text.find_first_not_of('\n');
@@ -122,9 +128,10 @@ OJson call_arguments(const ToolCall& call) {
   if (py_strip(call.arguments).empty()) return OJson::object();
   auto args = parse_json_object(call.arguments);
   if (!args) {
-    fail("tool call '{}' (id '{}') has arguments that are not a JSON object: {}; send "
-         "`function.arguments` as the JSON text of an object, e.g. {{\"city\": \"Paris\"}}",
-         call.name, call.id, call.arguments.substr(0, 200));
+    fail(
+        "tool call '{}' (id '{}') has arguments that are not a JSON object: {}; send "
+        "`function.arguments` as the JSON text of an object, e.g. {{\"city\": \"Paris\"}}",
+        call.name, call.id, call.arguments.substr(0, 200));
   }
   return *std::move(args);
 }
@@ -142,9 +149,10 @@ std::vector<OJson> tool_functions(const ChatOptions& options, std::string_view f
     }
     const OJson& function = tool.contains("function") ? tool["function"] : tool;
     if (!function.is_object() || !function.contains("name") || !function["name"].is_string()) {
-      fail("tools[{}] has no function name: give each tool {{\"type\": \"function\", "
-           "\"function\": {{\"name\": ..., \"parameters\": ...}}}}",
-           i);
+      fail(
+          "tools[{}] has no function name: give each tool {{\"type\": \"function\", "
+          "\"function\": {{\"name\": ..., \"parameters\": ...}}}}",
+          i);
     }
     functions.push_back(function);
   }
@@ -198,19 +206,23 @@ std::string_view drop_stop_suffix(std::string_view text, const std::vector<std::
   return text;
 }
 
-bool is_tool_result(std::string_view role) { return role == "tool" || role == "observation"; }
+bool is_tool_result(std::string_view role) {
+  return role == "tool" || role == "observation";
+}
 
 void fail_role(std::string_view format, std::string_view role) {
-  fail("message role '{}' is not supported by the {} chat format; use system, user, assistant "
-       "or tool",
-       role, format);
+  fail(
+      "message role '{}' is not supported by the {} chat format; use system, user, assistant "
+      "or tool",
+      role, format);
 }
 
 void reject_tools(const ChatOptions& options, std::string_view format) {
   if (options.tools.is_array() && !options.tools.empty()) {
-    fail("the {} chat format has no tool calling (its model was not trained with tools); send "
-         "the request without `tools`, or serve a GLM-4 / GLM-4-0414 / GLM-4.5 model",
-         format);
+    fail(
+        "the {} chat format has no tool calling (its model was not trained with tools); send "
+        "the request without `tools`, or serve a GLM-4 / GLM-4-0414 / GLM-4.5 model",
+        format);
   }
 }
 

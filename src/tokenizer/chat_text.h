@@ -1,6 +1,7 @@
 // Helpers shared by the chat formats (chat_*.cpp): the string operations the official Jinja
 // templates use, written to give the same bytes as Python does (str.strip, json.dumps as the
-// `tojson` filter of Hugging Face transformers), and the pieces of reply parsing every format needs.
+// `tojson` filter of Hugging Face transformers), and the pieces of reply parsing every format
+// needs.
 #pragma once
 
 #include <memory>

@@ -89,7 +89,9 @@ std::vector<TokenType> read_types(const Reader& r, size_t n_vocab) {
   return out;
 }
 
-SpecialIds read_special(const Reader& r, size_t n_vocab) {
+// `add_bos_default`: what llama.cpp assumes when the file has no tokenizer.ggml.add_bos_token:
+// true for SentencePiece ("llama") vocabularies, false for byte-level BPE.
+SpecialIds read_special(const Reader& r, size_t n_vocab, bool add_bos_default) {
   SpecialIds s;
   s.bos = r.id("tokenizer.ggml.bos_token_id", n_vocab);
   s.eos = r.id("tokenizer.ggml.eos_token_id", n_vocab);
@@ -100,7 +102,7 @@ SpecialIds read_special(const Reader& r, size_t n_vocab) {
     const auto id = r.id(key, n_vocab);
     if (id && std::find(s.stop.begin(), s.stop.end(), *id) == s.stop.end()) s.stop.push_back(*id);
   }
-  if (r.flag("tokenizer.ggml.add_bos_token", false) && s.bos) s.prefix.push_back(*s.bos);
+  if (r.flag("tokenizer.ggml.add_bos_token", add_bos_default) && s.bos) s.prefix.push_back(*s.bos);
   return s;
 }
 
@@ -118,7 +120,7 @@ std::unique_ptr<Tokenizer> load_gpt2(const Reader& r, const std::string& pre) {
   data.pieces = read_tokens(r);
   const size_t n = data.pieces.size();
   data.types = read_types(r, n);
-  data.special = read_special(r, n);
+  data.special = read_special(r, n, false);
   data.raw.resize(n);
   for (size_t i = 0; i < n; ++i) {
     if (data.types[i] != TokenType::Normal) continue;
@@ -155,7 +157,7 @@ std::unique_ptr<Tokenizer> load_llama(const Reader& r) {
   data.pieces = read_tokens(r);
   const size_t n = data.pieces.size();
   data.types = read_types(r, n);
-  data.special = read_special(r, n);
+  data.special = read_special(r, n, true);
   data.scores.assign(n, 0.0f);
   if (r.find("tokenizer.ggml.scores") != nullptr) {
     const json& scores = r.array("tokenizer.ggml.scores", n);

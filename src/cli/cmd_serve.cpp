@@ -1,0 +1,174 @@
+// autoglm serve --model PATH [--host 127.0.0.1] [--port 8000] [--dtype auto] [--max-batch 16] ...:
+// loads the model, tokenizer and chat format, starts the batching engine and the OpenAI-compatible
+// server, and runs until SIGTERM/SIGINT (drain, exit 0).
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+
+#include "cli/common.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "engine/batch_engine.h"
+#include "engine/model_bundle.h"
+#include "server/auth.h"
+#include "server/server.h"
+
+namespace autoglm::cli {
+namespace {
+
+struct ServeFlags {
+  std::string model;
+  std::string dtype = "auto";
+  int threads = 0;
+  std::string served_name;
+  server::ServerConfig server;
+  engine::EngineConfig engine;
+  std::string api_key_file;
+  double request_timeout_s = 0;
+};
+
+int64_t mem_available_bytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  int64_t kib = 0;
+  std::string unit;
+  while (in >> key >> kib >> unit) {
+    if (key == "MemAvailable:") return kib * 1024;
+  }
+  return 0;
+}
+
+// --dtype auto on CPU (the seed's rule, issue 4): a GGUF file keeps the quantization it was made
+// with; other weights are quantized at load, q8_0 when it fits in 80% of the available memory
+// beside the KV cache, q4_0 otherwise. Returns the dtype ("" = keep) and the reason.
+std::pair<std::string, std::string> choose_dtype(const ServeFlags& f) {
+  if (f.dtype != "auto") return {f.dtype == "keep" ? "" : f.dtype, "chosen with --dtype"};
+  if (f.model.size() > 5 && f.model.substr(f.model.size() - 5) == ".gguf") {
+    return {"", "auto: a GGUF file keeps the types it was quantized to"};
+  }
+  const models::ModelSpec spec = models::read_spec(f.model);
+  const double params = static_cast<double>(spec.parameter_count());
+  // K and V, f32, every layer, every token of every batch slot.
+  const double kv = 2.0 * 4 * static_cast<double>(spec.n_layers * spec.kv_dim()) *
+                    static_cast<double>(f.engine.context_length) * f.engine.max_batch;
+  const double budget = 0.8 * static_cast<double>(mem_available_bytes());
+  const double q8 = params * 34.0 / 32.0;  // 32 int8 + one f16 scale per block
+  if (q8 + kv < budget) {
+    return {"q8_0", fmt::format("auto: CPU, q8_0 ({:.2f} GB) + KV cache ({:.2f} GB) fit in 80% "
+                                "of available memory ({:.2f} GB)",
+                                q8 / 1e9, kv / 1e9, budget / 1e9)};
+  }
+  return {"q4_0", fmt::format("auto: CPU, q8_0 ({:.2f} GB) + KV cache ({:.2f} GB) do not fit in "
+                              "80% of available memory ({:.2f} GB)",
+                              q8 / 1e9, kv / 1e9, budget / 1e9)};
+}
+
+int serve(ServeFlags& f) {
+  auto& sc = f.server;
+  if (!f.api_key_file.empty()) {
+    sc.api_key = server::read_api_key_file(f.api_key_file);
+  } else if (sc.api_key.empty()) {
+    if (const char* env = std::getenv("AUTOGLM_API_KEY")) sc.api_key = env;
+  }
+  server::check_exposure(sc);
+  if (sc.http.port != 0) {
+    // Report a taken port now, not after minutes of loading.
+    server::HttpServer probe(sc.http, [](server::HttpRequest&&, auto) {});
+    probe.bind();
+  }
+  const auto [dtype, dtype_reason] = choose_dtype(f);
+  log::info("dtype: {} ({})", dtype.empty() ? "as stored" : dtype, dtype_reason);
+  models::LoadOptions load;
+  if (!dtype.empty()) load.dtype = parse_dtype(dtype);
+  const int threads = f.threads > 0
+                          ? f.threads
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  ThreadPool pool(threads);
+  engine::ModelBundle bundle = engine::load_model_bundle(f.model, load, pool);
+  log::info("chat format: {}", bundle.chat_why);
+  log::info("weights: {}", bundle.model->weight_summary());
+
+  server::ServedModel served;
+  served.id = f.served_name.empty()
+                  ? std::filesystem::path(f.model).filename().replace_extension().string()
+                  : f.served_name;
+  served.metadata = {{"dtype", dtype.empty() ? "as stored" : dtype},
+                     {"dtype_reason", dtype_reason},
+                     {"weights", bundle.model->weight_summary()},
+                     {"architecture", bundle.model->spec().arch},
+                     {"context_length", f.engine.context_length},
+                     {"chat_format", bundle.chat ? bundle.chat->name() : "none"},
+                     {"chat_format_reason", bundle.chat_why},
+                     {"max_batch", f.engine.max_batch},
+                     {"max_queue", f.engine.max_queue}};
+  sc.api.request_timeout_s = f.request_timeout_s;
+  sc.api.extra_stop_ids = bundle.stop_ids();
+
+  engine::BatchEngine engine(*bundle.model, *bundle.tokenizer, f.engine, pool);
+  int code = 0;
+  {
+    server::Server srv(sc, engine, *bundle.tokenizer, bundle.chat.get(), served);
+    const uint16_t port = srv.listen();
+    std::printf("listening on http://%s:%u (model %s)\n", sc.http.host.c_str(), port,
+                served.id.c_str());
+    std::fflush(stdout);
+    code = srv.run();
+  }
+  engine.shutdown();
+  return code;
+}
+
+}  // namespace
+
+Action register_serve(CLI::App& app) {
+  auto f = std::make_shared<ServeFlags>();
+  app.add_option("-m,--model", f->model,
+                 "Model: a directory with config.json + *.safetensors, or a .gguf file")
+      ->required();
+  app.add_option("--dtype", f->dtype, "Weights: auto (default), keep, f32, f16, bf16, q8_0, q4_0")
+      ->check(CLI::IsMember({"auto", "keep", "f32", "f16", "bf16", "q8_0", "q4_0"}));
+  app.add_option("-t,--threads", f->threads, "Compute threads (default: every core)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--served-model-name", f->served_name,
+                 "Model id clients send (default: file name)");
+  auto& http = f->server.http;
+  app.add_option("--host", http.host, "Address to bind (default 127.0.0.1: this machine only)");
+  app.add_option("--port", http.port, "TCP port (default 8000; 0 picks a free one and prints it)");
+  app.add_option("--io-threads", http.io_threads, "HTTP I/O threads (default 2)")
+      ->check(CLI::Range(1, 64));
+  app.add_option("--max-body-bytes", http.max_body_bytes,
+                 "Largest request body (default 8 MiB; beyond: 413)");
+  app.add_option("--read-timeout", http.read_timeout_s,
+                 "Seconds to receive a request or idle between requests (default 60)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--api-key", f->server.api_key,
+                 "Require `Authorization: Bearer KEY` (prefer --api-key-file or AUTOGLM_API_KEY: "
+                 "arguments are visible in ps)");
+  app.add_option("--api-key-file", f->api_key_file,
+                 "File holding the API key (must not be readable by others)");
+  app.add_flag("--insecure-no-auth", f->server.insecure_no_auth,
+               "Allow a non-loopback --host without an API key");
+  app.add_option("--drain-timeout", f->server.drain_timeout_s,
+                 "Seconds to finish in-flight requests on SIGTERM (default 30)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--request-timeout", f->request_timeout_s,
+                 "Seconds a request may run (default 0: no limit)")
+      ->check(CLI::NonNegativeNumber);
+  auto& e = f->engine;
+  app.add_option("--max-batch", e.max_batch, "Sequences per engine step (default 16)")
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--max-queue", e.max_queue,
+                 "Requests waiting for a slot (default 64; beyond: 429)")
+      ->check(CLI::Range(0, 100000));
+  app.add_option("--max-queue-delay-ms", e.max_queue_delay_ms,
+                 "How long the first waiting request may wait for others (default 5)")
+      ->check(CLI::Range(0, 10000));
+  app.add_option("--ctx", e.context_length, "Tokens per sequence, prompt + reply (default 4096)")
+      ->check(CLI::Range(16, 1 << 20));
+  app.add_option("--kv-blocks", e.kv_blocks,
+                 "KV-cache blocks (default: max-batch x ctx / block size)")
+      ->check(CLI::NonNegativeNumber);
+  return [f] { return serve(*f); };
+}
+
+}  // namespace autoglm::cli
