@@ -7,6 +7,17 @@ set(AUTOGLM_AVX512_FLAGS -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -ma
     # GCC 12 warns inside its own avx512fintrin.h (_mm512_undefined_*; GCC bug 105593).
     -Wno-maybe-uninitialized)
 
+# Gives each *_avx2.cpp / *_avx512.cpp of the list its instruction-set flags.
+function(autoglm_isa_flags)
+  foreach(src IN LISTS ARGN)
+    if(src MATCHES "_avx512\\.cpp$")
+      set_source_files_properties(${src} PROPERTIES COMPILE_OPTIONS "${AUTOGLM_AVX512_FLAGS}")
+    elseif(src MATCHES "_avx2\\.cpp$")
+      set_source_files_properties(${src} PROPERTIES COMPILE_OPTIONS "${AUTOGLM_AVX2_FLAGS}")
+    endif()
+  endforeach()
+endfunction()
+
 function(autoglm_layer name)
   cmake_parse_arguments(ARG "" "" "DEPS" ${ARGN})
   file(GLOB sources CONFIGURE_DEPENDS "${CMAKE_CURRENT_SOURCE_DIR}/${name}/*.cpp")
@@ -20,13 +31,7 @@ function(autoglm_layer name)
   target_include_directories(autoglm_${name} PUBLIC "${PROJECT_SOURCE_DIR}/src")
   target_compile_options(autoglm_${name} PRIVATE ${AUTOGLM_WARNINGS})
   target_link_libraries(autoglm_${name} PUBLIC ${ARG_DEPS})
-  foreach(src IN LISTS sources)
-    if(src MATCHES "_avx512\\.cpp$")
-      set_source_files_properties(${src} PROPERTIES COMPILE_OPTIONS "${AUTOGLM_AVX512_FLAGS}")
-    elseif(src MATCHES "_avx2\\.cpp$")
-      set_source_files_properties(${src} PROPERTIES COMPILE_OPTIONS "${AUTOGLM_AVX2_FLAGS}")
-    endif()
-  endforeach()
+  autoglm_isa_flags(${sources})
 endfunction()
 
 # One GoogleTest executable per layer folder under tests/.
@@ -39,13 +44,7 @@ function(autoglm_test_dir name)
   add_executable(test_${name} ${sources})
   target_compile_options(test_${name} PRIVATE ${AUTOGLM_WARNINGS})
   target_link_libraries(test_${name} PRIVATE ${ARG_DEPS} autoglm_test_support GTest::gtest_main)
-  foreach(src IN LISTS sources)
-    if(src MATCHES "_avx512\\.cpp$")
-      set_source_files_properties(${src} PROPERTIES COMPILE_OPTIONS "${AUTOGLM_AVX512_FLAGS}")
-    elseif(src MATCHES "_avx2\\.cpp$")
-      set_source_files_properties(${src} PROPERTIES COMPILE_OPTIONS "${AUTOGLM_AVX2_FLAGS}")
-    endif()
-  endforeach()
+  autoglm_isa_flags(${sources})
   gtest_discover_tests(test_${name} DISCOVERY_TIMEOUT 60
     PROPERTIES ENVIRONMENT "AUTOGLM_FIXTURES=${AUTOGLM_FIXTURES_DIR}"
                SKIP_REGULAR_EXPRESSION "\\[  SKIPPED \\]")

@@ -9,6 +9,8 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libfmt-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libpcre2-dev libutf8proc-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libcurl4-openssl-dev libssl-dev  # `pull` and the online `bench` (HTTP, proxies, sha256)
+  librsvg2-bin  # rsvg-convert: renders the `bench --svg` chart to PNG for a look
   libboost-dev  # Asio/Beast (header-only in 1.74): the HTTP server
   clang-format nodejs  # node runs tests/js/tokenizer_corpus.mjs (npm: see below)
   python3 python3-jinja2  # tests/tokenizer/chat_render_jinja.py renders the official GLM-4.5 template

@@ -78,6 +78,18 @@ void store_kv(ForwardState& st, int64_t layer, const float* k, const float* v) {
   }
 }
 
+// out[n, H] = down(silu(gate(in)) ⊙ up(in)) with separate gate and up matrices.
+void swiglu(ForwardState& st, const Linear& gate_w, const Linear& up_w, const Linear& down_w,
+            const float* in, int64_t n, float* out) {
+  const int64_t width = gate_w.w.rows;
+  float* gate = grow(st.s.ffn_a, n * width);
+  float* up = grow(st.s.ffn_b, n * width);
+  linear(st, gate_w, in, n, gate);
+  linear(st, up_w, in, n, up);
+  kernels::active().silu_mul(gate, up, gate, n * width);
+  linear(st, down_w, gate, n, out);
+}
+
 }  // namespace
 
 void rms_norm_rows(ForwardState& st, const float* x, const float* w, int64_t n_rows, int64_t n,
@@ -140,13 +152,7 @@ void dense_mlp_block(ForwardState& st, const LayerWeights& w, const float* in, f
     linear(st, w.down, act, T, out);
     return;
   }
-  const int64_t inter = w.gate.w.rows;
-  float* gate = grow(st.s.ffn_a, T * inter);
-  float* up = grow(st.s.ffn_b, T * inter);
-  linear(st, w.gate, in, T, gate);
-  linear(st, w.up, in, T, up);
-  kt.silu_mul(gate, up, gate, T * inter);
-  linear(st, w.down, gate, T, out);
+  swiglu(st, w.gate, w.up, w.down, in, T, out);
 }
 
 void moe_block(ForwardState& st, const LayerWeights& w, const float* in, float* out) {
@@ -158,15 +164,7 @@ void moe_block(ForwardState& st, const LayerWeights& w, const float* in, float* 
   const auto& kt = kernels::active();
 
   // Shared expert, always active and unweighted.
-  {
-    const int64_t width = w.shared_gate.w.rows;
-    float* gate = grow(st.s.ffn_a, T * width);
-    float* up = grow(st.s.ffn_b, T * width);
-    linear(st, w.shared_gate, in, T, gate);
-    linear(st, w.shared_up, in, T, up);
-    kt.silu_mul(gate, up, gate, T * width);
-    linear(st, w.shared_down, gate, T, out);
-  }
+  swiglu(st, w.shared_gate, w.shared_up, w.shared_down, in, T, out);
 
   float* logits = grow(st.s.router, T * E);
   linear(st, w.router, in, T, logits);
@@ -179,10 +177,7 @@ void moe_block(ForwardState& st, const LayerWeights& w, const float* in, float* 
   }
 
   // Group tokens by expert so each expert's weights are read once per step.
-  const int64_t width = spec.moe_intermediate_size;
   float* gathered = grow(st.s.moe_in, T * H);
-  float* gate = grow(st.s.moe_tmp_a, T * width);
-  float* up = grow(st.s.moe_tmp_b, T * width);
   float* expert_out = grow(st.s.moe_out, T * H);
   std::vector<int64_t> rows;
   std::vector<float> row_weights;
@@ -201,10 +196,7 @@ void moe_block(ForwardState& st, const LayerWeights& w, const float* in, float* 
                   sizeof(float) * static_cast<size_t>(H));
     }
     const auto ue = static_cast<size_t>(e);
-    linear(st, w.expert_gate[ue], gathered, n, gate);
-    linear(st, w.expert_up[ue], gathered, n, up);
-    kt.silu_mul(gate, up, gate, n * width);
-    linear(st, w.expert_down[ue], gate, n, expert_out);
+    swiglu(st, w.expert_gate[ue], w.expert_up[ue], w.expert_down[ue], gathered, n, expert_out);
     for (int64_t r = 0; r < n; ++r) {
       kt.axpy(row_weights[static_cast<size_t>(r)], expert_out + r * H,
               out + rows[static_cast<size_t>(r)] * H, H);

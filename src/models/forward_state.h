@@ -22,7 +22,7 @@ struct SequenceChunk {
 // Reusable buffers; grown on demand, never shrunk (no allocation on the steady-state hot path).
 struct ForwardScratch {
   std::vector<float> x, norm, q, k, v, attn, proj, ffn_a, ffn_b, ffn_out;
-  std::vector<float> router, moe_in, moe_tmp_a, moe_tmp_b, moe_out;
+  std::vector<float> router, moe_in, moe_out;
   std::vector<float> rope_cos, rope_sin;         // [T][R/2]
   std::vector<int64_t> positions;                // [T]
   std::vector<int64_t> seq_of_token;             // [T]
