@@ -1,13 +1,22 @@
 // autoglm bench --model PATH [--dtype ...] [--prompt-tokens 512] [--decode-tokens 128]:
 // offline prefill/decode speed with GB/s against the read bandwidth measured in the same run.
+// autoglm bench --url URL --model NAME --concurrency 1,4,16,64 | --ramp 100,500,1000
+//   --requests N | --duration S [--prompt-tokens N] [--max-tokens N] [--json] [--svg FILE]:
+// online load against an OpenAI-compatible server (ops/load_bench.h).
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 
 #include "cli/common.h"
 #include "core/cpu_features.h"
+#include "core/error.h"
 #include "kernels/kernels.h"
+#include "ops/load_bench.h"
 #include "ops/offline_bench.h"
 
 namespace autoglm::cli {
@@ -17,9 +26,72 @@ struct BenchFlags {
   ModelFlags model;
   ops::OfflineBenchOptions options;
   bool json = false;
+  // Online mode (--url).
+  ops::LoadBenchOptions online;
+  std::string concurrency, ramp, svg;
+  bool allow_eos = false;
+  CLI::Option* prompt_flag = nullptr;
 };
 
-int run(const BenchFlags& f) {
+std::vector<int> parse_levels(const std::string& text, const char* flag) {
+  std::vector<int> out;
+  for (int32_t v : parse_token_list(text)) {
+    if (v <= 0) fail("{} wants positive concurrency levels like 1,4,16,64; got {}", flag, v);
+    out.push_back(v);
+  }
+  return out;
+}
+
+// The running level on one terminal line; nothing when stderr is not a terminal.
+void show_progress(const ops::LoadBenchOptions& o, int concurrency, int done, int total,
+                   double elapsed) {
+  if (!isatty(STDERR_FILENO)) return;
+  const double frac = total > 0 ? double(done) / total : std::min(1.0, elapsed / o.duration_s);
+  const int width = 30, filled = static_cast<int>(frac * width);
+  std::fprintf(stderr, "\rconcurrency %5d [%s%s] %6d%s requests  %6.1f s ", concurrency,
+               std::string(filled, '#').c_str(), std::string(width - filled, ' ').c_str(), done,
+               total > 0 ? fmt::format("/{}", total).c_str() : "", elapsed);
+}
+
+int run_online(BenchFlags& f) {
+  ops::LoadBenchOptions& o = f.online;
+  o.model = f.model.model;
+  if (!f.concurrency.empty() && !f.ramp.empty()) fail("pass --concurrency or --ramp, not both");
+  o.ramp = !f.ramp.empty();
+  if (o.ramp) o.levels = parse_levels(f.ramp, "--ramp");
+  else if (!f.concurrency.empty()) o.levels = parse_levels(f.concurrency, "--concurrency");
+  o.prompt_tokens = f.prompt_flag->count() ? f.options.prompt_tokens : 128;
+  o.ignore_eos = !f.allow_eos;
+  if (o.requests == 0 && o.duration_s == 0) o.requests = 32;
+  ops::LoadBenchObserver obs;
+  obs.progress = [&o](int c, int done, int total, double t) { show_progress(o, c, done, total, t); };
+  obs.level_end = [](const ops::LevelResult& l) {
+    if (isatty(STDERR_FILENO)) std::fprintf(stderr, "\r%90s\r", "");
+    std::fprintf(stderr, "concurrency %d: %d/%d ok, %.1f output tokens/s, TTFT p50 %.0f ms\n",
+                 l.concurrency, l.ok, l.requests, l.output_tokens_per_s, l.ttft_ms.p50);
+  };
+  const ops::LoadBenchResult r = ops::run_load_bench(o, obs);
+  if (!f.svg.empty()) {
+    std::ofstream out(f.svg);
+    out << ops::bench_chart_svg(r);
+    if (!out) fail("cannot write the chart to {}; check the path", f.svg);
+  }
+  if (f.json) {
+    std::cout << ops::to_json(r).dump(2) << "\n";
+  } else {
+    std::printf("%s, model %s, prompt ~%d tokens, %d output tokens\n",
+                ops::chat_completions_url(o.url).c_str(), o.model.c_str(), o.prompt_tokens,
+                o.max_tokens);
+    std::fputs(ops::format_table(r).c_str(), stdout);
+    if (!f.svg.empty()) std::printf("chart: %s\n", f.svg.c_str());
+  }
+  for (const auto& l : r.levels)
+    if (l.ok == 0) return 1;  // a level where nothing worked: say so in the exit code
+  return 0;
+}
+
+int run(BenchFlags& f) {
+  if (!f.online.url.empty()) return run_online(f);
   ThreadPool pool(f.model.thread_count());
   auto model = f.model.load(pool);
   const ops::OfflineBenchResult r = ops::run_offline_bench(*model, f.options, pool);
@@ -66,10 +138,28 @@ int run(const BenchFlags& f) {
 Action register_bench(CLI::App& app) {
   auto f = std::make_shared<BenchFlags>();
   f->model.add_to(app);
-  app.add_option("--prompt-tokens", f->options.prompt_tokens, "Prefill length (default 512)");
+  f->prompt_flag = app.add_option("--prompt-tokens", f->options.prompt_tokens,
+                                  "Prefill length (default 512; online: about 128 tokens)");
   app.add_option("--decode-tokens", f->options.decode_tokens, "Tokens decoded (default 128)");
   app.add_option("--repeats", f->options.repeats, "Repeats; medians are reported (default 3)");
   app.add_flag("--json", f->json, "Print the results as JSON");
+  auto* online = app.add_option_group("online", "Load test of a running server (--url)");
+  online->add_option("--url", f->online.url,
+                     "OpenAI-compatible server, e.g. http://127.0.0.1:8080; --model is then its "
+                     "model id");
+  online->add_option("--api-key", f->online.api_key, "Bearer key for the server");
+  online->add_option("--concurrency", f->concurrency, "Concurrent streams per level (1,4,16,64)");
+  online->add_option("--ramp", f->ramp,
+                     "Levels like 100,500,1000; stops at the first level whose error rate "
+                     "passes --max-error-rate");
+  online->add_option("--max-error-rate", f->online.max_error_rate, "Ramp breaking point (0.5)");
+  online->add_option("--requests", f->online.requests, "Requests per level (default 32)");
+  online->add_option("--duration", f->online.duration_s, "Seconds per level, instead of --requests");
+  online->add_option("--max-tokens", f->online.max_tokens, "Output tokens per request (64)");
+  online->add_option("--timeout", f->online.request_timeout_s, "Seconds per request (600)");
+  online->add_flag("--allow-eos", f->allow_eos,
+                   "Let the model stop early (default asks for exactly --max-tokens: ignore_eos)");
+  online->add_option("--svg", f->svg, "Write a chart of latency and throughput to this file");
   return [f] { return run(*f); };
 }
 

@@ -37,5 +37,8 @@ Action register_synth(CLI::App& app);
 Action register_bench(CLI::App& app);
 Action register_tokenize(CLI::App& app);
 Action register_serve(CLI::App& app);
+Action register_pull(CLI::App& app);
+Action register_plan(CLI::App& app);
+Action register_doctor(CLI::App& app);
 
 }  // namespace autoglm::cli

@@ -179,7 +179,9 @@ SubmitResult BatchEngine::submit(GenerationRequest request, EventCallback on_eve
   std::unique_lock<std::mutex> lock(mutex_);
   if (!ready_.load()) return {SubmitStatus::NotReady, 0, "the model is still loading"};
   if (stopping_) return {SubmitStatus::NotReady, 0, "the server is shutting down"};
-  if (static_cast<int64_t>(waiting_.size()) >= config_.max_queue) {
+  // Free batch slots count as room too: the next step admits that many at once.
+  const int64_t free_slots = std::max<int64_t>(0, config_.max_batch - n_running_.load());
+  if (static_cast<int64_t>(waiting_.size()) >= config_.max_queue + free_slots) {
     return {SubmitStatus::QueueFull, 0,
             fmt::format("{} requests are already waiting (--max-queue {}); retry shortly",
                         waiting_.size(), config_.max_queue)};
