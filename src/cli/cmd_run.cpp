@@ -1,7 +1,7 @@
 // autoglm run: generate from a prompt, streaming text, or chat interactively.
 //   autoglm run --model PATH "prompt"             one reply (chat format when the model has one)
-//   autoglm run --model PATH                      interactive chat (/reset, /exit; Ctrl-C stops a reply)
-//   autoglm run --model PATH --tokens 1,2,3 -n 16 token ids in, generated ids out (one line)
+//   autoglm run --model PATH                      interactive chat (/reset, /exit; Ctrl-C stops a
+//   reply) autoglm run --model PATH --tokens 1,2,3 -n 16 token ids in, generated ids out (one line)
 #include <unistd.h>
 
 #include <atomic>
@@ -43,10 +43,11 @@ void on_sigint(int) {
 }
 
 void log_speed(const engine::GenerateStats& s) {
-  log::info("{} prompt tokens in {:.3f} s ({:.1f} tokens/s); {} generated in {:.3f} s ({:.1f} tokens/s)",
-            s.prompt_tokens, s.prefill_seconds, s.prompt_tokens / std::max(s.prefill_seconds, 1e-9),
-            s.generated_tokens, s.decode_seconds,
-            s.generated_tokens > 1 ? (s.generated_tokens - 1) / std::max(s.decode_seconds, 1e-9) : 0.0);
+  log::info(
+      "{} prompt tokens in {:.3f} s ({:.1f} tokens/s); {} generated in {:.3f} s ({:.1f} tokens/s)",
+      s.prompt_tokens, s.prefill_seconds, s.prompt_tokens / std::max(s.prefill_seconds, 1e-9),
+      s.generated_tokens, s.decode_seconds,
+      s.generated_tokens > 1 ? (s.generated_tokens - 1) / std::max(s.decode_seconds, 1e-9) : 0.0);
 }
 
 int run_ids(const RunFlags& f) {
@@ -123,8 +124,10 @@ int run_text(RunFlags f) {
     stream_reply(b, encode_turns(b, history, f.raw), f.gen, pool);
     return 0;
   }
-  std::fprintf(stderr, "chat with %s (%s). /reset clears the history, /exit or Ctrl-D quits, "
-               "Ctrl-C stops a reply.\n", f.model.model.c_str(), b.chat ? b.chat->name().c_str() : "raw prompts");
+  std::fprintf(stderr,
+               "chat with %s (%s). /reset clears the history, /exit or Ctrl-D quits, "
+               "Ctrl-C stops a reply.\n",
+               f.model.model.c_str(), b.chat ? b.chat->name().c_str() : "raw prompts");
   std::string line;
   for (;;) {
     std::fprintf(stderr, "> ");
@@ -154,7 +157,8 @@ Action register_run(CLI::App& app) {
   auto f = std::make_shared<RunFlags>();
   f->gen.max_new_tokens = 256;
   f->model.add_to(app);
-  app.add_option("prompt", f->prompt, "Prompt text; without it (and without --tokens): interactive chat");
+  app.add_option("prompt", f->prompt,
+                 "Prompt text; without it (and without --tokens): interactive chat");
   app.add_option("--tokens", f->tokens, "Prompt as token ids, e.g. 1,2,3 (prints generated ids)");
   app.add_option("--system", f->system, "System message of the chat");
   app.add_flag("--raw", f->raw, "Send the prompt as plain text, without the chat format");

@@ -15,9 +15,9 @@ namespace autoglm::engine {
 struct GenerateOptions {
   int max_new_tokens = 16;
   SamplingParams sampling;
-  bool ignore_eos = false;     // keep going past the model's end-of-sequence ids
+  bool ignore_eos = false;        // keep going past the model's end-of-sequence ids
   std::vector<int32_t> stop_ids;  // more ids that end generation (chat turn ends)
-  int64_t context_length = 0;  // KV cache capacity; 0 = prompt + max_new_tokens
+  int64_t context_length = 0;     // KV cache capacity; 0 = prompt + max_new_tokens
 };
 
 struct GenerateStats {

@@ -59,7 +59,8 @@ std::vector<int32_t> ModelBundle::stop_ids() const {
   for (int32_t id : tokenizer->special().stop) {
     if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
   }
-  if (tokenizer->special().eos && std::find(ids.begin(), ids.end(), *tokenizer->special().eos) == ids.end()) {
+  if (tokenizer->special().eos &&
+      std::find(ids.begin(), ids.end(), *tokenizer->special().eos) == ids.end()) {
     ids.push_back(*tokenizer->special().eos);
   }
   return ids;
@@ -82,9 +83,10 @@ ModelBundle load_model_bundle(const fs::path& path, const models::LoadOptions& o
   b.model = models::Model::load(path, options, pool);
   b.tokenizer = tokenizer::load_tokenizer(path);
   if (b.tokenizer->n_vocab() > b.model->spec().vocab_size) {
-    fail("{}: the tokenizer has {} tokens but the model only {} embedding rows; the tokenizer "
-         "does not belong to these weights", path.string(), b.tokenizer->n_vocab(),
-         b.model->spec().vocab_size);
+    fail(
+        "{}: the tokenizer has {} tokens but the model only {} embedding rows; the tokenizer "
+        "does not belong to these weights",
+        path.string(), b.tokenizer->n_vocab(), b.model->spec().vocab_size);
   }
   nlohmann::json config, tokenizer_config;
   describe_for_chat(path, *b.model, config, tokenizer_config);

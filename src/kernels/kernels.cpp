@@ -1,6 +1,6 @@
 // Dispatch (one table per ISA, chosen once) and the multithreaded drivers built on the tables.
-#include <algorithm>
 #include "kernels/kernels.h"
+#include <algorithm>
 
 #include <cmath>
 
@@ -82,27 +82,29 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
     return a.v_blocks ? a.v_blocks[j / a.block_size] + (j % a.block_size) * kv_stride
                       : a.v + j * kv_stride;
   };
-  const int64_t q_stride = static_cast<int64_t>(a.n_heads) * a.head_dim;      // per query token
+  const int64_t q_stride = static_cast<int64_t>(a.n_heads) * a.head_dim;  // per query token
   const int64_t work_per_head = 2 * (a.q_pos0 + a.n_q) * a.head_dim;
   const int64_t grain = std::max<int64_t>(1, kMinChunkWork / std::max<int64_t>(1, work_per_head));
-  pool.parallel_for(a.n_q * a.n_heads, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      const int64_t t = i / a.n_heads;
-      const int h = static_cast<int>(i % a.n_heads);
-      const int64_t n_ctx = a.q_pos0 + t + 1;  // causal: positions [0, q_pos0 + t]
-      const float* q = a.q + t * q_stride + static_cast<int64_t>(h) * a.head_dim;
-      const int64_t kv_off = static_cast<int64_t>(h / group) * a.head_dim;
-      float* scores = detail::scratch_f32(n_ctx, 1);
-      for (int64_t j = 0; j < n_ctx; ++j) {
-        scores[j] = k.dot(q, k_row(j) + kv_off, a.head_dim) * a.scale;
-      }
-      k.softmax(scores, n_ctx);
-      float* out = a.out + t * q_stride + static_cast<int64_t>(h) * a.head_dim;
-      for (int d = 0; d < a.head_dim; ++d) out[d] = 0.0f;
-      for (int64_t j = 0; j < n_ctx; ++j)
-        k.axpy(scores[j], v_row(j) + kv_off, out, a.head_dim);
-    }
-  }, grain);
+  pool.parallel_for(
+      a.n_q * a.n_heads,
+      [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) {
+          const int64_t t = i / a.n_heads;
+          const int h = static_cast<int>(i % a.n_heads);
+          const int64_t n_ctx = a.q_pos0 + t + 1;  // causal: positions [0, q_pos0 + t]
+          const float* q = a.q + t * q_stride + static_cast<int64_t>(h) * a.head_dim;
+          const int64_t kv_off = static_cast<int64_t>(h / group) * a.head_dim;
+          float* scores = detail::scratch_f32(n_ctx, 1);
+          for (int64_t j = 0; j < n_ctx; ++j) {
+            scores[j] = k.dot(q, k_row(j) + kv_off, a.head_dim) * a.scale;
+          }
+          k.softmax(scores, n_ctx);
+          float* out = a.out + t * q_stride + static_cast<int64_t>(h) * a.head_dim;
+          for (int d = 0; d < a.head_dim; ++d) out[d] = 0.0f;
+          for (int64_t j = 0; j < n_ctx; ++j) k.axpy(scores[j], v_row(j) + kv_off, out, a.head_dim);
+        }
+      },
+      grain);
 }
 
 void rope_angles(int64_t pos, int rot_dims, float theta, float* cos, float* sin) {

@@ -11,8 +11,8 @@ namespace autoglm::kernels {
 
 struct Matrix {
   DType dtype = DType::F32;
-  int64_t rows = 0;          // output features
-  int64_t cols = 0;          // input features
+  int64_t rows = 0;  // output features
+  int64_t cols = 0;  // input features
   const void* data = nullptr;
 
   size_t row_stride() const { return row_bytes(dtype, cols); }

@@ -41,10 +41,11 @@ TEST(StoriesReference, GreedyStoryMatchesTheOriginalCheckpoint) {
   const std::string prompt = "Once upon a time";
   const int steps = 200;
   int code = 0;
-  const std::string ref = capture("python3 " + std::string(AUTOGLM_SOURCE_DIR) + "/tools/llama2c_reference.py " +
-                                      (dir / "stories260K.bin").string() + " " + (dir / "tok512.bin").string() +
-                                      " '" + prompt + "' " + std::to_string(steps),
-                                  &code);
+  const std::string ref =
+      capture("python3 " + std::string(AUTOGLM_SOURCE_DIR) + "/tools/llama2c_reference.py " +
+                  (dir / "stories260K.bin").string() + " " + (dir / "tok512.bin").string() + " '" +
+                  prompt + "' " + std::to_string(steps),
+              &code);
   ASSERT_EQ(code, 0) << ref;
   const size_t bar = ref.find(" | "), nl = ref.find('\n');
   ASSERT_NE(bar, std::string::npos);
@@ -62,23 +63,25 @@ TEST(StoriesReference, GreedyStoryMatchesTheOriginalCheckpoint) {
   }
   const std::string bin = AUTOGLM_BIN_DEFAULT;
   const std::string model = (dir / "stories260K.gguf").string();
-  const std::string ours_ids = capture(bin + " --log-level warn run --model " + model + " --tokens " + ids_arg +
-                                           " -n " + std::to_string(ref_ids.size()) + " --temperature 0 --ignore-eos",
-                                       &code);
+  const std::string ours_ids =
+      capture(bin + " --log-level warn run --model " + model + " --tokens " + ids_arg + " -n " +
+                  std::to_string(ref_ids.size()) + " --temperature 0 --ignore-eos",
+              &code);
   ASSERT_EQ(code, 0) << ours_ids;
   EXPECT_EQ(ints(ours_ids), ref_ids);
 
-  const std::string ours_text = capture(bin + " --log-level warn run --model " + model + " -n " +
-                                            std::to_string(ref_ids.size()) + " --temperature 0 --ignore-eos '" +
-                                            prompt + "'",
-                                        &code);
+  const std::string ours_text =
+      capture(bin + " --log-level warn run --model " + model + " -n " +
+                  std::to_string(ref_ids.size()) + " --temperature 0 --ignore-eos '" + prompt + "'",
+              &code);
   ASSERT_EQ(code, 0) << ours_text;
   std::string reply = ours_text;
   if (!reply.empty() && reply.back() == '\n') reply.pop_back();
   EXPECT_EQ(prompt + reply, ref_text);
   // Read by a person: the first sentences are grammatical English about a girl named Lily.
   const std::string opening =
-      "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. "
+      "Once upon a time, there was a little girl named Lily. She loved to play outside in the "
+      "park. "
       "One day,";
   EXPECT_EQ(ref_text.substr(0, opening.size()), opening);
 }

@@ -36,11 +36,11 @@ size_t replacement_chars_if_text_converted(const std::filesystem::path& path) {
 
 // A shared fixture that arrived damaged is reported as SKIPPED with the reason (never as passed):
 // the test cannot say anything about our code until the file is restored.
-#define SKIP_IF_DAMAGED(path)                                                                    \
-  if (const size_t n_damaged = replacement_chars_if_text_converted(path); n_damaged > 0)         \
+#define SKIP_IF_DAMAGED(path)                                                                     \
+  if (const size_t n_damaged = replacement_chars_if_text_converted(path); n_damaged > 0)          \
   GTEST_SKIP() << (path) << " is damaged: it was stored through a text conversion that replaced " \
-               << n_damaged                                                                     \
-               << " binary byte sequences by U+FFFD (scores, counts, ids), so no GGUF reader "   \
+               << n_damaged                                                                       \
+               << " binary byte sequences by U+FFFD (scores, counts, ids), so no GGUF reader "    \
                   "can load it. Restore the original from ggml-org/llama.cpp models/."
 
 // Every vector equal, and decode(encode(s)) == s.
