@@ -14,6 +14,7 @@ PACKAGES=(
   libboost-dev  # Asio/Beast (header-only in 1.74): the HTTP server
   clang-format nodejs  # node runs tests/js/tokenizer_corpus.mjs (npm: see below)
   python3 python3-jinja2  # tests/tokenizer/chat_render_jinja.py renders the official GLM-4.5 template
+  prometheus systemd kubectl  # tests/deploy: promtool + a real scrape, systemd-analyze, kustomize >= 4.1
 )
 
 missing=()
@@ -40,6 +41,12 @@ fi
 if [ ! -d tests/e2e/node_modules ]; then
   echo "setup: npm ci --prefix tests/e2e"
   npm ci --prefix tests/e2e --no-audit --no-fund
+fi
+
+# Kubernetes / KEDA schemas, YAML and the Dockerfile linter for tests/deploy.
+if [ ! -d tests/deploy/node_modules ]; then
+  echo "setup: npm ci --prefix tests/deploy"
+  npm ci --prefix tests/deploy --no-audit --no-fund
 fi
 
 cmake --preset release >/dev/null

@@ -58,13 +58,17 @@ int run_online(BenchFlags& f) {
   o.model = f.model.model;
   if (!f.concurrency.empty() && !f.ramp.empty()) fail("pass --concurrency or --ramp, not both");
   o.ramp = !f.ramp.empty();
-  if (o.ramp) o.levels = parse_levels(f.ramp, "--ramp");
-  else if (!f.concurrency.empty()) o.levels = parse_levels(f.concurrency, "--concurrency");
+  if (o.ramp)
+    o.levels = parse_levels(f.ramp, "--ramp");
+  else if (!f.concurrency.empty())
+    o.levels = parse_levels(f.concurrency, "--concurrency");
   o.prompt_tokens = f.prompt_flag->count() ? f.options.prompt_tokens : 128;
   o.ignore_eos = !f.allow_eos;
   if (o.requests == 0 && o.duration_s == 0) o.requests = 32;
   ops::LoadBenchObserver obs;
-  obs.progress = [&o](int c, int done, int total, double t) { show_progress(o, c, done, total, t); };
+  obs.progress = [&o](int c, int done, int total, double t) {
+    show_progress(o, c, done, total, t);
+  };
   obs.level_end = [](const ops::LevelResult& l) {
     if (isatty(STDERR_FILENO)) std::fprintf(stderr, "\r%90s\r", "");
     std::fprintf(stderr, "concurrency %d: %d/%d ok, %.1f output tokens/s, TTFT p50 %.0f ms\n",
@@ -154,7 +158,8 @@ Action register_bench(CLI::App& app) {
                      "passes --max-error-rate");
   online->add_option("--max-error-rate", f->online.max_error_rate, "Ramp breaking point (0.5)");
   online->add_option("--requests", f->online.requests, "Requests per level (default 32)");
-  online->add_option("--duration", f->online.duration_s, "Seconds per level, instead of --requests");
+  online->add_option("--duration", f->online.duration_s,
+                     "Seconds per level, instead of --requests");
   online->add_option("--max-tokens", f->online.max_tokens, "Output tokens per request (64)");
   online->add_option("--timeout", f->online.request_timeout_s, "Seconds per request (600)");
   online->add_flag("--allow-eos", f->allow_eos,

@@ -45,7 +45,8 @@ Action register_doctor(CLI::App& app) {
   app.add_option("--batch", o.plan.batch, "Batch for the memory check (default 1)")
       ->check(CLI::PositiveNumber);
   app.add_option("--api-key-file", o.api_key_file, "API key file serve will read");
-  app.add_option("--cache-dir", o.cache_dir, "Download cache (default $AUTOGLM_CACHE_DIR, ~/.cache/autoglm)");
+  app.add_option("--cache-dir", o.cache_dir,
+                 "Download cache (default $AUTOGLM_CACHE_DIR, ~/.cache/autoglm)");
   app.add_option("--log-dir", o.log_dir, "Log directory to check");
   app.add_option("--endpoint", o.endpoint, "Hub endpoint (default $HF_ENDPOINT or huggingface.co)");
   app.add_option("--timeout-ms", o.network_timeout_ms, "Network check timeout (default 2000)");

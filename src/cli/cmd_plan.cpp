@@ -64,17 +64,21 @@ int run_train(const PlanFlags& f) {
   t.activation_bytes = ops::parse_size(f.activations);
   int64_t params = static_cast<int64_t>(f.params);
   if (params == 0) {
-    const models::ModelSpec spec = f.config.empty()
-                                       ? models::read_spec(f.model)
-                                       : models::spec_from_hf_config(read_json_file(f.config), f.config);
+    const models::ModelSpec spec =
+        f.config.empty() ? models::read_spec(f.model)
+                         : models::spec_from_hf_config(read_json_file(f.config), f.config);
     params = spec.parameter_count();
   }
   const ops::MemoryPlan plan = ops::plan_training(params, t);
   std::vector<ops::FitReport> fits;
   for (const ops::DeviceMemory& d : ops::plan_devices(ops::probe_cuda())) {
-    ops::FitReport r{d.name, d.available, plan.total_bytes,
-                     plan.total_bytes <= d.available ? ops::Verdict::Fits : ops::Verdict::DoesNotFit,
-                     0, 0};
+    ops::FitReport r{
+        d.name,
+        d.available,
+        plan.total_bytes,
+        plan.total_bytes <= d.available ? ops::Verdict::Fits : ops::Verdict::DoesNotFit,
+        0,
+        0};
     fits.push_back(r);
   }
   return print(f, plan, fits, {{"mode", "train"}, {"optimizer", f.optimizer}});
@@ -85,7 +89,9 @@ int run(const PlanFlags& f) {
   if (sources != 1) fail("plan: give exactly one of --model, --config or --params");
   if (f.train) return run_train(f);
   if (f.params > 0) {
-    fail("plan: --params alone describes no KV cache; use it with --train, or give --config/--model");
+    fail(
+        "plan: --params alone describes no KV cache; use it with --train, or give "
+        "--config/--model");
   }
   ops::PlanOptions o = f.options;
   if (!f.dtype.empty()) o.dtype = parse_dtype(f.dtype);
@@ -106,9 +112,10 @@ int run(const PlanFlags& f) {
   }
   ops::MemoryPlan plan = ops::plan_memory(spec, o, store_ptr);
   if (vision > 0) {
-    plan.notes.push_back({"vision tower", fmt::format("{:.3g} params, not loaded (text-only engine)",
-                                                      static_cast<double>(vision)),
-                          0});
+    plan.notes.push_back(
+        {"vision tower",
+         fmt::format("{:.3g} params, not loaded (text-only engine)", static_cast<double>(vision)),
+         0});
   }
   std::vector<ops::FitReport> fits;
   for (const ops::DeviceMemory& d : ops::plan_devices(ops::probe_cuda())) {

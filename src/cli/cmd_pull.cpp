@@ -94,18 +94,19 @@ int run(PullFlags& f) {
   if (f.options.http.token.empty())
     if (const char* t = std::getenv("HF_TOKEN"); t && *t) f.options.http.token = t;
   const auto slash = f.options.repo.find('/');
-  f.options.dir = f.dir.empty() ? std::filesystem::path("models") /
-                                      f.options.repo.substr(slash == std::string::npos ? 0 : slash + 1)
-                                : std::filesystem::path(f.dir);
+  f.options.dir = f.dir.empty()
+                      ? std::filesystem::path("models") /
+                            f.options.repo.substr(slash == std::string::npos ? 0 : slash + 1)
+                      : std::filesystem::path(f.dir);
   const ops::ProxyChoice proxy = ops::proxy_for(f.options.endpoints.front());
   std::fprintf(stderr, "pull: %s@%s -> %s; mirrors: %s; proxy: %s\n", f.options.repo.c_str(),
                f.options.revision.c_str(), f.options.dir.c_str(),
                fmt::format("{}", fmt::join(f.options.endpoints, ", ")).c_str(),
-               proxy.proxy.empty() ? "none"
-                                   : fmt::format("{} (from {}{})", proxy.proxy, proxy.variable,
-                                                 proxy.no_proxy.empty() ? ""
-                                                                        : ", NO_PROXY " + proxy.no_proxy)
-                                         .c_str());
+               proxy.proxy.empty()
+                   ? "none"
+                   : fmt::format("{} (from {}{})", proxy.proxy, proxy.variable,
+                                 proxy.no_proxy.empty() ? "" : ", NO_PROXY " + proxy.no_proxy)
+                         .c_str());
   Progress progress;
   const ops::PullResult r = ops::pull(f.options, progress.observer());
   uint64_t total = 0;

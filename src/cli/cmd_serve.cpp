@@ -10,6 +10,8 @@
 #include "core/log.h"
 #include "engine/batch_engine.h"
 #include "engine/model_bundle.h"
+#include "formats/tensor_store.h"
+#include "ops/plan.h"
 #include "server/auth.h"
 #include "server/server.h"
 
@@ -25,42 +27,61 @@ struct ServeFlags {
   engine::EngineConfig engine;
   std::string api_key_file;
   double request_timeout_s = 0;
+  bool skip_memory_check = false;
 };
 
-int64_t mem_available_bytes() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  int64_t kib = 0;
-  std::string unit;
-  while (in >> key >> kib >> unit) {
-    if (key == "MemAvailable:") return kib * 1024;
-  }
-  return 0;
+ops::PlanOptions plan_options(const ServeFlags& f, std::optional<DType> dtype) {
+  ops::PlanOptions o;
+  o.dtype = dtype;
+  o.context = f.engine.context_length;
+  o.batch = f.engine.max_batch;
+  o.step_tokens = f.engine.step_tokens;
+  o.block_size = f.engine.block_size;
+  o.threads = f.threads;
+  return o;
 }
 
-// --dtype auto on CPU (the seed's rule, issue 4): a GGUF file keeps the quantization it was made
-// with; other weights are quantized at load, q8_0 when it fits in 80% of the available memory
-// beside the KV cache, q4_0 otherwise. Returns the dtype ("" = keep) and the reason.
+// Decided by `plan` before anything loads (issue 4; GLM_ARCHITECTURES.md H). --dtype auto on CPU:
+// a GGUF keeps the types it was quantized to when they fit; other weights are quantized at load,
+// q8_0 when it fits with its KV cache, q4_0 otherwise. An explicit --dtype is checked the same way.
+// A configuration that cannot fit is refused here, with the numbers and what to change.
+// Returns the dtype ("" = keep the stored types) and the reason.
 std::pair<std::string, std::string> choose_dtype(const ServeFlags& f) {
-  if (f.dtype != "auto") return {f.dtype == "keep" ? "" : f.dtype, "chosen with --dtype"};
-  if (f.model.size() > 5 && f.model.substr(f.model.size() - 5) == ".gguf") {
-    return {"", "auto: a GGUF file keeps the types it was quantized to"};
-  }
   const models::ModelSpec spec = models::read_spec(f.model);
-  const double params = static_cast<double>(spec.parameter_count());
-  // K and V, f32, every layer, every token of every batch slot.
-  const double kv = 2.0 * 4 * static_cast<double>(spec.n_layers * spec.kv_dim()) *
-                    static_cast<double>(f.engine.context_length) * f.engine.max_batch;
-  const double budget = 0.8 * static_cast<double>(mem_available_bytes());
-  const double q8 = params * 34.0 / 32.0;  // 32 int8 + one f16 scale per block
-  if (q8 + kv < budget) {
-    return {"q8_0", fmt::format("auto: CPU, q8_0 ({:.2f} GB) + KV cache ({:.2f} GB) fit in 80% "
-                                "of available memory ({:.2f} GB)",
-                                q8 / 1e9, kv / 1e9, budget / 1e9)};
+  const formats::TensorStore store = formats::open_weights(f.model);
+  const ops::DeviceMemory ram = ops::cpu_memory();
+  const bool gguf = store.format() == formats::FileFormat::Gguf;
+  std::optional<DType> want;
+  if (f.dtype != "auto" && f.dtype != "keep") want = parse_dtype(f.dtype);
+  if (f.dtype == "auto" && !gguf) want = DType::Q8_0;
+  const ops::FitReport fit = ops::fit_on(spec, plan_options(f, want), ram, &store);
+  const std::string need = fmt::format("{} needed of {} available", ops::format_bytes(fit.needed),
+                                       ops::format_bytes(fit.available));
+  if (f.skip_memory_check)
+    return {want ? std::string(dtype_name(*want)) : "", "memory check skipped"};
+  if (fit.verdict == ops::Verdict::Fits) {
+    if (f.dtype != "auto")
+      return {want ? std::string(dtype_name(*want)) : "", "chosen with --dtype; " + need};
+    return {want ? std::string(dtype_name(*want)) : "",
+            gguf ? "auto: the GGUF keeps the types it was quantized to; " + need
+                 : "auto: CPU, q8_0 weights with the KV cache fit; " + need};
   }
-  return {"q4_0", fmt::format("auto: CPU, q8_0 ({:.2f} GB) + KV cache ({:.2f} GB) do not fit in "
-                              "80% of available memory ({:.2f} GB)",
-                              q8 / 1e9, kv / 1e9, budget / 1e9)};
+  if (fit.verdict != ops::Verdict::DoesNotFit && f.dtype == "auto") {
+    const char* q = fit.verdict == ops::Verdict::FitsWithQ8 ? "q8_0" : "q4_0";
+    return {q, fmt::format("auto: CPU, {} weights: the requested types do not fit ({})", q, need)};
+  }
+  const ops::MemoryPlan plan = ops::plan_memory(spec, plan_options(f, want), &store);
+  fail(
+      "this configuration does not fit in memory: {} (weights {}, KV cache {} for --ctx {} x "
+      "--max-batch {}). {}; `autoglm plan --model {}` shows the breakdown",
+      need, ops::format_bytes(plan.weight_bytes), ops::format_bytes(plan.kv_bytes),
+      f.engine.context_length, f.engine.max_batch,
+      fit.verdict == ops::Verdict::DoesNotFit
+          ? fmt::format("Lower --ctx (at most {} fits) or --max-batch (at most {})",
+                        fit.max_context, fit.max_batch)
+          : fmt::format("Use --dtype {} or lower --ctx / --max-batch",
+                        fit.verdict == ops::Verdict::FitsWithQ8 ? "q8_0" : "q4_0"),
+      f.model);
 }
 
 int serve(ServeFlags& f) {
@@ -127,6 +148,8 @@ Action register_serve(CLI::App& app) {
       ->required();
   app.add_option("--dtype", f->dtype, "Weights: auto (default), keep, f32, f16, bf16, q8_0, q4_0")
       ->check(CLI::IsMember({"auto", "keep", "f32", "f16", "bf16", "q8_0", "q4_0"}));
+  app.add_flag("--skip-memory-check", f->skip_memory_check,
+               "Start even when `plan` says the weights + KV cache do not fit in free memory");
   app.add_option("-t,--threads", f->threads, "Compute threads (default: every core)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--served-model-name", f->served_name,

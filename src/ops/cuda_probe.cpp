@@ -48,7 +48,8 @@ struct Driver {
   }
   std::string describe(int code) const {
     const char* name = nullptr;
-    if (error_name && error_name(code, &name) == 0 && name) return fmt::format("{} ({})", name, code);
+    if (error_name && error_name(code, &name) == 0 && name)
+      return fmt::format("{} ({})", name, code);
     return fmt::format("CUresult {}", code);
   }
 };
@@ -95,14 +96,12 @@ CudaProbe probe_cuda() {
     p.error = why ? why : "not found";
     return p;
   }
-  const bool ok = d.bind(d.init, "cuInit") && d.bind(d.driver_version, "cuDriverGetVersion") &&
-                  d.bind(d.device_count, "cuDeviceGetCount") &&
-                  d.bind(d.device_get, "cuDeviceGet") &&
-                  d.bind(d.device_name, "cuDeviceGetName") &&
-                  d.bind(d.total_mem, "cuDeviceTotalMem_v2") &&
-                  d.bind(d.attribute, "cuDeviceGetAttribute") &&
-                  d.bind(d.ctx_create, "cuCtxCreate_v2") && d.bind(d.mem_info, "cuMemGetInfo_v2") &&
-                  d.bind(d.ctx_destroy, "cuCtxDestroy_v2");
+  const bool ok =
+      d.bind(d.init, "cuInit") && d.bind(d.driver_version, "cuDriverGetVersion") &&
+      d.bind(d.device_count, "cuDeviceGetCount") && d.bind(d.device_get, "cuDeviceGet") &&
+      d.bind(d.device_name, "cuDeviceGetName") && d.bind(d.total_mem, "cuDeviceTotalMem_v2") &&
+      d.bind(d.attribute, "cuDeviceGetAttribute") && d.bind(d.ctx_create, "cuCtxCreate_v2") &&
+      d.bind(d.mem_info, "cuMemGetInfo_v2") && d.bind(d.ctx_destroy, "cuCtxDestroy_v2");
   d.bind(d.error_name, "cuGetErrorName");  // optional: only for messages
   if (!ok) {
     p.error = fmt::format("{} lacks a driver API entry point ({})", p.library, dlerror());

@@ -18,9 +18,9 @@ struct GpuDevice {
 };
 
 struct CudaProbe {
-  std::string library;  // what was dlopen'ed
-  bool loaded = false;  // the library was found and has the entry points used
-  std::string error;    // why not loaded / why cuInit failed
+  std::string library;     // what was dlopen'ed
+  bool loaded = false;     // the library was found and has the entry points used
+  std::string error;       // why not loaded / why cuInit failed
   int driver_version = 0;  // CUDA version the driver supports, e.g. 12020 = 12.2
   std::vector<GpuDevice> devices;
 };

@@ -8,9 +8,12 @@ namespace autoglm::ops {
 
 const char* status_name(CheckStatus s) {
   switch (s) {
-    case CheckStatus::Ok: return "ok";
-    case CheckStatus::Warn: return "warn";
-    case CheckStatus::Fail: return "fail";
+    case CheckStatus::Ok:
+      return "ok";
+    case CheckStatus::Warn:
+      return "warn";
+    case CheckStatus::Fail:
+      return "fail";
   }
   return "?";
 }
@@ -49,8 +52,9 @@ std::string doctor_text(const DoctorReport& report) {
   };
   out += fmt::format("{} ok, {} warn, {} fail: {}\n", count(CheckStatus::Ok),
                      count(CheckStatus::Warn), count(CheckStatus::Fail),
-                     report.can_serve() ? "serving can work" : "serving will not work until the "
-                                                               "failures are fixed");
+                     report.can_serve() ? "serving can work"
+                                        : "serving will not work until the "
+                                          "failures are fixed");
   return out;
 }
 

@@ -18,24 +18,24 @@ enum class CheckStatus { Ok, Warn, Fail };
 const char* status_name(CheckStatus s);  // "ok", "warn", "fail"
 
 struct CheckResult {
-  std::string area;     // "gpu", "isolation", "memory", "permissions", "network", "model", "port"
+  std::string area;  // "gpu", "isolation", "memory", "permissions", "network", "model", "port"
   CheckStatus status = CheckStatus::Ok;
   std::string message;  // what was found
   std::string fix;      // what to do; empty only for ok
 };
 
 struct DoctorOptions {
-  std::string model;           // empty: model checks are skipped (said so)
+  std::string model;  // empty: model checks are skipped (said so)
   std::string host = "127.0.0.1";
-  int port = 8000;             // 0: not checked
-  std::string device = "auto"; // auto, cpu, cuda, cuda:0,1 (several: a split across them)
-  PlanOptions plan;            // dtype, context, batch for the memory check
-  std::string api_key_file;    // empty: $AUTOGLM_API_KEY_FILE if set
-  std::string cache_dir;       // empty: $AUTOGLM_CACHE_DIR, $HF_HOME, $XDG_CACHE_HOME or ~/.cache
-  std::string log_dir;         // empty: not checked (logs go to stderr)
-  std::string endpoint;        // empty: $HF_ENDPOINT, else https://huggingface.co
+  int port = 8000;              // 0: not checked
+  std::string device = "auto";  // auto, cpu, cuda, cuda:0,1 (several: a split across them)
+  PlanOptions plan;             // dtype, context, batch for the memory check
+  std::string api_key_file;     // empty: $AUTOGLM_API_KEY_FILE if set
+  std::string cache_dir;        // empty: $AUTOGLM_CACHE_DIR, $HF_HOME, $XDG_CACHE_HOME or ~/.cache
+  std::string log_dir;          // empty: not checked (logs go to stderr)
+  std::string endpoint;         // empty: $HF_ENDPOINT, else https://huggingface.co
   int network_timeout_ms = 2000;
-  bool network = true;         // false: no connection is attempted (--offline)
+  bool network = true;  // false: no connection is attempted (--offline)
 };
 
 struct DoctorReport {
@@ -58,7 +58,8 @@ void check_network(const DoctorOptions& options, std::vector<CheckResult>& out);
 void check_model(const std::string& path, std::vector<CheckResult>& out);
 void check_port(const std::string& host, int port, std::vector<CheckResult>& out);
 
-// Oldest Linux driver of the CUDA release notes' table for a toolkit version (13000 -> "580.65.06").
+// Oldest Linux driver of the CUDA release notes' table for a toolkit version (13000 ->
+// "580.65.06").
 std::string min_driver_for(int cuda_version);
 
 }  // namespace autoglm::ops

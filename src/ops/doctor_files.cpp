@@ -39,12 +39,14 @@ fs::path default_cache_dir() {
   return fs::path(home && *home ? home : "/tmp") / ".cache" / "autoglm";
 }
 
-void check_dir_writable(const std::string& what, const fs::path& dir, std::vector<CheckResult>& out) {
+void check_dir_writable(const std::string& what, const fs::path& dir,
+                        std::vector<CheckResult>& out) {
   fs::path probe = dir;
   std::error_code ec;
   while (!probe.empty() && !fs::exists(probe, ec)) probe = probe.parent_path();  // created on use
   if (!probe.empty() && ::access(probe.c_str(), W_OK) == 0) {
-    out.push_back({"permissions", CheckStatus::Ok, fmt::format("{} {} is writable", what, dir.string()), ""});
+    out.push_back(
+        {"permissions", CheckStatus::Ok, fmt::format("{} {} is writable", what, dir.string()), ""});
   } else {
     out.push_back({"permissions", CheckStatus::Warn,
                    fmt::format("{} {} is not writable", what, dir.string()),
@@ -95,7 +97,8 @@ class CheckBinder final : public models::WeightBinder {
 };
 
 bool has_tokenizer(const fs::path& model, const formats::TensorStore& store) {
-  if (store.format() == formats::FileFormat::Gguf) return store.metadata().contains("tokenizer.ggml.model");
+  if (store.format() == formats::FileFormat::Gguf)
+    return store.metadata().contains("tokenizer.ggml.model");
   const fs::path dir = fs::is_directory(model) ? model : model.parent_path();
   for (const char* f : {"tokenizer.json", "tokenizer.model", "tokenizer.tiktoken"}) {
     if (fs::exists(dir / f)) return true;
@@ -112,7 +115,8 @@ bool check_shards(const fs::path& model, std::vector<CheckResult>& out) {
     std::ifstream in(index);
     j = nlohmann::json::parse(in);
   } catch (const std::exception& e) {
-    out.push_back({"model", CheckStatus::Fail, fmt::format("{} is not valid JSON: {}", index.string(), e.what()),
+    out.push_back({"model", CheckStatus::Fail,
+                   fmt::format("{} is not valid JSON: {}", index.string(), e.what()),
                    "download the model again (autoglm pull)"});
     return false;
   }
@@ -132,7 +136,8 @@ bool check_shards(const fs::path& model, std::vector<CheckResult>& out) {
                    "download the missing shards (autoglm pull resumes and verifies them)"});
     return false;
   }
-  out.push_back({"model", CheckStatus::Ok, fmt::format("all {} shards of the index present", shards.size()), ""});
+  out.push_back({"model", CheckStatus::Ok,
+                 fmt::format("all {} shards of the index present", shards.size()), ""});
   return true;
 }
 
@@ -148,7 +153,7 @@ void check_permissions(const DoctorOptions& o, std::vector<CheckResult>& out) {
     int unreadable = 0, world_writable = 0;
     std::string first_bad;
     for (const fs::path& f : model_files(o.model)) {
-      struct stat st{};
+      struct stat st {};
       if (::stat(f.c_str(), &st) != 0) continue;
       if (::access(f.c_str(), R_OK) != 0) {
         ++unreadable;
@@ -160,34 +165,42 @@ void check_permissions(const DoctorOptions& o, std::vector<CheckResult>& out) {
     }
     if (unreadable > 0) {
       out.push_back({"permissions", CheckStatus::Fail,
-                     fmt::format("{} model files are not readable by this user, e.g. {}", unreadable, first_bad),
+                     fmt::format("{} model files are not readable by this user, e.g. {}",
+                                 unreadable, first_bad),
                      fmt::format("chmod a+r {0}/* (or chown $USER)", o.model)});
     } else if (world_writable > 0) {
-      out.push_back({"permissions", CheckStatus::Warn,
-                     fmt::format("{} model files are world-writable (anyone can replace the weights), e.g. {}",
-                                 world_writable, first_bad),
-                     fmt::format("chmod o-w {}", first_bad)});
+      out.push_back(
+          {"permissions", CheckStatus::Warn,
+           fmt::format(
+               "{} model files are world-writable (anyone can replace the weights), e.g. {}",
+               world_writable, first_bad),
+           fmt::format("chmod o-w {}", first_bad)});
     } else {
-      out.push_back({"permissions", CheckStatus::Ok, "model files readable, not world-writable", ""});
+      out.push_back(
+          {"permissions", CheckStatus::Ok, "model files readable, not world-writable", ""});
     }
   }
-  check_dir_writable("cache directory", o.cache_dir.empty() ? default_cache_dir() : fs::path(o.cache_dir), out);
+  check_dir_writable("cache directory",
+                     o.cache_dir.empty() ? default_cache_dir() : fs::path(o.cache_dir), out);
   if (!o.log_dir.empty()) check_dir_writable("log directory", o.log_dir, out);
   std::string key = o.api_key_file;
   if (key.empty()) {
     if (const char* v = std::getenv("AUTOGLM_API_KEY_FILE"); v) key = v;
   }
   if (key.empty()) return;
-  struct stat st{};
+  struct stat st {};
   if (::stat(key.c_str(), &st) != 0 || ::access(key.c_str(), R_OK) != 0) {
-    out.push_back({"permissions", CheckStatus::Fail, fmt::format("API key file {} cannot be read", key),
+    out.push_back({"permissions", CheckStatus::Fail,
+                   fmt::format("API key file {} cannot be read", key),
                    "create it (one key per line) readable by the server's user"});
   } else if (st.st_mode & (S_IRWXG | S_IRWXO)) {
     out.push_back({"permissions", CheckStatus::Warn,
-                   fmt::format("API key file {} is accessible to other users (mode {:o})", key, st.st_mode & 0777),
+                   fmt::format("API key file {} is accessible to other users (mode {:o})", key,
+                               st.st_mode & 0777),
                    fmt::format("chmod 600 {}", key)});
   } else {
-    out.push_back({"permissions", CheckStatus::Ok, fmt::format("API key file {} is private", key), ""});
+    out.push_back(
+        {"permissions", CheckStatus::Ok, fmt::format("API key file {} is private", key), ""});
   }
 }
 
@@ -197,7 +210,7 @@ void check_model(const std::string& path, std::vector<CheckResult>& out) {
   models::ModelSpec spec;
   formats::TensorStore store;
   try {
-    spec = models::read_spec(model);  // layout + config.json (or GGUF metadata) understood
+    spec = models::read_spec(model);       // layout + config.json (or GGUF metadata) understood
     store = formats::open_weights(model);  // every header, size and offset validated
   } catch (const Error& e) {
     out.push_back({"model", CheckStatus::Fail, e.what(),
@@ -206,7 +219,8 @@ void check_model(const std::string& path, std::vector<CheckResult>& out) {
     return;
   }
   out.push_back({"model", CheckStatus::Ok,
-                 fmt::format("{} {}: {}", store.format() == formats::FileFormat::Gguf ? "GGUF" : "safetensors",
+                 fmt::format("{} {}: {}",
+                             store.format() == formats::FileFormat::Gguf ? "GGUF" : "safetensors",
                              path, spec.describe()),
                  ""});
   CheckBinder binder(store);
@@ -217,21 +231,26 @@ void check_model(const std::string& path, std::vector<CheckResult>& out) {
                    fmt::format("{} of {} tensors the {} architecture needs do not match: {}",
                                binder.problems.size(), binder.asked, spec.arch,
                                fmt::join(binder.problems.begin(),
-                                         binder.problems.begin() + std::min<size_t>(3, binder.problems.size()), "; ")),
+                                         binder.problems.begin() +
+                                             std::min<size_t>(3, binder.problems.size()),
+                                         "; ")),
                    "the weights do not belong to this config.json (mixed downloads?): download "
                    "the model again"});
   } else {
-    out.push_back({"model", CheckStatus::Ok,
-                   fmt::format("all {} tensors of the {} architecture present with the right shapes and "
-                               "weight dtypes ({} in the file)",
-                               binder.asked, spec.arch, store.size()),
-                   ""});
+    out.push_back(
+        {"model", CheckStatus::Ok,
+         fmt::format("all {} tensors of the {} architecture present with the right shapes and "
+                     "weight dtypes ({} in the file)",
+                     binder.asked, spec.arch, store.size()),
+         ""});
   }
   if (has_tokenizer(model, store)) {
     out.push_back({"model", CheckStatus::Ok, "tokenizer present", ""});
   } else {
-    out.push_back({"model", CheckStatus::Fail, "no tokenizer (tokenizer.json, tokenizer.model or GGUF tokenizer.ggml.*)",
-                   "download tokenizer.json and tokenizer_config.json from the model's repository"});
+    out.push_back(
+        {"model", CheckStatus::Fail,
+         "no tokenizer (tokenizer.json, tokenizer.model or GGUF tokenizer.ggml.*)",
+         "download tokenizer.json and tokenizer_config.json from the model's repository"});
   }
 }
 

@@ -138,28 +138,35 @@ void check_network(const DoctorOptions& o, std::vector<CheckResult>& out) {
   if (http.empty() && https.empty()) {
     out.push_back({"network", CheckStatus::Ok, "no HTTP(S)_PROXY set: direct connections", ""});
   } else if (!no_proxy_covers_localhost(no_proxy)) {
-    out.push_back({"network", CheckStatus::Warn,
-                   fmt::format("proxy set (HTTP_PROXY={}, HTTPS_PROXY={}) but NO_PROXY='{}' does not "
-                               "cover localhost and 127.0.0.1: local clients would go through the proxy",
-                               http.empty() ? "-" : http, https.empty() ? "-" : https, no_proxy),
-                   "export NO_PROXY=localhost,127.0.0.1,::1" +
-                       (no_proxy.empty() ? std::string() : "," + no_proxy)});
+    out.push_back(
+        {"network", CheckStatus::Warn,
+         fmt::format("proxy set (HTTP_PROXY={}, HTTPS_PROXY={}) but NO_PROXY='{}' does not "
+                     "cover localhost and 127.0.0.1: local clients would go through the proxy",
+                     http.empty() ? "-" : http, https.empty() ? "-" : https, no_proxy),
+         "export NO_PROXY=localhost,127.0.0.1,::1" +
+             (no_proxy.empty() ? std::string() : "," + no_proxy)});
   } else {
-    out.push_back({"network", CheckStatus::Ok,
-                   fmt::format("proxy {} with NO_PROXY covering localhost", https.empty() ? http : https), ""});
+    out.push_back(
+        {"network", CheckStatus::Ok,
+         fmt::format("proxy {} with NO_PROXY covering localhost", https.empty() ? http : https),
+         ""});
   }
   std::string endpoint = o.endpoint;
   const char* hf = std::getenv("HF_ENDPOINT");
   if (endpoint.empty()) endpoint = hf && *hf ? hf : "https://huggingface.co";
   if (endpoint.rfind("http://", 0) != 0 && endpoint.rfind("https://", 0) != 0) {
-    out.push_back({"network", CheckStatus::Warn, fmt::format("hub endpoint '{}' is not an http(s) URL", endpoint),
-                   "set HF_ENDPOINT=https://huggingface.co or a mirror such as https://hf-mirror.com"});
+    out.push_back(
+        {"network", CheckStatus::Warn,
+         fmt::format("hub endpoint '{}' is not an http(s) URL", endpoint),
+         "set HF_ENDPOINT=https://huggingface.co or a mirror such as https://hf-mirror.com"});
     return;
   }
-  out.push_back({"network", CheckStatus::Ok,
-                 fmt::format("hub endpoint {}{}", endpoint,
-                             o.endpoint.empty() && !(hf && *hf) ? " (default; HF_ENDPOINT selects a mirror)" : ""),
-                 ""});
+  out.push_back(
+      {"network", CheckStatus::Ok,
+       fmt::format(
+           "hub endpoint {}{}", endpoint,
+           o.endpoint.empty() && !(hf && *hf) ? " (default; HF_ENDPOINT selects a mirror)" : ""),
+       ""});
   if (!o.network) return;
   // Through the proxy when one is set: that is the connection `pull` will make first.
   const std::string proxy = endpoint.rfind("https", 0) == 0 ? https : http;
@@ -181,7 +188,8 @@ void check_port(const std::string& host, int port, std::vector<CheckResult>& out
   addrinfo* res = nullptr;
   const std::string service = std::to_string(port);
   if (int rc = getaddrinfo(host.c_str(), service.c_str(), &hints, &res); rc != 0) {
-    out.push_back({"port", CheckStatus::Fail, fmt::format("cannot resolve --host {}: {}", host, gai_strerror(rc)),
+    out.push_back({"port", CheckStatus::Fail,
+                   fmt::format("cannot resolve --host {}: {}", host, gai_strerror(rc)),
                    "use an address of this machine, e.g. 127.0.0.1 or 0.0.0.0"});
     return;
   }
@@ -196,12 +204,17 @@ void check_port(const std::string& host, int port, std::vector<CheckResult>& out
     out.push_back({"port", CheckStatus::Ok, fmt::format("{}:{} is free", host, port), ""});
   } else if (err == EADDRINUSE) {
     const std::string owner = server::describe_port_owner(static_cast<uint16_t>(port));
-    out.push_back({"port", CheckStatus::Fail,
-                   fmt::format("{}:{} is in use{}", host, port, owner.empty() ? " (by a process this user cannot see)" : " by " + owner),
-                   fmt::format("serve with --port {} (or 0 for any free port), or stop that process", port + 1)});
+    out.push_back(
+        {"port", CheckStatus::Fail,
+         fmt::format("{}:{} is in use{}", host, port,
+                     owner.empty() ? " (by a process this user cannot see)" : " by " + owner),
+         fmt::format("serve with --port {} (or 0 for any free port), or stop that process",
+                     port + 1)});
   } else {
-    out.push_back({"port", CheckStatus::Fail, fmt::format("cannot bind {}:{}: {}", host, port, std::strerror(err)),
-                   port < 1024 ? "ports below 1024 need root: use --port 8000" : "use another --host or --port"});
+    out.push_back({"port", CheckStatus::Fail,
+                   fmt::format("cannot bind {}:{}: {}", host, port, std::strerror(err)),
+                   port < 1024 ? "ports below 1024 need root: use --port 8000"
+                               : "use another --host or --port"});
   }
 }
 

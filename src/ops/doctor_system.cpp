@@ -25,7 +25,9 @@ std::string cpu_line() {
   return fmt::format("CPU has {}; kernels: {}", cpu_features().describe(), isa);
 }
 
-bool wants_gpu(const std::string& device) { return device.rfind("cuda", 0) == 0; }
+bool wants_gpu(const std::string& device) {
+  return device.rfind("cuda", 0) == 0;
+}
 
 // "cuda:0,2" -> {0, 2}; "cuda" -> every device.
 std::vector<int> requested_gpus(const std::string& device, size_t n_devices) {
@@ -66,18 +68,19 @@ void check_gpu(const CudaProbe& p, int built, const std::string& device,
   if (!p.loaded) {
     const CheckStatus s = wants_gpu(device) ? CheckStatus::Fail : CheckStatus::Ok;
     out.push_back({"gpu", s,
-                   fmt::format("no NVIDIA driver ({}: {}); CPU will be used. {}", p.library, p.error,
-                               cpu_line()),
+                   fmt::format("no NVIDIA driver ({}: {}); CPU will be used. {}", p.library,
+                               p.error, cpu_line()),
                    s == CheckStatus::Ok ? "" : "install the NVIDIA driver, or use --device cpu"});
     return;
   }
   if (!p.error.empty() || p.devices.empty()) {
     const CheckStatus s = wants_gpu(device) ? CheckStatus::Fail : CheckStatus::Warn;
-    out.push_back({"gpu", s,
-                   fmt::format("NVIDIA driver loaded ({}) but no usable GPU: {}; CPU will be used. {}",
-                               p.library, p.error.empty() ? "0 devices" : p.error, cpu_line()),
-                   "check `nvidia-smi`; a driver/kernel-module version mismatch needs a reboot; in a "
-                   "container pass the GPU (--gpus all) and set NVIDIA_VISIBLE_DEVICES"});
+    out.push_back(
+        {"gpu", s,
+         fmt::format("NVIDIA driver loaded ({}) but no usable GPU: {}; CPU will be used. {}",
+                     p.library, p.error.empty() ? "0 devices" : p.error, cpu_line()),
+         "check `nvidia-smi`; a driver/kernel-module version mismatch needs a reboot; in a "
+         "container pass the GPU (--gpus all) and set NVIDIA_VISIBLE_DEVICES"});
     return;
   }
   for (const GpuDevice& g : p.devices) {
@@ -101,14 +104,14 @@ void check_gpu(const CudaProbe& p, int built, const std::string& device,
                                driver, cpu_line()),
                    ""});
   } else if (p.driver_version < built) {
-    out.push_back(
-        {"gpu", CheckStatus::Fail,
-         fmt::format("driver supports CUDA {}, binary needs {}", driver, cuda_version_string(built)),
-         fmt::format("update the NVIDIA driver to >= {} (CUDA {}) or use the CPU build",
-                     min_driver_for(built), cuda_version_string(built))});
+    out.push_back({"gpu", CheckStatus::Fail,
+                   fmt::format("driver supports CUDA {}, binary needs {}", driver,
+                               cuda_version_string(built)),
+                   fmt::format("update the NVIDIA driver to >= {} (CUDA {}) or use the CPU build",
+                               min_driver_for(built), cuda_version_string(built))});
   } else {
-    out.push_back({"gpu", CheckStatus::Ok,
-                   fmt::format("driver supports CUDA {}, {}", driver, build), ""});
+    out.push_back(
+        {"gpu", CheckStatus::Ok, fmt::format("driver supports CUDA {}, {}", driver, build), ""});
   }
 }
 
@@ -131,10 +134,11 @@ void check_isolation(std::vector<CheckResult>& out) {
       },
       &seen);
   if (!seen.missing.empty()) {
-    out.push_back({"isolation", CheckStatus::Warn,
-                   fmt::format("{} loaded libraries are gone from disk (upgraded while running?): {}",
-                               seen.missing.size(), seen.missing.front()),
-                   "restart the process after package upgrades"});
+    out.push_back(
+        {"isolation", CheckStatus::Warn,
+         fmt::format("{} loaded libraries are gone from disk (upgraded while running?): {}",
+                     seen.missing.size(), seen.missing.front()),
+         "restart the process after package upgrades"});
   }
   out.push_back({"isolation", CheckStatus::Ok,
                  fmt::format("{} shared libraries resolved ({}); no Python needed{}",
@@ -170,8 +174,8 @@ void check_memory(const DoctorOptions& o, const CudaProbe& probe, std::vector<Ch
     CheckResult r{"memory", CheckStatus::Ok, fit_line(f), ""};
     if (f.verdict == Verdict::FitsWithQ8 || f.verdict == Verdict::FitsWithQ4) {
       r.status = CheckStatus::Warn;
-      r.fix = fmt::format("serve with --dtype {}",
-                          f.verdict == Verdict::FitsWithQ8 ? "q8_0" : "q4_0");
+      r.fix =
+          fmt::format("serve with --dtype {}", f.verdict == Verdict::FitsWithQ8 ? "q8_0" : "q4_0");
     } else if (f.verdict == Verdict::DoesNotFit) {
       r.status = CheckStatus::Fail;
       r.fix = f.max_context > 0

@@ -39,9 +39,10 @@ std::string normalize_endpoint(const std::string& endpoint) {
   std::string e = endpoint;
   while (!e.empty() && e.back() == '/') e.pop_back();
   if (e.rfind("http://", 0) != 0 && e.rfind("https://", 0) != 0)
-    fail("hub endpoint '{}' is not an http:// or https:// URL; write it like "
-         "https://huggingface.co or https://hf-mirror.com",
-         endpoint);
+    fail(
+        "hub endpoint '{}' is not an http:// or https:// URL; write it like "
+        "https://huggingface.co or https://hf-mirror.com",
+        endpoint);
   return e;
 }
 
@@ -106,9 +107,10 @@ HubListing parse_listing(const std::string& revision_json,
       }
     }
   } catch (const nlohmann::json::exception& e) {
-    fail("the hub's file listing is not the JSON expected ({}); is the endpoint a Hugging "
-         "Face-compatible hub?",
-         e.what());
+    fail(
+        "the hub's file listing is not the JSON expected ({}); is the endpoint a Hugging "
+        "Face-compatible hub?",
+        e.what());
   }
   for (const auto& p : order) listing.files.push_back(by_path[p]);
   return listing;

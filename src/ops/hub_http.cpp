@@ -265,8 +265,8 @@ std::string describe_transfer_failure(const HttpOutcome& o, const std::string& u
     case CURLE_RECV_ERROR:
     case CURLE_GOT_NOTHING:
       return fmt::format(
-          "the connection to {}{} was cut: {}; run pull again: it resumes from the bytes kept",
-          url, via, o.curl_message);
+          "the connection to {}{} was cut: {}; run pull again: it resumes from the bytes kept", url,
+          via, o.curl_message);
     case CURLE_PEER_FAILED_VERIFICATION:
       return fmt::format(
           "TLS certificate check failed for {}{}: {}; install ca-certificates, or point "
@@ -296,18 +296,21 @@ std::string describe_http_status(long status, const std::string& what, const std
           "the --revision, and that the mirror has it",
           what, url);
     case 416:
-      return fmt::format("{}: the server refused the resume range (416 at {}); delete the "
-                         ".part file and run pull again",
-                         what, url);
+      return fmt::format(
+          "{}: the server refused the resume range (416 at {}); delete the "
+          ".part file and run pull again",
+          what, url);
     case 429:
-      return fmt::format("{}: rate limited (429 at {}); wait a minute, pass --token, or use a "
-                         "mirror with --endpoint",
-                         what, url);
+      return fmt::format(
+          "{}: rate limited (429 at {}); wait a minute, pass --token, or use a "
+          "mirror with --endpoint",
+          what, url);
     default:
       if (status >= 500)
-        return fmt::format("{}: the hub failed with HTTP {} ({}); retry later or use a mirror "
-                           "with --endpoint",
-                           what, status, url);
+        return fmt::format(
+            "{}: the hub failed with HTTP {} ({}); retry later or use a mirror "
+            "with --endpoint",
+            what, status, url);
       return fmt::format("{}: unexpected HTTP {} from {}", what, status, url);
   }
 }

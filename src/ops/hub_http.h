@@ -1,5 +1,5 @@
-// The libcurl plumbing shared by `pull` (hub listing, downloads): proxy choice from the environment,
-// timeouts, a bearer token, and failures turned into one message that says what to do.
+// The libcurl plumbing shared by `pull` (hub listing, downloads): proxy choice from the
+// environment, timeouts, a bearer token, and failures turned into one message that says what to do.
 #pragma once
 
 #include <cstdint>
@@ -41,9 +41,10 @@ struct HttpOutcome {
 HttpOutcome http_get_text(const std::string& url, const HttpOptions& options, std::string& body,
                           std::string* next_link = nullptr);
 
-// GET `url` from byte `offset` on (HTTP Range), each chunk handed to `sink` (false: stop, reported as
-// a write error). `on_status` runs once the status is known, before the first byte reaches `sink`:
-// a 200 to a ranged request means the server ignored the Range, and the caller restarts the file.
+// GET `url` from byte `offset` on (HTTP Range), each chunk handed to `sink` (false: stop, reported
+// as a write error). `on_status` runs once the status is known, before the first byte reaches
+// `sink`: a 200 to a ranged request means the server ignored the Range, and the caller restarts the
+// file.
 HttpOutcome http_get_stream(const std::string& url, const HttpOptions& options, uint64_t offset,
                             const std::function<void(long status)>& on_status,
                             const std::function<bool(const char*, size_t)>& sink);

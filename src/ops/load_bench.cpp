@@ -22,10 +22,10 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
 
 // Common English words: in GLM's and most BPE vocabularies each " word" is one token, so N words
 // make a prompt of about N tokens. A random start per request defeats prefix caches.
-const char* const kWords[] = {"the",   "time",  "people", "way",    "day",   "man",   "thing",
+const char* const kWords[] = {"the",   "time",  "people", "way",    "day",    "man",   "thing",
                               "woman", "life",  "child",  "world",  "school", "state", "family",
-                              "group", "house", "number", "night",  "point", "water", "room",
-                              "work",  "week",  "place",  "system", "story", "city",  "money"};
+                              "group", "house", "number", "night",  "point",  "water", "room",
+                              "work",  "week",  "place",  "system", "story",  "city",  "money"};
 constexpr int kWordCount = sizeof(kWords) / sizeof(kWords[0]);
 
 std::string request_body(const LoadBenchOptions& o, std::mt19937& rng) {
@@ -83,7 +83,8 @@ struct Stream {
     const auto& delta = (*choices)[0].find("delta");
     if (delta == (*choices)[0].end()) return;
     const auto content = delta->find("content");
-    if (content == delta->end() || !content->is_string() || content->get_ref<const std::string&>().empty())
+    if (content == delta->end() || !content->is_string() ||
+        content->get_ref<const std::string&>().empty())
       return;
     const auto now = Clock::now();
     if (!got_token) {
@@ -159,18 +160,23 @@ struct Tally {
     long status = 0;
     curl_easy_getinfo(s.easy, CURLINFO_RESPONSE_CODE, &status);
     std::string key;
-    if (code == CURLE_OPERATION_TIMEDOUT) key = "timeout";
-    else if (code == CURLE_COULDNT_CONNECT || code == CURLE_COULDNT_RESOLVE_HOST) key = "connect";
-    else if (code != CURLE_OK) key = "transfer";
-    else if (status != 200) key = std::to_string(status);
-    else if (!s.stream_error.empty() || !s.done) key = "stream";
+    if (code == CURLE_OPERATION_TIMEDOUT)
+      key = "timeout";
+    else if (code == CURLE_COULDNT_CONNECT || code == CURLE_COULDNT_RESOLVE_HOST)
+      key = "connect";
+    else if (code != CURLE_OK)
+      key = "transfer";
+    else if (status != 200)
+      key = std::to_string(status);
+    else if (!s.stream_error.empty() || !s.done)
+      key = "stream";
     if (!key.empty()) {
       ++level.errors[key];
       if (level.first_error.empty()) {
-        const std::string detail = code != CURLE_OK ? curl_easy_strerror(code)
+        const std::string detail = code != CURLE_OK          ? curl_easy_strerror(code)
                                    : !s.stream_error.empty() ? s.stream_error
-                                   : status != 200 ? s.buffer.substr(0, 200)
-                                                   : "stream ended without data: [DONE]";
+                                   : status != 200           ? s.buffer.substr(0, 200)
+                                                             : "stream ended without data: [DONE]";
         level.first_error = fmt::format("{}: {}", key, detail);
       }
       return;
@@ -252,9 +258,10 @@ void raise_fd_limit(int needed) {
   lim.rlim_cur = std::min(lim.rlim_max, want);
   setrlimit(RLIMIT_NOFILE, &lim);
   if (lim.rlim_cur < want)
-    fail("{} concurrent streams need {} file descriptors but the hard limit is {}; raise it "
-         "(ulimit -Hn, LimitNOFILE= in systemd) or lower the concurrency",
-         needed, want, lim.rlim_max);
+    fail(
+        "{} concurrent streams need {} file descriptors but the hard limit is {}; raise it "
+        "(ulimit -Hn, LimitNOFILE= in systemd) or lower the concurrency",
+        needed, want, lim.rlim_max);
 }
 
 }  // namespace
@@ -263,8 +270,7 @@ std::string chat_completions_url(const std::string& url) {
   std::string u = url;
   while (!u.empty() && u.back() == '/') u.pop_back();
   if (u.rfind("http://", 0) != 0 && u.rfind("https://", 0) != 0)
-    fail("--url '{}' is not an http:// or https:// URL; write it like http://127.0.0.1:8080",
-         url);
+    fail("--url '{}' is not an http:// or https:// URL; write it like http://127.0.0.1:8080", url);
   if (u.size() >= 3 && u.compare(u.size() - 3, 3, "/v1") == 0) return u + "/chat/completions";
   return u + "/v1/chat/completions";
 }
@@ -290,8 +296,8 @@ LoadBenchResult run_load_bench(const LoadBenchOptions& o, const LoadBenchObserve
     if (o.ramp && l.error_rate > o.max_error_rate) {
       if (&c != &o.levels.back())
         result.stopped = fmt::format(
-            "stopped at {} concurrent streams: error rate {:.0f}% > {:.0f}% (first error: {})",
-            c, 100 * l.error_rate, 100 * o.max_error_rate, l.first_error);
+            "stopped at {} concurrent streams: error rate {:.0f}% > {:.0f}% (first error: {})", c,
+            100 * l.error_rate, 100 * o.max_error_rate, l.first_error);
       break;
     }
   }

@@ -81,9 +81,9 @@ nlohmann::json to_json(const LoadBenchResult& r) {
 }
 
 std::string format_table(const LoadBenchResult& r) {
-  std::string out = fmt::format(
-      "{:>6} {:>6} {:>6} {:>7} {:>9} {:>10} | {:>26} | {:>20}\n", "conc", "reqs", "errors",
-      "req/s", "out tok/s", "tok/s/user", "TTFT ms p50 / p95 / p99", "ITL ms p50 / p95 / p99");
+  std::string out = fmt::format("{:>6} {:>6} {:>6} {:>7} {:>9} {:>10} | {:>26} | {:>20}\n", "conc",
+                                "reqs", "errors", "req/s", "out tok/s", "tok/s/user",
+                                "TTFT ms p50 / p95 / p99", "ITL ms p50 / p95 / p99");
   for (const auto& l : r.levels) {
     const double per_user = l.latency_ms.count && l.itl_ms.count ? 1000.0 / l.itl_ms.mean : 0;
     out += fmt::format(
@@ -108,10 +108,9 @@ std::string bench_chart_svg(const LoadBenchResult& r) {
   const auto& o = r.options;
   spec.title = fmt::format("autoglm bench: {} ", o.model);
   spec.subtitle = fmt::format(
-      "{}   prompt ~{} tokens, {} output tokens, {} per level{}", chat_completions_url(o.url),
+      "{}  ·  prompt ~{} tokens, {} output tokens, {} per level{}", chat_completions_url(o.url),
       o.prompt_tokens, o.max_tokens,
-      o.requests > 0 ? fmt::format("{} requests", o.requests)
-                     : fmt::format("{:g} s", o.duration_s),
+      o.requests > 0 ? fmt::format("{} requests", o.requests) : fmt::format("{:g} s", o.duration_s),
       r.stopped.empty() ? "" : "   (" + r.stopped + ")");
   spec.x_title = "concurrent streams";
   for (const auto& l : r.levels) spec.x_labels.push_back(std::to_string(l.concurrency));
@@ -129,10 +128,20 @@ std::string bench_chart_svg(const LoadBenchResult& r) {
     }
     return s;
   };
-  ChartPanel ttft{"Time to first token", "ms, lower is better",
-                  pct_series("TTFT", &LevelResult::ttft_ms, "#d62728"), false, 0, 2, {}};
-  ChartPanel itl{"Inter-token latency", "ms, lower is better",
-                 pct_series("ITL", &LevelResult::itl_ms, "#9467bd"), false, 0, 2, {}};
+  ChartPanel ttft{"Time to first token",
+                  "ms, lower is better",
+                  pct_series("TTFT", &LevelResult::ttft_ms, "#d62728"),
+                  false,
+                  0,
+                  2,
+                  {}};
+  ChartPanel itl{"Inter-token latency",
+                 "ms, lower is better",
+                 pct_series("ITL", &LevelResult::itl_ms, "#9467bd"),
+                 false,
+                 0,
+                 2,
+                 {}};
   ChartPanel tput{"Output throughput", "tokens/s, higher is better", {}, false, -1, -1, {}};
   tput.series.push_back({"output tokens/s",
                          column(r, [](const LevelResult& l) { return l.output_tokens_per_s; }),

@@ -105,7 +105,8 @@ std::string type_detail(const PlanBinder::Group& g) {
 }
 
 int thread_count(const PlanOptions& o) {
-  return o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return o.threads > 0 ? o.threads
+                       : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
 // Buffers of one forward pass over T tokens producing `rows` logit rows (blocks.cpp,
@@ -115,14 +116,14 @@ uint64_t scratch_bytes(const models::ModelSpec& s, const PlanOptions& o, std::st
   const int64_t H = s.hidden_size, V = s.vocab_size;
   const int64_t I = std::max(s.intermediate_size, s.n_shared_experts * s.moe_intermediate_size);
   const int64_t rows = std::max<int64_t>(1, o.batch);
-  int64_t floats = 4 * T * H;                                // x, norm, proj, ffn_out
-  floats += 2 * T * s.q_dim() + 2 * T * s.kv_dim();          // q, attn, k, v
-  floats += T * std::max(s.q_dim() + 2 * s.kv_dim(), 2 * I); // ffn_a: fused qkv or gate|up
-  floats += T * I;                                           // ffn_b
-  floats += T * s.rotary_dims;                               // rope cos + sin, R/2 each
+  int64_t floats = 4 * T * H;                                 // x, norm, proj, ffn_out
+  floats += 2 * T * s.q_dim() + 2 * T * s.kv_dim();           // q, attn, k, v
+  floats += T * std::max(s.q_dim() + 2 * s.kv_dim(), 2 * I);  // ffn_a: fused qkv or gate|up
+  floats += T * I;                                            // ffn_b
+  floats += T * s.rotary_dims;                                // rope cos + sin, R/2 each
   if (s.n_experts > 0) floats += T * (s.n_experts + 2 * H + 2 * s.moe_intermediate_size);
-  const int64_t logits = rows * V;                           // engine logits_, one row a sequence
-  const int64_t sampler = rows * V * 2;                      // candidates: (float, int32) per token
+  const int64_t logits = rows * V;       // engine logits_, one row a sequence
+  const int64_t sampler = rows * V * 2;  // candidates: (float, int32) per token
   // Per calling thread: 4 f32 attention buffers of one context, int8 activations [T, widest].
   const int64_t widest = std::max({H, I, s.q_dim()});
   const uint64_t per_thread =
@@ -166,7 +167,8 @@ MemoryPlan plan_memory(const models::ModelSpec& spec, const PlanOptions& options
 
   // KvPool: [blocks][L][K, V][block][nkv * d] f32 (models/kv_cache.h).
   plan.kv_bytes_per_token = static_cast<uint64_t>(2 * spec.n_layers * spec.kv_dim()) * 4;
-  const int64_t blocks = options.batch * ((options.context + options.block_size - 1) / options.block_size);
+  const int64_t blocks =
+      options.batch * ((options.context + options.block_size - 1) / options.block_size);
   plan.kv_bytes = static_cast<uint64_t>(blocks * options.block_size) * plan.kv_bytes_per_token;
   plan.items.push_back(
       {"KV cache",
@@ -201,8 +203,8 @@ MemoryPlan plan_training(int64_t parameters, const TrainOptions& o) {
   plan.parameters = parameters;
   plan.weight_bytes = w;
   plan.weight_types = std::string(dtype_name(o.dtype));
-  const std::string per = fmt::format("{:.3g} params x {} B", static_cast<double>(p),
-                                      row_bytes(o.dtype, 1));
+  const std::string per =
+      fmt::format("{:.3g} params x {} B", static_cast<double>(p), row_bytes(o.dtype, 1));
   plan.items.push_back({"weights", per, w});
   plan.items.push_back({"gradients", per, w});
   if (o.dtype != DType::F32) plan.items.push_back({"f32 master weights", "params x 4 B", p * 4});
@@ -219,17 +221,28 @@ uint64_t parse_size(const std::string& text) {
   std::istringstream in(text);
   double value = 0;
   std::string unit;
-  if (!(in >> value) || value < 0) fail("'{}' is not a size: write e.g. 512MiB, 1.5GiB or 2GB", text);
+  if (!(in >> value) || value < 0)
+    fail("'{}' is not a size: write e.g. 512MiB, 1.5GiB or 2GB", text);
   in >> unit;
   std::string u;
   for (char c : unit) u += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  static const std::map<std::string, double> units = {
-      {"", 1},        {"b", 1},         {"k", 1024.0},      {"kib", 1024.0},
-      {"kb", 1e3},    {"m", 1 << 20},   {"mib", 1 << 20},   {"mb", 1e6},
-      {"g", 1 << 30}, {"gib", 1 << 30}, {"gb", 1e9},        {"t", 1099511627776.0},
-      {"tib", 1099511627776.0},         {"tb", 1e12}};
+  static const std::map<std::string, double> units = {{"", 1},
+                                                      {"b", 1},
+                                                      {"k", 1024.0},
+                                                      {"kib", 1024.0},
+                                                      {"kb", 1e3},
+                                                      {"m", 1 << 20},
+                                                      {"mib", 1 << 20},
+                                                      {"mb", 1e6},
+                                                      {"g", 1 << 30},
+                                                      {"gib", 1 << 30},
+                                                      {"gb", 1e9},
+                                                      {"t", 1099511627776.0},
+                                                      {"tib", 1099511627776.0},
+                                                      {"tb", 1e12}};
   auto it = units.find(u);
-  if (it == units.end()) fail("'{}': unknown size unit '{}' (use B, KiB, MiB, GiB, TiB, KB, MB, GB)", text, unit);
+  if (it == units.end())
+    fail("'{}': unknown size unit '{}' (use B, KiB, MiB, GiB, TiB, KB, MB, GB)", text, unit);
   return static_cast<uint64_t>(value * it->second + 0.5);
 }
 

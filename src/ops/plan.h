@@ -34,16 +34,16 @@ struct PlanItem {
 };
 
 struct MemoryPlan {
-  std::vector<PlanItem> items;   // everything counted in total_bytes
-  std::vector<PlanItem> notes;   // shown but not resident (vision tower not loaded, ...)
-  int64_t parameters = 0;        // every weight the engine loads
-  uint64_t weight_bytes = 0;     // resident weights after load conversion
+  std::vector<PlanItem> items;  // everything counted in total_bytes
+  std::vector<PlanItem> notes;  // shown but not resident (vision tower not loaded, ...)
+  int64_t parameters = 0;       // every weight the engine loads
+  uint64_t weight_bytes = 0;    // resident weights after load conversion
   uint64_t kv_bytes_per_token = 0;
-  uint64_t kv_bytes = 0;         // context x batch, rounded up to whole blocks
-  uint64_t scratch_bytes = 0;    // activations, logits, sampler, per-thread kernel buffers
-  uint64_t overhead_bytes = 0;   // binary, libraries, thread stacks, allocator
+  uint64_t kv_bytes = 0;        // context x batch, rounded up to whole blocks
+  uint64_t scratch_bytes = 0;   // activations, logits, sampler, per-thread kernel buffers
+  uint64_t overhead_bytes = 0;  // binary, libraries, thread stacks, allocator
   uint64_t total_bytes = 0;
-  std::string weight_types;      // "q8_0 + f32"
+  std::string weight_types;  // "q8_0 + f32"
 };
 
 // Serving plan of a model. `store` (optional) gives the stored dtypes and which optional tensors
@@ -72,8 +72,8 @@ std::string format_bytes(uint64_t bytes);
 
 // Where the plan could run.
 struct DeviceMemory {
-  std::string name;          // "CPU RAM", "GPU 0 NVIDIA H100"
-  uint64_t available = 0;    // bytes free now
+  std::string name;        // "CPU RAM", "GPU 0 NVIDIA H100"
+  uint64_t available = 0;  // bytes free now
   uint64_t total = 0;
 };
 
@@ -83,10 +83,11 @@ const char* verdict_name(Verdict v);  // "fits", "fits with q8_0", ...
 struct FitReport {
   std::string device;
   uint64_t available = 0;
-  uint64_t needed = 0;          // plan as requested
+  uint64_t needed = 0;  // plan as requested
   Verdict verdict = Verdict::DoesNotFit;
   int64_t max_context = 0;      // largest context (whole blocks) that fits at the requested batch
                                 // with the verdict's dtype; 0 when not even one block does
+  bool context_capped = false;  // max_context stopped at the model's trained maximum
   int64_t max_batch = 0;        // largest batch that fits at the requested context
 };
 

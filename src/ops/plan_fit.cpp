@@ -30,10 +30,14 @@ int64_t largest(int64_t lo, int64_t hi, Ok ok) {
 
 const char* verdict_name(Verdict v) {
   switch (v) {
-    case Verdict::Fits: return "fits";
-    case Verdict::FitsWithQ8: return "fits with q8_0";
-    case Verdict::FitsWithQ4: return "fits with q4_0";
-    case Verdict::DoesNotFit: return "does not fit";
+    case Verdict::Fits:
+      return "fits";
+    case Verdict::FitsWithQ8:
+      return "fits with q8_0";
+    case Verdict::FitsWithQ4:
+      return "fits with q4_0";
+    case Verdict::DoesNotFit:
+      return "does not fit";
   }
   return "?";
 }
@@ -64,6 +68,7 @@ FitReport fit_on(const models::ModelSpec& spec, const PlanOptions& options,
     return fits(spec, o, device, store);
   });
   r.max_context = blocks * bs;
+  r.context_capped = blocks == std::max<int64_t>(1, cap / bs);
   r.max_batch = largest(1, 4096, [&](int64_t b) {
     PlanOptions o = chosen;
     o.batch = b;

@@ -41,16 +41,17 @@ std::string fit_line(const FitReport& f) {
   std::string s = fmt::format("{}: needs {}, {} available: {}", f.device, format_bytes(f.needed),
                               format_bytes(f.available), verdict_name(f.verdict));
   if (f.max_context > 0) {
-    s += fmt::format("; largest context {} (at the batch asked), largest batch {}", f.max_context,
-                     f.max_batch);
+    s += fmt::format("; largest context {}{} (at the batch asked), largest batch {}", f.max_context,
+                     f.context_capped ? " (the trained maximum)" : "", f.max_batch);
   }
   return s;
 }
 
 nlohmann::json fit_json(const FitReport& f) {
-  return {{"device", f.device},         {"available_bytes", f.available},
-          {"needed_bytes", f.needed},   {"verdict", verdict_name(f.verdict)},
-          {"max_context", f.max_context}, {"max_batch", f.max_batch}};
+  return {{"device", f.device},           {"available_bytes", f.available},
+          {"needed_bytes", f.needed},     {"verdict", verdict_name(f.verdict)},
+          {"max_context", f.max_context}, {"context_capped", f.context_capped},
+          {"max_batch", f.max_batch}};
 }
 
 std::vector<DeviceMemory> plan_devices(const CudaProbe& cuda) {

@@ -28,12 +28,15 @@ uint64_t size_or_zero(const fs::path& p) {
   return ec ? 0 : n;
 }
 
-std::string gib(uint64_t bytes) { return fmt::format("{:.2f} GiB", double(bytes) / (1ull << 30)); }
+std::string gib(uint64_t bytes) {
+  return fmt::format("{:.2f} GiB", double(bytes) / (1ull << 30));
+}
 
 [[noreturn]] void fail_disk_full(const fs::path& dir, uint64_t need, uint64_t have) {
-  fail("disk full: {} needs {} more but the file system holding {} has {} free; free space or "
-       "choose another disk with --dir (the .part files resume where they stopped)",
-       dir.string(), gib(need), dir.string(), gib(have));
+  fail(
+      "disk full: {} needs {} more but the file system holding {} has {} free; free space or "
+      "choose another disk with --dir (the .part files resume where they stopped)",
+      dir.string(), gib(need), dir.string(), gib(have));
 }
 
 bool wanted(const std::string& path, const std::vector<std::string>& globs) {
@@ -45,9 +48,9 @@ bool wanted(const std::string& path, const std::vector<std::string>& globs) {
 
 // Outcome of one attempt at one file on one mirror.
 struct Attempt {
-  bool done = false;       // verified and renamed
-  bool retry = false;      // a cut or a stall: resuming on the same mirror may finish it
-  std::string failure;     // why it did not finish
+  bool done = false;    // verified and renamed
+  bool retry = false;   // a cut or a stall: resuming on the same mirror may finish it
+  std::string failure;  // why it did not finish
   uint64_t resumed_from = 0;
 };
 
@@ -126,9 +129,8 @@ class FilePull {
     if (std::fflush(out.get()) != 0 && write_errno == 0) write_errno = errno;
     if (write_errno == ENOSPC || write_errno == EDQUOT) {
       struct statvfs st {};
-      const uint64_t have = statvfs(final_.parent_path().c_str(), &st) == 0
-                                ? uint64_t(st.f_bavail) * st.f_frsize
-                                : 0;
+      const uint64_t have =
+          statvfs(final_.parent_path().c_str(), &st) == 0 ? uint64_t(st.f_bavail) * st.f_frsize : 0;
       fail_disk_full(final_.parent_path(), file_.size > done ? file_.size - done : 0, have);
     }
     if (write_errno != 0)
@@ -143,8 +145,8 @@ class FilePull {
     if (o.status == 416) return true;  // the .part already holds every byte: verify decides
     if (o.status != 200 && o.status != 206) {
       a.failure = describe_http_status(
-          o.status, fmt::format("file {} of {} at revision {}", file_.path, options_.repo,
-                                options_.revision),
+          o.status,
+          fmt::format("file {} of {} at revision {}", file_.path, options_.repo, options_.revision),
           url);
       return false;
     }
@@ -155,23 +157,25 @@ class FilePull {
   std::string verify() {
     const uint64_t got = size_or_zero(part_);
     if (file_.has_size && got != file_.size)
-      return fmt::format("{}: got {} bytes, the hub lists {}; run pull again to resume",
-                         file_.path, got, file_.size);
+      return fmt::format("{}: got {} bytes, the hub lists {}; run pull again to resume", file_.path,
+                         got, file_.size);
     if (!file_.sha256.empty()) {
       const std::string h = file_sha256(part_);
       checked_ = "sha256";
       if (h != file_.sha256)
-        return fmt::format("{}: sha256 mismatch (expected {}, got {}): the bytes were damaged "
-                           "in transit or by the mirror; the .part was deleted, run pull again "
-                           "or use another --endpoint",
-                           file_.path, file_.sha256, h);
+        return fmt::format(
+            "{}: sha256 mismatch (expected {}, got {}): the bytes were damaged "
+            "in transit or by the mirror; the .part was deleted, run pull again "
+            "or use another --endpoint",
+            file_.path, file_.sha256, h);
     } else if (!file_.git_sha1.empty()) {
       const std::string h = file_git_blob_sha1(part_);
       checked_ = "git sha1";
       if (h != file_.git_sha1)
-        return fmt::format("{}: git blob sha1 mismatch (expected {}, got {}): the bytes were "
-                           "damaged; the .part was deleted, run pull again",
-                           file_.path, file_.git_sha1, h);
+        return fmt::format(
+            "{}: git blob sha1 mismatch (expected {}, got {}): the bytes were "
+            "damaged; the .part was deleted, run pull again",
+            file_.path, file_.git_sha1, h);
     } else {
       checked_ = file_.has_size ? "size" : "nothing (the hub gave no size or hash)";
     }
@@ -201,11 +205,12 @@ HubListing list_on_mirrors(const PullOptions& o, const std::vector<std::string>&
       return list_repo(e, o.repo, o.revision, o.http);
     } catch (const Error& err) {
       failures.push_back(fmt::format("{}: {}", e, err.what()));
-      if (observer.note) observer.note(fmt::format("mirror {} failed: {}", e, err.what()));
+      if (observer.note && &e != &endpoints.back())  // the last one's reason ends the pull
+        observer.note(fmt::format("mirror {} failed: {}; trying the next", e, err.what()));
     }
   }
-  std::string msg = fmt::format("could not list {} at revision {} on any mirror:", o.repo,
-                                o.revision);
+  std::string msg =
+      fmt::format("could not list {} at revision {} on any mirror:", o.repo, o.revision);
   for (const auto& f : failures) msg += "\n  " + f;
   fail("{}", msg);
 }
@@ -258,7 +263,8 @@ PullResult pull(const PullOptions& o, const PullObserver& observer) {
          o.revision, fmt::format("{}", fmt::join(o.include, " ")), listing.files.size());
   for (const auto& f : files) {
     const fs::path rel(f.path);
-    if (rel.is_absolute() || f.path.find("..") != std::string::npos)
+    if (rel.is_absolute() ||
+        std::any_of(rel.begin(), rel.end(), [](const fs::path& c) { return c == ".."; }))
       fail("the hub listed an unsafe path '{}'; refusing to write outside --dir", f.path);
   }
   std::error_code ec;

@@ -9,10 +9,10 @@ namespace autoglm::ops {
 namespace {
 
 constexpr double kPanelW = 470, kPanelH = 300, kHeader = 70;
-constexpr double kLeft = 64, kRight = 16, kTop = 40, kBottom = 46;  // plot margins in a panel
+constexpr double kLeft = 64, kRight = 16, kTop = 58, kBottom = 46;  // plot margins in a panel
 
 std::string number(double v) {
-  if (v == 0) return "0";
+  if (v == std::round(v) && std::fabs(v) < 10000) return fmt::format("{:.0f}", v);
   const double a = std::fabs(v);
   if (a >= 10000) return fmt::format("{:.0f}k", v / 1000);
   if (a >= 100) return fmt::format("{:.0f}", v);
@@ -30,11 +30,10 @@ struct Frame {
 
 void axes(std::string& out, const Frame& f, const ChartSpec& spec) {
   for (double t = 0; t <= f.axis.max + f.axis.step * 1e-9; t += f.axis.step) {
-    out += fmt::format(
-        R"(<line x1="{:.1f}" y1="{:.1f}" x2="{:.1f}" y2="{:.1f}" stroke="#e3e3e3"/>)"
-        R"(<text x="{:.1f}" y="{:.1f}" class="tick" text-anchor="end">{}</text>)"
-        "\n",
-        f.x0, f.y(t), f.x0 + f.w, f.y(t), f.x0 - 6, f.y(t) + 4, number(t));
+    out += fmt::format(R"(<line x1="{:.1f}" y1="{:.1f}" x2="{:.1f}" y2="{:.1f}" stroke="#e3e3e3"/>)"
+                       R"(<text x="{:.1f}" y="{:.1f}" class="tick" text-anchor="end">{}</text>)"
+                       "\n",
+                       f.x0, f.y(t), f.x0 + f.w, f.y(t), f.x0 - 6, f.y(t) + 4, number(t));
   }
   out += fmt::format(R"(<line x1="{0:.1f}" y1="{1:.1f}" x2="{2:.1f}" y2="{1:.1f}" stroke="#888"/>)",
                      f.x0, f.y0 + f.h, f.x0 + f.w);
@@ -60,11 +59,13 @@ void panel(std::string& out, const ChartPanel& p, const ChartSpec& spec, double 
   for (const auto& s : p.series)
     for (double v : s.y)
       if (std::isfinite(v)) data_max = std::max(data_max, v);
-  const Frame f{px + kLeft, py + kTop, kPanelW - kLeft - kRight, kPanelH - kTop - kBottom,
-                nice_axis(data_max), spec.x_labels.size()};
+  const Frame f{
+      px + kLeft,          py + kTop,           kPanelW - kLeft - kRight, kPanelH - kTop - kBottom,
+      nice_axis(data_max), spec.x_labels.size()};
   out += fmt::format(R"(<text x="{:.1f}" y="{:.1f}" class="panel">{})", px + kLeft, py + 22,
                      xml_escape(p.title));
-  if (!p.unit.empty()) out += fmt::format(R"( <tspan class="unit">({})</tspan>)", xml_escape(p.unit));
+  if (!p.unit.empty())
+    out += fmt::format(R"( <tspan class="unit">({})</tspan>)", xml_escape(p.unit));
   out += "</text>\n";
   axes(out, f, spec);
   if (p.band_low >= 0 && p.band_high >= 0) {
@@ -100,21 +101,21 @@ void panel(std::string& out, const ChartPanel& p, const ChartSpec& spec, double 
   if (!p.series.empty())
     for (size_t i = 0; i < p.point_labels.size() && i < f.n; ++i) {
       const double v = p.series[0].y[i];
-      out += fmt::format(R"(<text x="{:.1f}" y="{:.1f}" class="label" text-anchor="middle">{}</text>)",
-                         f.x(i), (std::isfinite(v) ? f.y(v) : f.y0 + f.h) - 8,
-                         xml_escape(p.point_labels[i]));
+      out += fmt::format(
+          R"(<text x="{:.1f}" y="{:.1f}" class="label" text-anchor="middle">{}</text>)", f.x(i),
+          (std::isfinite(v) ? f.y(v) : f.y0 + f.h) - 8, xml_escape(p.point_labels[i]));
     }
-  // Legend, top right, one entry per series.
-  double ly = py + 14;
+  // Legend: one row under the title, so it never covers data or the title.
+  const double ly = py + 40;
+  double lx = px + kLeft;
   for (const auto& s : p.series) {
-    const double lx = px + kPanelW - kRight - 120;
     out += fmt::format(
         R"(<line x1="{:.1f}" y1="{:.1f}" x2="{:.1f}" y2="{:.1f}" stroke="{}" stroke-width="{}" stroke-dasharray="{}"/>)"
         R"(<text x="{:.1f}" y="{:.1f}" class="legend">{}</text>)"
         "\n",
         lx, ly, lx + 22, ly, s.color, p.bars ? 8.0 : s.width, s.dash.empty() ? "none" : s.dash,
         lx + 28, ly + 4, xml_escape(s.name));
-    ly += 14;
+    lx += 40 + 6.5 * double(s.name.size());  // ~6.5 px per character at 11 px
   }
 }
 
@@ -124,12 +125,23 @@ std::string xml_escape(const std::string& text) {
   std::string out;
   for (char c : text) {
     switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      default: out += c;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -154,7 +166,8 @@ std::string render_svg(const ChartSpec& spec) {
       R"(<?xml version="1.0" encoding="UTF-8"?>)"
       "\n"
       R"(<svg xmlns="http://www.w3.org/2000/svg" width="{0:.0f}" height="{1:.0f}" viewBox="0 0 {0:.0f} {1:.0f}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">)"
-      "\n<style>.title{{font-size:20px;font-weight:bold;fill:#222}} .sub{{font-size:12px;fill:#555}} "
+      "\n<style>.title{{font-size:20px;font-weight:bold;fill:#222}} "
+      ".sub{{font-size:12px;fill:#555}} "
       ".panel{{font-size:14px;font-weight:bold;fill:#222}} .unit{{font-weight:normal;fill:#666}} "
       ".tick{{font-size:11px;fill:#555}} .axis{{font-size:11px;fill:#333}} "
       ".legend{{font-size:11px;fill:#333}} .label{{font-size:10px;fill:#333}}</style>\n"

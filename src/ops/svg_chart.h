@@ -17,10 +17,10 @@ struct ChartSeries {
 
 struct ChartPanel {
   std::string title;
-  std::string unit;                   // y axis unit, shown after the title
-  std::vector<ChartSeries> series;    // lines (or bars when `bars`)
-  bool bars = false;                  // one bar per x for series[0]
-  int band_low = -1, band_high = -1;  // shade between these two series (e.g. p50..p99)
+  std::string unit;                       // y axis unit, shown after the title
+  std::vector<ChartSeries> series;        // lines (or bars when `bars`)
+  bool bars = false;                      // one bar per x for series[0]
+  int band_low = -1, band_high = -1;      // shade between these two series (e.g. p50..p99)
   std::vector<std::string> point_labels;  // optional text above series[0]'s points
 };
 

@@ -165,8 +165,12 @@ class Hub(BaseHTTPRequestHandler):
         self.wfile.write(bytes(data[start:]))
 
 
+class Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # listen() backlog: the default 5 drops SYNs at 64 clients
+    daemon_threads = True
+
+
 if __name__ == "__main__":
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hub)
-    server.daemon_threads = True
+    server = Server(("127.0.0.1", 0), Hub)
     print("PORT %d" % server.server_port, flush=True)
     server.serve_forever()

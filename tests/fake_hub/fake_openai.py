@@ -79,9 +79,12 @@ class Api(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
+class Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # listen() backlog: the default 5 drops SYNs at 64 clients
+    daemon_threads = True
+
+
 if __name__ == "__main__":
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Api)
-    server.daemon_threads = True
-    server.request_queue_size = 1024
+    server = Server(("127.0.0.1", 0), Api)
     print("PORT %d" % server.server_port, flush=True)
     server.serve_forever()

@@ -169,7 +169,8 @@ TEST(Doctor, FakeDriverWithOldCudaFails) {
   EXPECT_TRUE(worst_is(out, CheckStatus::Ok));
   out.clear();
   check_gpu(p, 0, "auto", out);
-  EXPECT_NE(find(out, "gpu", "CPU build")->message.find("driver supports CUDA 12.2"), std::string::npos);
+  EXPECT_NE(find(out, "gpu", "CPU build")->message.find("driver supports CUDA 12.2"),
+            std::string::npos);
   ::setenv("FAKE_CUDA_INIT_ERROR", "100", 1);  // CUDA_ERROR_NO_DEVICE
   const CudaProbe broken = probe_cuda();
   out.clear();

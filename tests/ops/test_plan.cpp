@@ -62,8 +62,8 @@ TEST(Plan, WeightsAndKvFollowTheSpec) {
   EXPECT_EQ(p.kv_bytes_per_token, 8192u);
   EXPECT_EQ(p.kv_bytes, 3u * 63 * 16 * 8192);
   // q8_0 matrices: 34 B per 32 weights; norms/biases f32.
-  const uint64_t matrices = static_cast<uint64_t>(p.parameters) - 4 * (4 * 2048) - 2048 -
-                            4 * (2048 + 2 * 256);
+  const uint64_t matrices =
+      static_cast<uint64_t>(p.parameters) - 4 * (4 * 2048) - 2048 - 4 * (2048 + 2 * 256);
   EXPECT_EQ(p.weight_bytes, matrices / 32 * 34 + (p.parameters - matrices) * 4);
   o.dtype = DType::Q4_0;
   EXPECT_LT(plan_memory(spec, o).weight_bytes, p.weight_bytes);
@@ -118,8 +118,9 @@ TEST(Plan, WithinTenPercentOfMeasuredPeakRss) {
   const std::string bin = AUTOGLM_BIN_DEFAULT;
   const auto dir = testing::temp_dir("plan_rss");
   const std::string model = (dir / "edge-small-q8_0.gguf").string();
-  ASSERT_EQ(run_peak({bin, "synth", "--config", std::string(AUTOGLM_OPS_TEST_DIR) +
-                          "/glm4-edge-small.json", "--out", model, "--dtype", "q8_0", "-t", "2"})
+  ASSERT_EQ(run_peak({bin, "synth", "--config",
+                      std::string(AUTOGLM_OPS_TEST_DIR) + "/glm4-edge-small.json", "--out", model,
+                      "--dtype", "q8_0", "-t", "2"})
                 .first,
             0);
   // 64 prompt tokens in one forward pass, then 16 decoded: context 80.
@@ -128,9 +129,9 @@ TEST(Plan, WithinTenPercentOfMeasuredPeakRss) {
     if (i > 1) tokens += ',';
     tokens += std::to_string(i);
   }
-  const auto [rc, peak] = run_peak({bin, "--log-level", "error", "run", "-m", model, "--tokens",
-                                    tokens, "-n", "16", "--ignore-eos", "--temperature", "0", "-t",
-                                    "2"});
+  const auto [rc, peak] =
+      run_peak({bin, "--log-level", "error", "run", "-m", model, "--tokens", tokens, "-n", "16",
+                "--ignore-eos", "--temperature", "0", "-t", "2"});
   ASSERT_EQ(rc, 0);
   PlanOptions o;
   o.context = 80;

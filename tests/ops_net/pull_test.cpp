@@ -213,7 +213,8 @@ TEST_F(PullTest, NotFoundNamesRepositoryOrRevision) {
               PullOptions bad = options();
               bad.repo = "tiny";
               return bad;
-            }()).find("owner/name"),
+            }())
+                .find("owner/name"),
             std::string::npos);
 }
 

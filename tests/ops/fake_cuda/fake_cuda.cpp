@@ -14,7 +14,9 @@ int g_ctx = 0;
 }  // namespace
 
 extern "C" {
-int cuInit(unsigned) { return env_int("FAKE_CUDA_INIT_ERROR", 0); }
+int cuInit(unsigned) {
+  return env_int("FAKE_CUDA_INIT_ERROR", 0);
+}
 int cuDriverGetVersion(int* v) {
   *v = env_int("FAKE_CUDA_VERSION", 12020);
   return 0;
@@ -48,5 +50,7 @@ int cuMemGetInfo_v2(size_t* free_b, size_t* total_b) {
   *total_b = size_t{16} << 30;
   return 0;
 }
-int cuCtxDestroy_v2(void*) { return 0; }
+int cuCtxDestroy_v2(void*) {
+  return 0;
+}
 }
