@@ -24,6 +24,7 @@ struct RunFlags {
   std::string tokens;
   std::string prompt;
   std::string system;
+  std::string tokenizer;
   bool raw = false;
   engine::GenerateOptions gen;
 };
@@ -110,7 +111,7 @@ int run_text(RunFlags f) {
   ThreadPool pool(f.model.thread_count());
   models::LoadOptions options;
   if (!f.model.dtype.empty()) options.dtype = parse_dtype(f.model.dtype);
-  const engine::ModelBundle b = engine::load_model_bundle(f.model.model, options, pool);
+  const engine::ModelBundle b = engine::load_model_bundle(f.model.model, options, pool, f.tokenizer);
   std::signal(SIGINT, on_sigint);
   if (f.gen.context_length == 0 && f.gen.max_new_tokens > b.model->spec().max_positions) {
     log::warn("-n {} goes past the model's trained context of {} tokens; quality may drop there",
@@ -161,6 +162,8 @@ Action register_run(CLI::App& app) {
                  "Prompt text; without it (and without --tokens): interactive chat");
   app.add_option("--tokens", f->tokens, "Prompt as token ids, e.g. 1,2,3 (prints generated ids)");
   app.add_option("--system", f->system, "System message of the chat");
+  app.add_option("--tokenizer", f->tokenizer,
+                 "Tokenizer from another path (for weights without a vocabulary)");
   app.add_flag("--raw", f->raw, "Send the prompt as plain text, without the chat format");
   app.add_option("-n,--max-tokens", f->gen.max_new_tokens, "Tokens to generate (default 256)")
       ->check(CLI::NonNegativeNumber);

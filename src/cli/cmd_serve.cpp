@@ -21,6 +21,7 @@ namespace {
 struct ServeFlags {
   std::string model;
   std::string dtype = "auto";
+  std::string tokenizer;
   int threads = 0;
   std::string served_name;
   server::ServerConfig server;
@@ -105,7 +106,7 @@ int serve(ServeFlags& f) {
                           ? f.threads
                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   ThreadPool pool(threads);
-  engine::ModelBundle bundle = engine::load_model_bundle(f.model, load, pool);
+  engine::ModelBundle bundle = engine::load_model_bundle(f.model, load, pool, f.tokenizer);
   log::info("chat format: {}", bundle.chat_why);
   log::info("weights: {}", bundle.model->weight_summary());
 
@@ -148,6 +149,9 @@ Action register_serve(CLI::App& app) {
       ->required();
   app.add_option("--dtype", f->dtype, "Weights: auto (default), keep, f32, f16, bf16, q8_0, q4_0")
       ->check(CLI::IsMember({"auto", "keep", "f32", "f16", "bf16", "q8_0", "q4_0"}));
+  app.add_option("--tokenizer", f->tokenizer,
+                 "Tokenizer from another path (tokenizer.json, tokenizer.model, a model directory or "
+                 "a GGUF): for weights without a vocabulary, e.g. from `autoglm synth`");
   app.add_flag("--skip-memory-check", f->skip_memory_check,
                "Start even when `plan` says the weights + KV cache do not fit in free memory");
   app.add_option("-t,--threads", f->threads, "Compute threads (default: every core)")

@@ -78,10 +78,10 @@ std::vector<int32_t> ModelBundle::encode_completion(const std::string& text) con
 }
 
 ModelBundle load_model_bundle(const fs::path& path, const models::LoadOptions& options,
-                              ThreadPool& pool) {
+                              ThreadPool& pool, const fs::path& tokenizer_path) {
   ModelBundle b;
   b.model = models::Model::load(path, options, pool);
-  b.tokenizer = tokenizer::load_tokenizer(path);
+  b.tokenizer = tokenizer::load_tokenizer(tokenizer_path.empty() ? path : tokenizer_path);
   if (b.tokenizer->n_vocab() > b.model->spec().vocab_size) {
     fail(
         "{}: the tokenizer has {} tokens but the model only {} embedding rows; the tokenizer "

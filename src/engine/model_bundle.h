@@ -31,7 +31,9 @@ struct ModelBundle {
 };
 
 // Throws Error when the weights, the tokenizer or the chat format cannot be loaded.
+// `tokenizer_path` (optional) loads the tokenizer from elsewhere: a GGUF without a vocabulary
+// (e.g. from `autoglm synth`) or a directory/tokenizer file of the same model family.
 ModelBundle load_model_bundle(const std::filesystem::path& path, const models::LoadOptions& options,
-                              ThreadPool& pool);
+                              ThreadPool& pool, const std::filesystem::path& tokenizer_path = {});
 
 }  // namespace autoglm::engine
