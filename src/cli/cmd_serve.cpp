@@ -149,9 +149,10 @@ Action register_serve(CLI::App& app) {
       ->required();
   app.add_option("--dtype", f->dtype, "Weights: auto (default), keep, f32, f16, bf16, q8_0, q4_0")
       ->check(CLI::IsMember({"auto", "keep", "f32", "f16", "bf16", "q8_0", "q4_0"}));
-  app.add_option("--tokenizer", f->tokenizer,
-                 "Tokenizer from another path (tokenizer.json, tokenizer.model, a model directory or "
-                 "a GGUF): for weights without a vocabulary, e.g. from `autoglm synth`");
+  app.add_option(
+      "--tokenizer", f->tokenizer,
+      "Tokenizer from another path (tokenizer.json, tokenizer.model, a model directory or "
+      "a GGUF): for weights without a vocabulary, e.g. from `autoglm synth`");
   app.add_flag("--skip-memory-check", f->skip_memory_check,
                "Start even when `plan` says the weights + KV cache do not fit in free memory");
   app.add_option("-t,--threads", f->threads, "Compute threads (default: every core)")

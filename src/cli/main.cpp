@@ -26,12 +26,14 @@ int main(int argc, char** argv) {
   add("run", "Generate tokens from a prompt", cli::register_run);
   add("logits", "Print the logits of every prompt position (debugging)", cli::register_logits);
   add("synth", "Write a random-weight model of a real configuration", cli::register_synth);
-  add("bench", "Prefill/decode speed in-process (--model PATH), or load a server (--url)", cli::register_bench);
+  add("bench", "Prefill/decode speed in-process (--model PATH), or load a server (--url)",
+      cli::register_bench);
   add("tokenize", "Print the token ids and pieces of a text (debugging)", cli::register_tokenize);
   add("serve", "OpenAI-compatible HTTP server with continuous batching", cli::register_serve);
   add("pull", "Download a model from a Hugging Face-compatible hub or mirror", cli::register_pull);
   add("plan", "Memory needed by a model, and whether it fits here", cli::register_plan);
-  add("doctor", "Preflight checks: GPU, memory, permissions, network, model, port", cli::register_doctor);
+  add("doctor", "Preflight checks: GPU, memory, permissions, network, model, port",
+      cli::register_doctor);
 
   try {
     app.parse(argc, argv);
