@@ -25,7 +25,21 @@ function startServer(extraArgs = []) {
     proc.stdout.on('data', (d) => {
       out += d;
       const m = out.match(/listening on (http:\/\/[0-9.]+:\d+)/);
-      if (m) resolve({ proc, url: m[1], stderr: () => err });
+      if (m) {
+        // Listening comes before the warm-up: wait for /ready (503 until then), as a client would.
+        const server = { proc, url: m[1], stderr: () => err };
+        const poll = async () => {
+          for (let i = 0; i < 600; i++) {
+            const r = await fetch(`${server.url}/ready`, { headers: { authorization: `Bearer ${KEY}` } })
+              .catch(() => null);
+            if (r && r.status === 200) return resolve(server);
+            await new Promise((ok) => setTimeout(ok, 50));
+          }
+          reject(new Error(`server never became ready:\n${err}`));
+        };
+        out = '';
+        poll();
+      }
     });
     proc.on('exit', (code) => reject(new Error(`server exited (${code}) before listening:\n${err}`)));
   });
