@@ -171,20 +171,29 @@ ByteLevelBpeTokenizer::ByteLevelBpeTokenizer(ByteLevelBpeData data)
 void ByteLevelBpeTokenizer::encode_fragment(std::string_view text, bool /*after_special*/,
                                             std::vector<int32_t>& out) const {
   thread_local std::vector<std::string_view> pieces;
-  thread_local std::vector<int32_t> symbols;
   pieces.clear();
   splitter_.split(text, pieces);
+  encode_byte_level_pieces(pieces, whole_piece_lookup_ ? &raw_index_ : nullptr, byte_ids_, merges_,
+                           out);
+}
+
+void encode_byte_level_pieces(std::span<const std::string_view> pieces,
+                              const std::unordered_map<std::string_view, int32_t>* whole_index,
+                              const std::array<int32_t, 256>& byte_ids, const MergeTable& merges,
+                              std::vector<int32_t>& out) {
+  thread_local std::vector<int32_t> symbols;
   for (const std::string_view piece : pieces) {
-    if (whole_piece_lookup_) {
-      const auto it = raw_index_.find(piece);
-      if (it != raw_index_.end()) {
+    if (piece.empty()) continue;
+    if (whole_index) {
+      const auto it = whole_index->find(piece);
+      if (it != whole_index->end()) {
         out.push_back(it->second);
         continue;
       }
     }
     symbols.clear();
-    for (const char c : piece) symbols.push_back(byte_ids_[static_cast<uint8_t>(c)]);
-    bpe_merge(symbols, merges_, out);
+    for (const char c : piece) symbols.push_back(byte_ids[static_cast<uint8_t>(c)]);
+    bpe_merge(symbols, merges, out);
   }
 }
 

@@ -49,6 +49,13 @@ void bpe_merge(std::span<const int32_t> symbols, const MergeTable& merges,
 // token), with rank = id of the concatenation: tiktoken's ranks as a merge table.
 std::vector<MergeTable::Entry> merges_from_ranks(const std::vector<std::string>& raw);
 
+// Byte-level BPE of pre-tokenized pieces, appended to `out`: a piece found whole in `whole_index`
+// (when given) is one token; otherwise its bytes (`byte_ids`) are merged by `merges`.
+void encode_byte_level_pieces(std::span<const std::string_view> pieces,
+                              const std::unordered_map<std::string_view, int32_t>* whole_index,
+                              const std::array<int32_t, 256>& byte_ids, const MergeTable& merges,
+                              std::vector<int32_t>& out);
+
 struct ByteLevelBpeData {
   std::vector<std::string> pieces;  // [n_vocab] spelling (byte-to-unicode for Normal tokens)
   std::vector<TokenType> types;     // [n_vocab]

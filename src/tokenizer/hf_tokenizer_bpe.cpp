@@ -82,21 +82,8 @@ void HfBpeTokenizer::encode_fragment(std::string_view text, bool /*after_special
     text = normalized;
   }
   thread_local std::vector<std::string_view> pieces;
-  thread_local std::vector<int32_t> symbols;
   pre_tokenize(text, pieces);
-  for (const std::string_view piece : pieces) {
-    if (piece.empty()) continue;
-    if (ignore_merges_) {
-      const auto it = raw_index_.find(piece);
-      if (it != raw_index_.end()) {
-        out.push_back(it->second);
-        continue;
-      }
-    }
-    symbols.clear();
-    for (const char c : piece) symbols.push_back(byte_ids_[static_cast<uint8_t>(c)]);
-    bpe_merge(symbols, merges_, out);
-  }
+  encode_byte_level_pieces(pieces, ignore_merges_ ? &raw_index_ : nullptr, byte_ids_, merges_, out);
 }
 
 std::string HfBpeTokenizer::normal_token_bytes(int32_t id) const {
