@@ -118,7 +118,12 @@ int run(BenchFlags& f) {
                             {"median_tokens_per_s", r.decode_median_tps},
                             {"bytes_per_token", r.decode_bytes_per_token},
                             {"gbps", r.decode_gbps},
-                            {"roofline_fraction", r.decode_gbps / bw}}}};
+                            {"roofline_fraction", r.decode_gbps / bw}}},
+                          {"batched_decode",
+                           {{"sequences", f.options.batch},
+                            {"tokens_per_s", r.batch_tps},
+                            {"median_tokens_per_s", r.batch_median_tps},
+                            {"speedup_over_single", r.batch_median_tps / r.decode_median_tps}}}};
     std::cout << out.dump(2) << "\n";
     return 0;
   }
@@ -134,6 +139,13 @@ int run(BenchFlags& f) {
       "the measured bandwidth (roofline %.1f tokens/s)\n",
       f.options.decode_tokens, r.decode_median_tps, f.options.repeats,
       r.decode_bytes_per_token / 1e9, r.decode_gbps, 100.0 * r.decode_gbps / bw, roofline_tps);
+  if (f.options.batch > 0) {
+    std::printf(
+        "batched  %d sequences x 1 token per step: %.1f tokens/s (median of %d), %.1fx "
+        "single-stream decode\n",
+        f.options.batch, r.batch_median_tps, f.options.repeats,
+        r.batch_median_tps / r.decode_median_tps);
+  }
   return 0;
 }
 
@@ -146,6 +158,9 @@ Action register_bench(CLI::App& app) {
                                   "Prefill length (default 512; online: about 128 tokens)");
   app.add_option("--decode-tokens", f->options.decode_tokens, "Tokens decoded (default 128)");
   app.add_option("--repeats", f->options.repeats, "Repeats; medians are reported (default 3)");
+  app.add_option("--batch", f->options.batch,
+                 "Sequences decoded together in the batched-decode run (default 16; 0 skips it)")
+      ->check(CLI::NonNegativeNumber);
   app.add_flag("--json", f->json, "Print the results as JSON");
   auto* online = app.add_option_group("online", "Load test of a running server (--url)");
   online->add_option("--url", f->online.url,

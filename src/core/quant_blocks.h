@@ -29,4 +29,13 @@ struct BlockQ6_K {
 };
 static_assert(sizeof(BlockQ6_K) == 210);
 
+// Eight q4_0 rows interleaved (kernels::WeightLayout::Rows8): block b of rows 8g..8g+7. Byte
+// qs[32k + 4r + j] (k < 4, r < 8, j < 4) is byte 4k + j of row r's BlockQ4_0::qs, so one 32-byte
+// load holds elements 4k..4k+3 (low nibbles) and 16+4k..16+4k+3 (high nibbles) of all 8 rows.
+struct BlockQ4_0x8 {
+  uint16_t d[8];  // f16 scale of each row's block
+  uint8_t qs[8 * kQK / 2];
+};
+static_assert(sizeof(BlockQ4_0x8) == 8 * sizeof(BlockQ4_0));
+
 }  // namespace autoglm

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "core/quant_blocks.h"
 #include "kernels/kernels.h"
 
 namespace autoglm::kernels::detail {
@@ -30,8 +31,9 @@ void dequantize_row_scalar(DType src_type, const void* src, float* dst, int64_t 
 // Activations quantized for the integer dot products: per token, cols/32 blocks of 32 int8 with an
 // f32 scale (like q8_0 but the scale stays f32). q[t * cols + i] ≈ x[t, i] / d[t * n_blocks + b].
 struct QuantizedActs {
-  const int8_t* q = nullptr;  // [n_tokens, cols]
-  const float* d = nullptr;   // [n_tokens, cols / 32]
+  const int8_t* q = nullptr;   // [n_tokens, cols]
+  const float* d = nullptr;    // [n_tokens, cols / 32]
+  const int32_t* s = nullptr;  // [n_tokens, cols / 32] Σ q of each block (q4_0's -8 offset)
 };
 
 // This thread's scratch for n_tokens x cols quantized activations, reused across calls (no
@@ -39,12 +41,16 @@ struct QuantizedActs {
 struct ActBuffers {
   int8_t* q = nullptr;
   float* d = nullptr;
+  int32_t* s = nullptr;
 };
 ActBuffers act_buffers(int64_t n_tokens, int64_t cols);
 
 // Quantizes x [n_tokens, cols] (cols % 32 == 0) into act_buffers(). Rounds to nearest:
 // |x - d·q| <= d/2 with d = amax/127 per block of 32.
 QuantizedActs quantize_acts(const float* x, int64_t n_tokens, int64_t cols);
+
+// Row r of a Rows8 q4_0 matrix back in the file's layout (w.cols / 32 blocks).
+void unpack_row_q4_0x8(const Matrix& w, int64_t r, BlockQ4_0* out);
 
 // Per-thread f32 scratch of at least n floats (grows, never shrinks).
 float* scratch_f32(int64_t n, int slot);

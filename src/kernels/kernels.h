@@ -42,10 +42,14 @@ struct AttentionArgs {
 
 struct KernelTable {
   Isa isa = Isa::Scalar;
+  // matmul_rows runs q4_0 in WeightLayout::Rows8 (8 rows per integer dot product) faster than in
+  // Rows; pack_for_matmul repacks at load when the active table says so.
+  bool prefers_q4_0_rows8 = false;
 
   // y[t, r] = Σ_c W[r, c] · x[t, c] for t < n_tokens, r in [r0, r1). x is [n_tokens, W.cols],
   // y is [n_tokens, ldy]. Quantized weights may quantize x to 8 bits per 32-block internally.
-  // Runs on the calling thread; `matmul()` below splits rows over a pool.
+  // Runs on the calling thread; `matmul()` below splits rows over a pool. A Rows8 matrix takes
+  // r0 and r1 on multiples of 8 (its row count is one).
   void (*matmul_rows)(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
                       int64_t r0, int64_t r1) = nullptr;
 
@@ -80,6 +84,13 @@ struct KernelTable {
 
 const KernelTable& for_isa(Isa isa);  // throws Error if the CPU lacks it
 const KernelTable& active();          // for_isa(selected_isa()), chosen once
+
+// Weight repacking, once at load, for the layout the active kernels run fastest (matrix.h):
+// packed_bytes(w) is what the packed copy needs, 0 when there is nothing to gain (keep w as it is).
+size_t packed_bytes(const Matrix& w);
+// Writes w's packed copy into dst (rows x row_stride() bytes, any alignment) and returns it; any
+// ISA's kernels (the scalar reference too) run the packed matrix. Throws when w has no packed form.
+Matrix pack_for_matmul(const Matrix& w, void* dst);
 
 // Multithreaded y = x · Wᵀ (+ bias): rows split over the pool. y is [n_tokens, W.rows].
 void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,

@@ -16,9 +16,18 @@ inline __m256i dot_u8s8(__m256i u8, __m256i s8) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u8, s8), _mm256_set1_epi16(1));
 }
 
+// int16 pair sums: exact for the 8 steps of a q4 block (8 · 2 · 15 · 127 = 30480 < 2^15).
+inline __m256i nib_dot_step(__m256i acc, __m256i u4, __m256i s8) {
+  return _mm256_add_epi16(acc, _mm256_maddubs_epi16(u4, s8));
+}
+inline __m256i nib_dot_finish(__m256i acc) {
+  return _mm256_madd_epi16(acc, _mm256_set1_epi16(1));
+}
+
 }  // namespace
 }  // namespace autoglm::kernels::detail
 
+#include "kernels/matmul_q4x8_simd.h"
 #include "kernels/matmul_quant_simd.h"
 
 namespace autoglm::kernels::detail {
@@ -109,8 +118,12 @@ void matmul_rows_avx2(const Matrix& w, const float* x, int64_t n_tokens, float* 
       return float_rows<DType::F16>(w, x, n_tokens, y, ldy, r0, r1);
     case DType::BF16:
       return float_rows<DType::BF16>(w, x, n_tokens, y, ldy, r0, r1);
-    case DType::Q8_0:
     case DType::Q4_0:
+      if (w.layout == WeightLayout::Rows8) {
+        return q4x8_rows(w, quantize_acts(x, n_tokens, w.cols), n_tokens, y, ldy, r0, r1);
+      }
+      [[fallthrough]];
+    case DType::Q8_0:
     case DType::Q6_K:
       return quant_rows(w, quantize_acts(x, n_tokens, w.cols), n_tokens, y, ldy, r0, r1);
     default:

@@ -18,9 +18,17 @@ inline __m256i dot_u8s8(__m256i u8, __m256i s8) {
   return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u8, s8);
 }
 
+inline __m256i nib_dot_step(__m256i acc, __m256i u4, __m256i s8) {
+  return _mm256_dpbusd_epi32(acc, u4, s8);
+}
+inline __m256i nib_dot_finish(__m256i acc) {
+  return acc;
+}
+
 }  // namespace
 }  // namespace autoglm::kernels::detail
 
+#include "kernels/matmul_q4x8_simd.h"
 #include "kernels/matmul_quant_simd.h"
 
 namespace autoglm::kernels::detail {
@@ -102,11 +110,16 @@ QuantizedActs quantize_acts_avx512(const float* x, int64_t n_tokens, int64_t col
     const float d = _mm512_reduce_max_ps(amax) / 127.0f;
     const __m512 id = _mm512_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
     buf.d[b] = d;
-    const __m128i q0 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v0, id)));
-    const __m128i q1 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v1, id)));
+    // |x·id| <= 127 (plus rounding), so the saturating packs below never clip and the block sum
+    // can be taken on the int32 values.
+    const __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, id));
+    const __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, id));
+    buf.s[b] = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+    const __m128i q0 = _mm512_cvtsepi32_epi8(i0);
+    const __m128i q1 = _mm512_cvtsepi32_epi8(i1);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(buf.q + b * 32), _mm256_set_m128i(q1, q0));
   }
-  return {buf.q, buf.d};
+  return {buf.q, buf.d, buf.s};
 }
 
 }  // namespace
@@ -120,8 +133,12 @@ void matmul_rows_avx512(const Matrix& w, const float* x, int64_t n_tokens, float
       return float_rows<DType::F16>(w, x, n_tokens, y, ldy, r0, r1);
     case DType::BF16:
       return float_rows<DType::BF16>(w, x, n_tokens, y, ldy, r0, r1);
-    case DType::Q8_0:
     case DType::Q4_0:
+      if (w.layout == WeightLayout::Rows8) {
+        return q4x8_rows(w, quantize_acts_avx512(x, n_tokens, w.cols), n_tokens, y, ldy, r0, r1);
+      }
+      [[fallthrough]];
+    case DType::Q8_0:
     case DType::Q6_K:
       return quant_rows(w, quantize_acts_avx512(x, n_tokens, w.cols), n_tokens, y, ldy, r0, r1);
     default:

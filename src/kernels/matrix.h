@@ -1,5 +1,6 @@
 // A weight matrix as the kernels see it: [rows, cols] in PyTorch order (y = x · Wᵀ), rows
-// contiguous, each row `row_bytes(dtype, cols)` bytes (whole blocks for quantized types).
+// contiguous, each row `row_bytes(dtype, cols)` bytes (whole blocks for quantized types), or, once
+// repacked for the SIMD kernels (kernels::pack_for_matmul), groups of 8 rows interleaved.
 #pragma once
 
 #include <cstddef>
@@ -9,13 +10,22 @@
 
 namespace autoglm::kernels {
 
+enum class WeightLayout {
+  Rows,  // the file's layout: row r at data + r * row_stride()
+  // q4_0 only: rows 8g..8g+7 as cols/32 BlockQ4_0x8 (core/quant_blocks.h), so one 256-bit
+  // integer dot product yields the block sums of 8 rows at once (no horizontal adds).
+  Rows8,
+};
+
 struct Matrix {
   DType dtype = DType::F32;
   int64_t rows = 0;  // output features
   int64_t cols = 0;  // input features
   const void* data = nullptr;
+  WeightLayout layout = WeightLayout::Rows;
 
   size_t row_stride() const { return row_bytes(dtype, cols); }
+  // Rows layout only (Rows8 has no contiguous rows).
   const std::byte* row(int64_t r) const {
     return static_cast<const std::byte*>(data) + static_cast<size_t>(r) * row_stride();
   }

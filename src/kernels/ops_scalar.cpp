@@ -74,10 +74,13 @@ float* scratch_f32(int64_t n, int slot) {
 
 ActBuffers act_buffers(int64_t n_tokens, int64_t cols) {
   thread_local std::vector<int8_t> q;
+  thread_local std::vector<int32_t> s;
   const int64_t n_blocks = cols / 32;
   if (static_cast<int64_t>(q.size()) < n_tokens * cols)
     q.resize(static_cast<size_t>(n_tokens * cols));
-  return {q.data(), scratch_f32(n_tokens * n_blocks, 3)};
+  if (static_cast<int64_t>(s.size()) < n_tokens * n_blocks)
+    s.resize(static_cast<size_t>(n_tokens * n_blocks));
+  return {q.data(), scratch_f32(n_tokens * n_blocks, 3), s.data()};
 }
 
 QuantizedActs quantize_acts(const float* x, int64_t n_tokens, int64_t cols) {
@@ -92,19 +95,32 @@ QuantizedActs quantize_acts(const float* x, int64_t n_tokens, int64_t cols) {
     const float db = amax / 127.0f;
     const float id = db != 0.0f ? 1.0f / db : 0.0f;
     d[b] = db;
-    for (int j = 0; j < 32; ++j) q[b * 32 + j] = static_cast<int8_t>(std::nearbyint(xb[j] * id));
+    int32_t sum = 0;
+    for (int j = 0; j < 32; ++j) {
+      q[b * 32 + j] = static_cast<int8_t>(std::nearbyint(xb[j] * id));
+      sum += q[b * 32 + j];
+    }
+    buf.s[b] = sum;
   }
-  return {q, d};
+  return {q, d, buf.s};
 }
 
 void matmul_rows_scalar(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
                         int64_t r0, int64_t r1) {
   float* row = w.dtype == DType::F32 ? nullptr : scratch_f32(w.cols, 0);
+  thread_local std::vector<BlockQ4_0> unpacked;
   for (int64_t r = r0; r < r1; ++r) {
-    const float* wr = reinterpret_cast<const float*>(w.row(r));
-    if (row != nullptr) {
+    const float* wr = nullptr;
+    if (w.layout == WeightLayout::Rows8) {
+      unpacked.resize(static_cast<size_t>(w.cols / kQK));
+      unpack_row_q4_0x8(w, r, unpacked.data());
+      dequantize_row_scalar(DType::Q4_0, unpacked.data(), row, w.cols);
+      wr = row;
+    } else if (row != nullptr) {
       dequantize_row_scalar(w.dtype, w.row(r), row, w.cols);
       wr = row;
+    } else {
+      wr = reinterpret_cast<const float*>(w.row(r));
     }
     for (int64_t t = 0; t < n_tokens; ++t) y[t * ldy + r] = dot(wr, x + t * w.cols, w.cols);
   }

@@ -2,8 +2,10 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "kernels/kernels.h"
 #include "models/model.h"
 #include "models/store_binder.h"
+#include "models/weight_packing.h"
 
 namespace autoglm::models {
 namespace fs = std::filesystem;
@@ -133,6 +135,10 @@ std::unique_ptr<Model> Model::load(const fs::path& path, const LoadOptions& opti
   StoreBinder binder(model->store_, options.dtype, pool, model->owned_);
   model->arch_->bind(model->spec_, binder, model->weights_);
   model->weight_summary_ = binder.summary();
+  if (const int packed = pack_weights(model->weights_, model->owned_); packed > 0) {
+    model->weight_summary_ += fmt::format("; {} q4_0 matrices repacked for the {} kernels", packed,
+                                          isa_name(kernels::active().isa));
+  }
   model->weight_bytes_ = binder.weight_bytes();
   log::info("model {}: {}", path.string(), model->spec_.describe());
   log::info("weights: {}, {:.1f} MiB", model->weight_summary_,

@@ -15,6 +15,9 @@ struct OfflineBenchOptions {
   int prompt_tokens = 512;
   int decode_tokens = 128;
   int repeats = 3;
+  // Batched decode: this many sequences advance one token per forward (0 skips it), as the
+  // server's batching engine runs them; the weights are read once per step for all of them.
+  int batch = 16;
 };
 
 struct OfflineBenchResult {
@@ -25,6 +28,8 @@ struct OfflineBenchResult {
   double decode_bytes_per_token = 0;  // weights (less the embedding table) + mean KV read
   double decode_gbps = 0;             // decode_median_tps * bytes per token
   double prefill_gflops = 0;          // 2 * matmul parameters * tokens / time (attention excluded)
+  std::vector<double> batch_tps;      // aggregate tokens/s of batched decode, each repeat
+  double batch_median_tps = 0;
   // Read bandwidth measured right before each decode repeat: the host is shared and its bandwidth
   // moves by tens of percent within a minute, so the roofline is taken next to the decode runs.
   std::vector<double> bandwidth_gbps;

@@ -1,0 +1,20 @@
+// Load-time repacking of the matmul weights into the layout the active kernels run fastest
+// (kernels::pack_for_matmul; today q4_0 in 8-row interleaved groups on AVX2 / AVX-512).
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+#include "models/weights.h"
+
+namespace autoglm::models {
+
+// Packs every matmul weight that gains from it, one matrix at a time: a source buffer the model
+// owns (a load-time conversion) is freed at once, a source in the mapped file is handed back to the
+// page cache, so the peak stays about one matrix above the final size. The embedding table (and
+// an output layer tied to it) keeps the file layout: its rows are looked up one by one.
+// Returns the number of matrices packed.
+int pack_weights(ModelWeights& weights, std::vector<std::unique_ptr<std::byte[]>>& owned);
+
+}  // namespace autoglm::models

@@ -1,0 +1,130 @@
+// q4_0 repacked into 8-row groups (WeightLayout::Rows8): the SIMD kernels on the packed matrix
+// against the scalar reference on the file layout, and the packing itself.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "kernels/detail.h"
+#include "test_util.h"
+
+namespace autoglm::kernels::testing {
+namespace {
+
+struct Shape {
+  int64_t rows, cols, n_tokens;
+};
+
+// |simd - scalar| bound for a quantized weight row (matmul_test.cpp derives it): activation
+// quantization (d_b / 2 per element, plus a few ulp) and f32 summation on both sides.
+double allowed_error(const float* w, const float* x, int64_t cols) {
+  double sum_abs = 0.0, bound = 0.0;
+  for (int64_t i = 0; i < cols; ++i) sum_abs += std::fabs(static_cast<double>(w[i]) * x[i]);
+  for (int64_t b = 0; b < cols / 32; ++b) {
+    double amax = 0.0;
+    for (int j = 0; j < 32; ++j) amax = std::fmax(amax, std::fabs(x[b * 32 + j]));
+    for (int j = 0; j < 32; ++j)
+      bound +=
+          std::fabs(w[b * 32 + j]) * (amax / 127.0 / 2.0 + 4.0 * kU * std::fabs(x[b * 32 + j]));
+  }
+  return bound + 2.0 * static_cast<double>(cols + 4) * kU * sum_abs + 1e-30;
+}
+
+TEST(PackQ4_0Rows8, UnpackGivesBackEveryRow) {
+  const int64_t rows = 24, cols = 96;
+  const std::vector<uint8_t> bytes = make_weights(DType::Q4_0, rows, cols, 5);
+  const Matrix w{DType::Q4_0, rows, cols, bytes.data()};
+  std::vector<std::byte> packed(bytes.size());
+  const Matrix p = pack_for_matmul(w, packed.data());
+  EXPECT_EQ(p.layout, WeightLayout::Rows8);
+  EXPECT_NE(std::memcmp(packed.data(), bytes.data(), bytes.size()), 0) << "nothing was moved";
+  std::vector<BlockQ4_0> row(static_cast<size_t>(cols / 32));
+  for (int64_t r = 0; r < rows; ++r) {
+    detail::unpack_row_q4_0x8(p, r, row.data());
+    EXPECT_EQ(std::memcmp(row.data(), w.row(r), w.row_stride()), 0) << "row " << r;
+  }
+}
+
+TEST(PackQ4_0Rows8, RefusesWhatItCannotPack) {
+  const std::vector<uint8_t> bytes = make_weights(DType::Q4_0, 12, 64, 5);
+  std::vector<std::byte> dst(bytes.size());
+  EXPECT_THROW(pack_for_matmul(Matrix{DType::Q4_0, 12, 64, bytes.data()}, dst.data()), Error);
+  const std::vector<uint8_t> q8 = make_weights(DType::Q8_0, 8, 64, 5);
+  std::vector<std::byte> dst8(q8.size());
+  EXPECT_THROW(pack_for_matmul(Matrix{DType::Q8_0, 8, 64, q8.data()}, dst8.data()), Error);
+}
+
+class PackedMatmul : public ::testing::TestWithParam<std::tuple<Isa, Shape>> {};
+
+TEST_P(PackedMatmul, MatchesScalarOnFileLayoutWithinDerivedBound) {
+  const auto [isa, s] = GetParam();
+  const std::vector<uint8_t> bytes = make_weights(DType::Q4_0, s.rows, s.cols, 1234);
+  const Matrix w{DType::Q4_0, s.rows, s.cols, bytes.data()};
+  std::vector<std::byte> packed(bytes.size());
+  const Matrix p = pack_for_matmul(w, packed.data());
+  const std::vector<float> x =
+      random_floats(static_cast<size_t>(s.n_tokens * s.cols), 99, -2.0f, 2.0f);
+  const std::vector<float> wf = dequantized(w);
+
+  const int64_t ldy = s.rows + 3;
+  std::vector<float> ref(static_cast<size_t>(s.n_tokens * ldy), -7.0f);
+  std::vector<float> got(ref), scalar_packed(ref);
+  for_isa(Isa::Scalar).matmul_rows(w, x.data(), s.n_tokens, ref.data(), ldy, 0, s.rows);
+  for_isa(Isa::Scalar).matmul_rows(p, x.data(), s.n_tokens, scalar_packed.data(), ldy, 0, s.rows);
+  EXPECT_EQ(scalar_packed, ref) << "the scalar reference reads packed rows differently";
+  const int64_t mid = s.rows / 3 / 8 * 8;  // two row ranges on group boundaries
+  for_isa(isa).matmul_rows(p, x.data(), s.n_tokens, got.data(), ldy, 0, mid);
+  for_isa(isa).matmul_rows(p, x.data(), s.n_tokens, got.data(), ldy, mid, s.rows);
+  for (int64_t t = 0; t < s.n_tokens; ++t) {
+    for (int64_t r = 0; r < ldy; ++r) {
+      const size_t i = static_cast<size_t>(t * ldy + r);
+      if (r >= s.rows) {
+        ASSERT_EQ(got[i], -7.0f) << "wrote past the rows at t=" << t << " r=" << r;
+        continue;
+      }
+      ASSERT_NEAR(got[i], ref[i],
+                  allowed_error(wf.data() + r * s.cols, x.data() + t * s.cols, s.cols))
+          << "t=" << t << " r=" << r;
+    }
+  }
+}
+
+std::vector<std::tuple<Isa, Shape>> cases() {
+  std::vector<std::tuple<Isa, Shape>> out;
+  // 1 token (decode), 2-3 (remainders), 4-9 (token groups), rows past one 64-row chunk.
+  const std::vector<Shape> shapes = {{8, 64, 1},   {24, 96, 3},    {64, 256, 5}, {8, 512, 17},
+                                     {72, 768, 4}, {136, 2048, 9}, {16, 32, 2}};
+  for (Isa isa : simd_isas()) {
+    for (const Shape& s : shapes) out.emplace_back(isa, s);
+  }
+  return out;
+}
+
+std::string case_name(const ::testing::TestParamInfo<std::tuple<Isa, Shape>>& info) {
+  const auto& [isa, s] = info.param;
+  return isa_label(isa) + "_" + std::to_string(s.rows) + "x" + std::to_string(s.cols) + "_t" +
+         std::to_string(s.n_tokens);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllVariants, PackedMatmul, ::testing::ValuesIn(cases()), case_name);
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(PackedMatmul);
+
+// matmul() splits a packed matrix over the pool on 8-row group boundaries.
+TEST(PackedMatmul, PoolSplitMatchesSingleThread) {
+  ThreadPool pool(3);
+  const int64_t rows = 200, cols = 128, n = 5;
+  const std::vector<uint8_t> bytes = make_weights(DType::Q4_0, rows, cols, 3);
+  std::vector<std::byte> packed(bytes.size());
+  const Matrix p = pack_for_matmul(Matrix{DType::Q4_0, rows, cols, bytes.data()}, packed.data());
+  const std::vector<float> x = random_floats(static_cast<size_t>(n * cols), 4);
+  std::vector<float> expect(static_cast<size_t>(n * rows)), got(expect.size());
+  active().matmul_rows(p, x.data(), n, expect.data(), rows, 0, rows);
+  matmul(p, x.data(), n, got.data(), pool);
+  EXPECT_EQ(got, expect);
+}
+
+}  // namespace
+}  // namespace autoglm::kernels::testing
