@@ -14,6 +14,7 @@ PACKAGES=(
   libboost-dev  # Asio/Beast (header-only in 1.74): the HTTP server
   clang-format nodejs  # node runs tests/js/tokenizer_corpus.mjs (npm: see below)
   python3 python3-jinja2  # tests/tokenizer/chat_render_jinja.py renders the official GLM-4.5 template
+  python3-torch  # tools/check_glm4_torch.py: the embedded model's definition vs transformers and the engine
   prometheus systemd kubectl  # tests/deploy: promtool + a real scrape, systemd-analyze, kustomize >= 4.1
 )
 

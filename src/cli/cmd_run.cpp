@@ -158,7 +158,7 @@ int run_text(RunFlags f) {
 Action register_run(CLI::App& app) {
   auto f = std::make_shared<RunFlags>();
   f->gen.max_new_tokens = 256;
-  f->model.add_to(app);
+  f->model.add_to(app, /*model_required=*/false);
   app.add_option("prompt", f->prompt,
                  "Prompt text; without it (and without --tokens): interactive chat");
   app.add_option("--tokens", f->tokens, "Prompt as token ids, e.g. 1,2,3 (prints generated ids)");
@@ -176,7 +176,10 @@ Action register_run(CLI::App& app) {
   app.add_option("--repetition-penalty", f->gen.sampling.repetition_penalty, "1 = off");
   app.add_option("--seed", f->gen.sampling.seed, "Random seed (default 0)");
   app.add_flag("--ignore-eos", f->gen.ignore_eos, "Keep generating past end-of-sequence tokens");
-  return [f] { return f->tokens.empty() ? run_text(*f) : run_ids(*f); };
+  return [f] {
+    f->model.model = resolve_model(f->model.model);
+    return f->tokens.empty() ? run_text(*f) : run_ids(*f);
+  };
 }
 
 }  // namespace autoglm::cli

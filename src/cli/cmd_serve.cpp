@@ -86,6 +86,7 @@ std::pair<std::string, std::string> choose_dtype(const ServeFlags& f) {
 }
 
 int serve(ServeFlags& f) {
+  f.model = resolve_model(f.model);
   auto& sc = f.server;
   if (!f.api_key_file.empty()) {
     sc.api_key = server::read_api_key_file(f.api_key_file);
@@ -145,8 +146,8 @@ int serve(ServeFlags& f) {
 Action register_serve(CLI::App& app) {
   auto f = std::make_shared<ServeFlags>();
   app.add_option("-m,--model", f->model,
-                 "Model: a directory with config.json + *.safetensors, or a .gguf file")
-      ->required();
+                 "Model: a directory with config.json + *.safetensors, or a .gguf file (default: "
+                 "$AUTOGLM_MODEL, else the embedded models/autoglm-mini)");
   app.add_option("--dtype", f->dtype, "Weights: auto (default), keep, f32, f16, bf16, q8_0, q4_0")
       ->check(CLI::IsMember({"auto", "keep", "f32", "f16", "bf16", "q8_0", "q4_0"}));
   app.add_option(

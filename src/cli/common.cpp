@@ -1,17 +1,27 @@
 #include "cli/common.h"
 
 #include <charconv>
+#include <cstdlib>
+#include <filesystem>
 #include <thread>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/error.h"
 #include "core/log.h"
 
 namespace autoglm::cli {
 
-void ModelFlags::add_to(CLI::App& app) {
-  app.add_option("-m,--model", model,
-                 "Model: a directory with config.json + *.safetensors, or a .gguf file")
-      ->required();
+void ModelFlags::add_to(CLI::App& app, bool model_required) {
+  auto* option = app.add_option(
+      "-m,--model", model,
+      model_required ? "Model: a directory with config.json + *.safetensors, or a .gguf file"
+                     : "Model: a directory with config.json + *.safetensors, or a .gguf file "
+                       "(default: $AUTOGLM_MODEL, else the embedded models/autoglm-mini)");
+  if (model_required) option->required();
   app.add_option("--dtype", dtype,
                  "Convert weight matrices when loading: f32, f16, bf16, q8_0, q4_0 (default: keep "
                  "the file's types)");
@@ -28,6 +38,44 @@ std::unique_ptr<models::Model> ModelFlags::load(ThreadPool& pool) const {
   models::LoadOptions options;
   if (!dtype.empty()) options.dtype = parse_dtype(dtype);
   return models::Model::load(model, options, pool);
+}
+
+std::string resolve_model(const std::string& flag) {
+  namespace fs = std::filesystem;
+  if (!flag.empty()) {
+    log::info("model: {} (--model)", flag);
+    return flag;
+  }
+  if (const char* env = std::getenv("AUTOGLM_MODEL"); env != nullptr && *env != '\0') {
+    log::info("model: {} (from AUTOGLM_MODEL; no --model given)", env);
+    return env;
+  }
+  std::vector<std::pair<fs::path, std::string>> places;
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec)
+    places.emplace_back(exe.parent_path().parent_path() / "models", "next to the executable");
+#ifdef AUTOGLM_MODELS_DIR
+  places.emplace_back(fs::path(AUTOGLM_MODELS_DIR), "the source tree it was built from");
+#endif
+  places.emplace_back(fs::path("/usr/share/autoglm/models"), "the system-wide install");
+  std::vector<std::string> tried;
+  for (const auto& [dir, where] : places) {
+    const fs::path candidate = dir / kEmbeddedModel;
+    if (fs::is_regular_file(candidate / "config.json", ec)) {
+      const fs::path path = fs::weakly_canonical(candidate, ec);
+      const std::string chosen = ec ? candidate.string() : path.string();
+      log::info("model: {} (no --model and no AUTOGLM_MODEL: the embedded model, found in {})",
+                chosen, where);
+      return chosen;
+    }
+    tried.push_back(candidate.string());
+  }
+  fail(
+      "no model to load: no --model, AUTOGLM_MODEL is not set, and the embedded model is in none "
+      "of {}; pass --model PATH (a model directory or a .gguf file), or run build/autoglm from a "
+      "checkout that has models/{}",
+      fmt::join(tried, ", "), kEmbeddedModel);
 }
 
 std::vector<int32_t> parse_token_list(const std::string& text) {

@@ -17,14 +17,25 @@
 namespace autoglm::cli {
 
 struct ModelFlags {
-  std::string model;
+  std::string model;  // empty when optional and not given: see resolve_model
   std::string dtype;  // empty: keep the file's types
   int threads = 0;    // 0: every core
 
-  void add_to(CLI::App& app);
+  // `model_required` false (run): without --model, resolve_model picks the model.
+  void add_to(CLI::App& app, bool model_required = true);
   std::unique_ptr<models::Model> load(ThreadPool& pool) const;
   int thread_count() const;
 };
+
+// The directory name of the small model the repository embeds (models/, issue 7).
+inline constexpr const char* kEmbeddedModel = "autoglm-mini";
+
+// The model `run` and `serve` load: --model if given; else $AUTOGLM_MODEL; else the embedded
+// model, looked up next to the executable (<exe dir>/../models/autoglm-mini: build/autoglm finds
+// the checkout's models/), in the source tree's models/ (set by CMake at build time), and in
+// /usr/share/autoglm/models (the container). Logs which one it took and why; fails, listing every
+// place it looked, when none has a config.json.
+std::string resolve_model(const std::string& flag);
 
 // "1,2,3" -> {1, 2, 3}; throws Error on anything that is not a comma-separated integer list.
 std::vector<int32_t> parse_token_list(const std::string& text);
