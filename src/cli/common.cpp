@@ -56,17 +56,17 @@ std::string resolve_model(const std::string& flag) {
   if (!ec)
     places.emplace_back(exe.parent_path().parent_path() / "models", "next to the executable");
 #ifdef AUTOGLM_MODELS_DIR
-  places.emplace_back(fs::path(AUTOGLM_MODELS_DIR), "the source tree it was built from");
+  places.emplace_back(fs::path(AUTOGLM_MODELS_DIR), "in the source tree it was built from");
 #endif
-  places.emplace_back(fs::path("/usr/share/autoglm/models"), "the system-wide install");
+  places.emplace_back(fs::path("/usr/share/autoglm/models"), "in the system-wide install");
   std::vector<std::string> tried;
   for (const auto& [dir, where] : places) {
     const fs::path candidate = dir / kEmbeddedModel;
     if (fs::is_regular_file(candidate / "config.json", ec)) {
       const fs::path path = fs::weakly_canonical(candidate, ec);
       const std::string chosen = ec ? candidate.string() : path.string();
-      log::info("model: {} (no --model and no AUTOGLM_MODEL: the embedded model, found in {})",
-                chosen, where);
+      log::info("model: {} (no --model and no AUTOGLM_MODEL: the embedded model, found {})", chosen,
+                where);
       return chosen;
     }
     tried.push_back(candidate.string());
