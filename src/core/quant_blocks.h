@@ -38,4 +38,11 @@ struct BlockQ4_0x8 {
 };
 static_assert(sizeof(BlockQ4_0x8) == 8 * sizeof(BlockQ4_0));
 
+// Eight q8_0 rows interleaved the same way: qs[32k + 4r + j] (k < 8) is qs[4k + j] of row r.
+struct BlockQ8_0x8 {
+  uint16_t d[8];
+  int8_t qs[8 * kQK];
+};
+static_assert(sizeof(BlockQ8_0x8) == 8 * sizeof(BlockQ8_0));
+
 }  // namespace autoglm

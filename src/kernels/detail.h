@@ -49,8 +49,8 @@ ActBuffers act_buffers(int64_t n_tokens, int64_t cols);
 // |x - d·q| <= d/2 with d = amax/127 per block of 32.
 QuantizedActs quantize_acts(const float* x, int64_t n_tokens, int64_t cols);
 
-// Row r of a Rows8 q4_0 matrix back in the file's layout (w.cols / 32 blocks).
-void unpack_row_q4_0x8(const Matrix& w, int64_t r, BlockQ4_0* out);
+// Row r of a Rows8 matrix back in the file's layout (w.row_stride() bytes into out).
+void unpack_row_x8(const Matrix& w, int64_t r, void* out);
 
 // Per-thread f32 scratch of at least n floats (grows, never shrinks).
 float* scratch_f32(int64_t n, int slot);

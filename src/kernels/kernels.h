@@ -42,9 +42,9 @@ struct AttentionArgs {
 
 struct KernelTable {
   Isa isa = Isa::Scalar;
-  // matmul_rows runs q4_0 in WeightLayout::Rows8 (8 rows per integer dot product) faster than in
-  // Rows; pack_for_matmul repacks at load when the active table says so.
-  bool prefers_q4_0_rows8 = false;
+  // matmul_rows runs q4_0 and q8_0 in WeightLayout::Rows8 (8 rows per integer dot product)
+  // faster than in Rows; pack_for_matmul repacks at load when the active table says so.
+  bool prefers_rows8 = false;
 
   // y[t, r] = Σ_c W[r, c] · x[t, c] for t < n_tokens, r in [r0, r1). x is [n_tokens, W.cols],
   // y is [n_tokens, ldy]. Quantized weights may quantize x to 8 bits per 32-block internally.

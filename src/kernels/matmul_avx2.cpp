@@ -27,8 +27,8 @@ inline __m256i nib_dot_finish(__m256i acc) {
 }  // namespace
 }  // namespace autoglm::kernels::detail
 
-#include "kernels/matmul_q4x8_simd.h"
 #include "kernels/matmul_quant_simd.h"
+#include "kernels/matmul_rows8_simd.h"
 
 namespace autoglm::kernels::detail {
 namespace {
@@ -119,12 +119,11 @@ void matmul_rows_avx2(const Matrix& w, const float* x, int64_t n_tokens, float* 
     case DType::BF16:
       return float_rows<DType::BF16>(w, x, n_tokens, y, ldy, r0, r1);
     case DType::Q4_0:
-      if (w.layout == WeightLayout::Rows8) {
-        return q4x8_rows(w, quantize_acts(x, n_tokens, w.cols), n_tokens, y, ldy, r0, r1);
-      }
-      [[fallthrough]];
     case DType::Q8_0:
     case DType::Q6_K:
+      if (w.layout == WeightLayout::Rows8) {
+        return rows8_matmul(w, quantize_acts(x, n_tokens, w.cols), n_tokens, y, ldy, r0, r1);
+      }
       return quant_rows(w, quantize_acts(x, n_tokens, w.cols), n_tokens, y, ldy, r0, r1);
     default:
       return matmul_rows_scalar(w, x, n_tokens, y, ldy, r0, r1);  // throws on a non-weight dtype

@@ -12,8 +12,8 @@ namespace autoglm::kernels {
 
 enum class WeightLayout {
   Rows,  // the file's layout: row r at data + r * row_stride()
-  // q4_0 only: rows 8g..8g+7 as cols/32 BlockQ4_0x8 (core/quant_blocks.h), so one 256-bit
-  // integer dot product yields the block sums of 8 rows at once (no horizontal adds).
+  // q4_0 / q8_0: rows 8g..8g+7 as cols/32 BlockQ4_0x8 / BlockQ8_0x8 (core/quant_blocks.h), so
+  // one 256-bit integer dot product yields the block sums of 8 rows at once (no horizontal adds).
   Rows8,
 };
 

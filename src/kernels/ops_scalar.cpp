@@ -108,13 +108,13 @@ QuantizedActs quantize_acts(const float* x, int64_t n_tokens, int64_t cols) {
 void matmul_rows_scalar(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
                         int64_t r0, int64_t r1) {
   float* row = w.dtype == DType::F32 ? nullptr : scratch_f32(w.cols, 0);
-  thread_local std::vector<BlockQ4_0> unpacked;
+  thread_local std::vector<std::byte> unpacked;
   for (int64_t r = r0; r < r1; ++r) {
     const float* wr = nullptr;
     if (w.layout == WeightLayout::Rows8) {
-      unpacked.resize(static_cast<size_t>(w.cols / kQK));
-      unpack_row_q4_0x8(w, r, unpacked.data());
-      dequantize_row_scalar(DType::Q4_0, unpacked.data(), row, w.cols);
+      unpacked.resize(w.row_stride());
+      unpack_row_x8(w, r, unpacked.data());
+      dequantize_row_scalar(w.dtype, unpacked.data(), row, w.cols);
       wr = row;
     } else if (row != nullptr) {
       dequantize_row_scalar(w.dtype, w.row(r), row, w.cols);

@@ -163,7 +163,7 @@ template <class V>
 KernelTable simd_table(Isa isa, decltype(KernelTable::matmul_rows) matmul_rows) {
   KernelTable t;
   t.isa = isa;
-  t.prefers_q4_0_rows8 = true;
+  t.prefers_rows8 = true;
   t.matmul_rows = matmul_rows;
   t.rms_norm = simd_rms_norm<V>;
   t.softmax = simd_softmax<V>;

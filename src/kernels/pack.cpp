@@ -1,6 +1,6 @@
 // Load-time weight repacking (matrix.h WeightLayout). Plain byte shuffling, no ISA flags: it runs
 // once per matrix while loading, and the scalar reference reads packed rows back through
-// unpack_row_q4_0x8.
+// unpack_row_x8.
 #include <cstring>
 
 #include "core/error.h"
@@ -9,38 +9,55 @@
 namespace autoglm::kernels {
 namespace {
 
+// Rows8 geometry of a q4_0 / q8_0 block: bytes of one row's block, of its scale, and how many
+// 4-byte groups of quants it holds (4 for q4_0: each byte carries two elements).
+struct Rows8Geometry {
+  size_t block_bytes;
+  int groups;
+};
+
+Rows8Geometry geometry(DType dt) {
+  return dt == DType::Q4_0 ? Rows8Geometry{sizeof(BlockQ4_0), 4}
+                           : Rows8Geometry{sizeof(BlockQ8_0), 8};
+}
+
 bool packs_to_rows8(const Matrix& w) {
-  return w.dtype == DType::Q4_0 && w.layout == WeightLayout::Rows && w.rows % 8 == 0 &&
-         w.rows > 0 && w.cols % kQK == 0;
+  return (w.dtype == DType::Q4_0 || w.dtype == DType::Q8_0) && w.layout == WeightLayout::Rows &&
+         w.rows % 8 == 0 && w.rows > 0 && w.cols % kQK == 0;
+}
+
+// One block of 8 rows: scales first (8 x f16), then quant group k of row r at 32k + 4r. A row's
+// block is its f16 scale followed by its quants (BlockQ4_0 / BlockQ8_0).
+void interleave(const std::byte* const rows[8], std::byte* dst, const Rows8Geometry& g) {
+  for (int r = 0; r < 8; ++r) {
+    std::memcpy(dst + 2 * r, rows[r], 2);
+    for (int k = 0; k < g.groups; ++k)
+      std::memcpy(dst + 16 + 32 * k + 4 * r, rows[r] + 2 + 4 * k, 4);
+  }
 }
 
 }  // namespace
 
 size_t packed_bytes(const Matrix& w) {
-  return active().prefers_q4_0_rows8 && packs_to_rows8(w)
-             ? static_cast<size_t>(w.rows) * w.row_stride()
-             : 0;
+  return active().prefers_rows8 && packs_to_rows8(w) ? static_cast<size_t>(w.rows) * w.row_stride()
+                                                     : 0;
 }
 
 Matrix pack_for_matmul(const Matrix& w, void* dst) {
   if (!packs_to_rows8(w)) {
     fail(
-        "pack_for_matmul: no packed layout for a {} matrix of {} x {} (q4_0, rows a multiple of 8)",
+        "pack_for_matmul: no packed layout for a {} matrix of {} x {} (q4_0 or q8_0, rows a "
+        "multiple of 8)",
         dtype_name(w.dtype), w.rows, w.cols);
   }
+  const Rows8Geometry g = geometry(w.dtype);
   const int64_t n_blocks = w.cols / kQK;
-  auto* out = static_cast<BlockQ4_0x8*>(dst);
-  for (int64_t g = 0; g < w.rows / 8; ++g) {
+  auto* out = static_cast<std::byte*>(dst);
+  for (int64_t group = 0; group < w.rows / 8; ++group) {
     for (int64_t b = 0; b < n_blocks; ++b) {
-      BlockQ4_0x8 packed;
-      for (int r = 0; r < 8; ++r) {
-        BlockQ4_0 src;
-        std::memcpy(&src, w.row(8 * g + r) + b * static_cast<int64_t>(sizeof(BlockQ4_0)),
-                    sizeof src);
-        packed.d[r] = src.d;
-        for (int k = 0; k < 4; ++k) std::memcpy(&packed.qs[32 * k + 4 * r], &src.qs[4 * k], 4);
-      }
-      std::memcpy(&out[g * n_blocks + b], &packed, sizeof packed);
+      const std::byte* rows[8];
+      for (int r = 0; r < 8; ++r) rows[r] = w.row(8 * group + r) + b * g.block_bytes;
+      interleave(rows, out + (group * n_blocks + b) * 8 * g.block_bytes, g);
     }
   }
   Matrix m = w;
@@ -51,16 +68,18 @@ Matrix pack_for_matmul(const Matrix& w, void* dst) {
 
 namespace detail {
 
-void unpack_row_q4_0x8(const Matrix& w, int64_t r, BlockQ4_0* out) {
+void unpack_row_x8(const Matrix& w, int64_t r, void* out) {
+  const Rows8Geometry g = geometry(w.dtype);
   const int64_t n_blocks = w.cols / kQK;
   const auto* base = static_cast<const std::byte*>(w.data);
-  const int ri = static_cast<int>(r % 8);
+  auto* dst = static_cast<std::byte*>(out);
+  const int64_t ri = r % 8;
   for (int64_t b = 0; b < n_blocks; ++b) {
-    BlockQ4_0x8 packed;
-    std::memcpy(&packed, base + ((r / 8) * n_blocks + b) * static_cast<int64_t>(sizeof packed),
-                sizeof packed);
-    out[b].d = packed.d[ri];
-    for (int k = 0; k < 4; ++k) std::memcpy(&out[b].qs[4 * k], &packed.qs[32 * k + 4 * ri], 4);
+    const std::byte* packed = base + ((r / 8) * n_blocks + b) * 8 * g.block_bytes;
+    std::byte* block = dst + b * g.block_bytes;
+    std::memcpy(block, packed + 2 * ri, 2);
+    for (int k = 0; k < g.groups; ++k)
+      std::memcpy(block + 2 + 4 * k, packed + 16 + 32 * k + 4 * ri, 4);
   }
 }
 

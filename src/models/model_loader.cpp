@@ -136,8 +136,9 @@ std::unique_ptr<Model> Model::load(const fs::path& path, const LoadOptions& opti
   model->arch_->bind(model->spec_, binder, model->weights_);
   model->weight_summary_ = binder.summary();
   if (const int packed = pack_weights(model->weights_, model->owned_); packed > 0) {
-    model->weight_summary_ += fmt::format("; {} q4_0 matrices repacked for the {} kernels", packed,
-                                          isa_name(kernels::active().isa));
+    model->weight_summary_ +=
+        fmt::format("; {} matrices repacked in 8-row groups for the {} kernels", packed,
+                    isa_name(kernels::active().isa));
   }
   model->weight_bytes_ = binder.weight_bytes();
   log::info("model {}: {}", path.string(), model->spec_.describe());

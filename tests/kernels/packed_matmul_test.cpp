@@ -1,5 +1,5 @@
-// q4_0 repacked into 8-row groups (WeightLayout::Rows8): the SIMD kernels on the packed matrix
-// against the scalar reference on the file layout, and the packing itself.
+// q4_0 and q8_0 repacked into 8-row groups (WeightLayout::Rows8): the SIMD kernels on the packed
+// matrix against the scalar reference on the file layout, and the packing itself.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -33,36 +33,39 @@ double allowed_error(const float* w, const float* x, int64_t cols) {
   return bound + 2.0 * static_cast<double>(cols + 4) * kU * sum_abs + 1e-30;
 }
 
-TEST(PackQ4_0Rows8, UnpackGivesBackEveryRow) {
-  const int64_t rows = 24, cols = 96;
-  const std::vector<uint8_t> bytes = make_weights(DType::Q4_0, rows, cols, 5);
-  const Matrix w{DType::Q4_0, rows, cols, bytes.data()};
-  std::vector<std::byte> packed(bytes.size());
-  const Matrix p = pack_for_matmul(w, packed.data());
-  EXPECT_EQ(p.layout, WeightLayout::Rows8);
-  EXPECT_NE(std::memcmp(packed.data(), bytes.data(), bytes.size()), 0) << "nothing was moved";
-  std::vector<BlockQ4_0> row(static_cast<size_t>(cols / 32));
-  for (int64_t r = 0; r < rows; ++r) {
-    detail::unpack_row_q4_0x8(p, r, row.data());
-    EXPECT_EQ(std::memcmp(row.data(), w.row(r), w.row_stride()), 0) << "row " << r;
+TEST(PackRows8, UnpackGivesBackEveryRow) {
+  for (DType dt : {DType::Q4_0, DType::Q8_0}) {
+    const int64_t rows = 24, cols = 96;
+    const std::vector<uint8_t> bytes = make_weights(dt, rows, cols, 5);
+    const Matrix w{dt, rows, cols, bytes.data()};
+    std::vector<std::byte> packed(bytes.size());
+    const Matrix p = pack_for_matmul(w, packed.data());
+    EXPECT_EQ(p.layout, WeightLayout::Rows8);
+    EXPECT_NE(std::memcmp(packed.data(), bytes.data(), bytes.size()), 0) << "nothing was moved";
+    std::vector<std::byte> row(w.row_stride());
+    for (int64_t r = 0; r < rows; ++r) {
+      detail::unpack_row_x8(p, r, row.data());
+      EXPECT_EQ(std::memcmp(row.data(), w.row(r), w.row_stride()), 0)
+          << dtype_name(dt) << " row " << r;
+    }
   }
 }
 
-TEST(PackQ4_0Rows8, RefusesWhatItCannotPack) {
+TEST(PackRows8, RefusesWhatItCannotPack) {
   const std::vector<uint8_t> bytes = make_weights(DType::Q4_0, 12, 64, 5);
   std::vector<std::byte> dst(bytes.size());
   EXPECT_THROW(pack_for_matmul(Matrix{DType::Q4_0, 12, 64, bytes.data()}, dst.data()), Error);
-  const std::vector<uint8_t> q8 = make_weights(DType::Q8_0, 8, 64, 5);
-  std::vector<std::byte> dst8(q8.size());
-  EXPECT_THROW(pack_for_matmul(Matrix{DType::Q8_0, 8, 64, q8.data()}, dst8.data()), Error);
+  const std::vector<uint8_t> f16 = make_weights(DType::F16, 8, 64, 5);
+  std::vector<std::byte> dst16(f16.size());
+  EXPECT_THROW(pack_for_matmul(Matrix{DType::F16, 8, 64, f16.data()}, dst16.data()), Error);
 }
 
-class PackedMatmul : public ::testing::TestWithParam<std::tuple<Isa, Shape>> {};
+class PackedMatmul : public ::testing::TestWithParam<std::tuple<Isa, DType, Shape>> {};
 
 TEST_P(PackedMatmul, MatchesScalarOnFileLayoutWithinDerivedBound) {
-  const auto [isa, s] = GetParam();
-  const std::vector<uint8_t> bytes = make_weights(DType::Q4_0, s.rows, s.cols, 1234);
-  const Matrix w{DType::Q4_0, s.rows, s.cols, bytes.data()};
+  const auto [isa, dt, s] = GetParam();
+  const std::vector<uint8_t> bytes = make_weights(dt, s.rows, s.cols, 1234);
+  const Matrix w{dt, s.rows, s.cols, bytes.data()};
   std::vector<std::byte> packed(bytes.size());
   const Matrix p = pack_for_matmul(w, packed.data());
   const std::vector<float> x =
@@ -92,21 +95,23 @@ TEST_P(PackedMatmul, MatchesScalarOnFileLayoutWithinDerivedBound) {
   }
 }
 
-std::vector<std::tuple<Isa, Shape>> cases() {
-  std::vector<std::tuple<Isa, Shape>> out;
+std::vector<std::tuple<Isa, DType, Shape>> cases() {
+  std::vector<std::tuple<Isa, DType, Shape>> out;
   // 1 token (decode), 2-3 (remainders), 4-9 (token groups), rows past one 64-row chunk.
   const std::vector<Shape> shapes = {{8, 64, 1},   {24, 96, 3},    {64, 256, 5}, {8, 512, 17},
                                      {72, 768, 4}, {136, 2048, 9}, {16, 32, 2}};
   for (Isa isa : simd_isas()) {
-    for (const Shape& s : shapes) out.emplace_back(isa, s);
+    for (DType dt : {DType::Q4_0, DType::Q8_0}) {
+      for (const Shape& s : shapes) out.emplace_back(isa, dt, s);
+    }
   }
   return out;
 }
 
-std::string case_name(const ::testing::TestParamInfo<std::tuple<Isa, Shape>>& info) {
-  const auto& [isa, s] = info.param;
-  return isa_label(isa) + "_" + std::to_string(s.rows) + "x" + std::to_string(s.cols) + "_t" +
-         std::to_string(s.n_tokens);
+std::string case_name(const ::testing::TestParamInfo<std::tuple<Isa, DType, Shape>>& info) {
+  const auto& [isa, dt, s] = info.param;
+  return isa_label(isa) + "_" + std::string(dtype_name(dt)) + "_" + std::to_string(s.rows) + "x" +
+         std::to_string(s.cols) + "_t" + std::to_string(s.n_tokens);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllVariants, PackedMatmul, ::testing::ValuesIn(cases()), case_name);
@@ -114,16 +119,18 @@ GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(PackedMatmul);
 
 // matmul() splits a packed matrix over the pool on 8-row group boundaries.
 TEST(PackedMatmul, PoolSplitMatchesSingleThread) {
-  ThreadPool pool(3);
-  const int64_t rows = 200, cols = 128, n = 5;
-  const std::vector<uint8_t> bytes = make_weights(DType::Q4_0, rows, cols, 3);
-  std::vector<std::byte> packed(bytes.size());
-  const Matrix p = pack_for_matmul(Matrix{DType::Q4_0, rows, cols, bytes.data()}, packed.data());
-  const std::vector<float> x = random_floats(static_cast<size_t>(n * cols), 4);
-  std::vector<float> expect(static_cast<size_t>(n * rows)), got(expect.size());
-  active().matmul_rows(p, x.data(), n, expect.data(), rows, 0, rows);
-  matmul(p, x.data(), n, got.data(), pool);
-  EXPECT_EQ(got, expect);
+  for (DType dt : {DType::Q4_0, DType::Q8_0}) {
+    ThreadPool pool(3);
+    const int64_t rows = 200, cols = 128, n = 5;
+    const std::vector<uint8_t> bytes = make_weights(dt, rows, cols, 3);
+    std::vector<std::byte> packed(bytes.size());
+    const Matrix p = pack_for_matmul(Matrix{dt, rows, cols, bytes.data()}, packed.data());
+    const std::vector<float> x = random_floats(static_cast<size_t>(n * cols), 4);
+    std::vector<float> expect(static_cast<size_t>(n * rows)), got(expect.size());
+    active().matmul_rows(p, x.data(), n, expect.data(), rows, 0, rows);
+    matmul(p, x.data(), n, got.data(), pool);
+    EXPECT_EQ(got, expect) << dtype_name(dt);
+  }
 }
 
 }  // namespace

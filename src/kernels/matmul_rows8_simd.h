@@ -1,0 +1,147 @@
+// q4_0 and q8_0 matmul over the Rows8 layout (matrix.h, core/quant_blocks.h BlockQ4_0x8 /
+// BlockQ8_0x8), shared by matmul_avx2.cpp and matmul_avx512.cpp. Each includer first defines
+//   dot_u8s8(u8, s8):          8 int32 lanes, each the sum of 4 u8·s8 products (as for
+//                              matmul_quant_simd.h);
+//   nib_dot_step(acc, u4, s8): adds, per 32-bit lane, the 4 products of unsigned nibbles u4 with
+//                              signed bytes s8 (VNNI vpdpbusd, or AVX2 maddubs into int16 pairs);
+//   nib_dot_finish(acc):       the 8 int32 lane sums.
+// Lane r of a 32-byte load of packed qs belongs to row r, so the integer dot of one block yields
+// the 8 rows' sums in 8 lanes: no sign tricks (nibbles are unsigned; the -8 offset is taken off
+// once per block as 8·Σxq), no horizontal adds, and one f32 FMA per block for 8 rows. q8_0 keeps
+// the sign trick of matmul_quant_simd.h (|w| · x·sign(w)), with |w| shared by the tokens.
+#pragma once
+
+#if !defined(__AVX2__)
+#error "matmul_rows8_simd.h is for the AVX2 / AVX-512 translation units only"
+#endif
+
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "core/quant_blocks.h"
+#include "kernels/detail.h"
+
+namespace autoglm::kernels::detail {
+namespace {
+
+inline __m256i broadcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return _mm256_set1_epi32(v);
+}
+
+// Rows 8g..8g+7 for tokens t0..t0+NT-1: y[t, 8g + r] for r < 8.
+template <int NT>
+inline void q4x8_group(const BlockQ4_0x8* blocks, int64_t n_blocks, const QuantizedActs& xa,
+                       int64_t cols, int64_t t0, float* y, int64_t ldy, int64_t row0) {
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  __m256 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const BlockQ4_0x8& blk = blocks[b];
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.d)));
+    __m256i w[8];  // w[k]: elements 4k..4k+3 of the block, 8 rows
+    for (int k = 0; k < 4; ++k) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs + 32 * k));
+      w[k] = _mm256_and_si256(v, low4);
+      w[k + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+    }
+    for (int t = 0; t < NT; ++t) {
+      const int64_t xb = (t0 + t) * (cols / kQK) + b;  // activation block index
+      const int8_t* xq = xa.q + xb * kQK;
+      __m256i a = _mm256_setzero_si256();
+      for (int k = 0; k < 8; ++k) a = nib_dot_step(a, w[k], broadcast4(xq + 4 * k));
+      // Σ (q - 8)·x = Σ q·x - 8·Σ x
+      const __m256i s = _mm256_sub_epi32(nib_dot_finish(a), _mm256_set1_epi32(8 * xa.s[xb]));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(xa.d[xb])),
+                               acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) _mm256_storeu_ps(y + (t0 + t) * ldy + row0, acc[t]);
+}
+
+template <int NT>
+inline void q8x8_group(const BlockQ8_0x8* blocks, int64_t n_blocks, const QuantizedActs& xa,
+                       int64_t cols, int64_t t0, float* y, int64_t ldy, int64_t row0) {
+  __m256 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+  const int8_t* xq[NT];
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const BlockQ8_0x8& blk = blocks[b];
+    __m256i sums[NT];
+    for (int t = 0; t < NT; ++t) {
+      sums[t] = _mm256_setzero_si256();
+      xq[t] = xa.q + ((t0 + t) * (cols / kQK) + b) * kQK;
+    }
+    for (int k = 0; k < 8; ++k) {  // elements 4k..4k+3 of the block, 8 rows
+      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs + 32 * k));
+      const __m256i aw = _mm256_abs_epi8(w);
+      for (int t = 0; t < NT; ++t) {
+        const __m256i sx = _mm256_sign_epi8(broadcast4(xq[t] + 4 * k), w);
+        sums[t] = _mm256_add_epi32(sums[t], dot_u8s8(aw, sx));
+      }
+    }
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.d)));
+    for (int t = 0; t < NT; ++t) {
+      const float dx = xa.d[(t0 + t) * (cols / kQK) + b];
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[t]), _mm256_mul_ps(dw, _mm256_set1_ps(dx)),
+                               acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) _mm256_storeu_ps(y + (t0 + t) * ldy + row0, acc[t]);
+}
+
+template <typename Block, int NT>
+inline void x8_group(const Block* blocks, int64_t n_blocks, const QuantizedActs& xa, int64_t cols,
+                     int64_t t0, float* y, int64_t ldy, int64_t row0) {
+  if constexpr (sizeof(Block) == sizeof(BlockQ4_0x8)) {
+    q4x8_group<NT>(blocks, n_blocks, xa, cols, t0, y, ldy, row0);
+  } else {
+    q8x8_group<NT>(blocks, n_blocks, xa, cols, t0, y, ldy, row0);
+  }
+}
+
+// Row groups in chunks of 64 rows (73 KB of q4_0 weights at 2048 columns: they stay in L2 while
+// every group of 4 tokens passes over them; each group's activations stay in L1).
+template <typename Block>
+inline void x8_rows(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens, float* y,
+                    int64_t ldy, int64_t r0, int64_t r1) {
+  constexpr int64_t kRowChunk = 64;
+  const int64_t n_blocks = w.cols / kQK;
+  const auto* groups = static_cast<const Block*>(w.data);
+  for (int64_t c0 = r0; c0 < r1; c0 += kRowChunk) {
+    const int64_t c1 = c0 + kRowChunk < r1 ? c0 + kRowChunk : r1;
+    int64_t t0 = 0;
+    for (; t0 + 4 <= n_tokens; t0 += 4) {
+      for (int64_t r = c0; r < c1; r += 8)
+        x8_group<Block, 4>(groups + (r / 8) * n_blocks, n_blocks, xa, w.cols, t0, y, ldy, r);
+    }
+    for (int64_t r = c0; r < c1; r += 8) {
+      const Block* g = groups + (r / 8) * n_blocks;
+      switch (n_tokens - t0) {
+        case 3:
+          x8_group<Block, 3>(g, n_blocks, xa, w.cols, t0, y, ldy, r);
+          break;
+        case 2:
+          x8_group<Block, 2>(g, n_blocks, xa, w.cols, t0, y, ldy, r);
+          break;
+        case 1:
+          x8_group<Block, 1>(g, n_blocks, xa, w.cols, t0, y, ldy, r);
+          break;
+        default:
+          break;
+      }
+    }
+  }
+}
+
+inline void rows8_matmul(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens, float* y,
+                         int64_t ldy, int64_t r0, int64_t r1) {
+  if (w.dtype == DType::Q4_0) return x8_rows<BlockQ4_0x8>(w, xa, n_tokens, y, ldy, r0, r1);
+  x8_rows<BlockQ8_0x8>(w, xa, n_tokens, y, ldy, r0, r1);
+}
+
+}  // namespace
+}  // namespace autoglm::kernels::detail
