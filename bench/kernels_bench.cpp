@@ -1,6 +1,8 @@
 // matmul_rows per weight dtype at the decode shape (1 token x [6144, 2048]) and the prefill shape
-// (512 tokens), single thread, active ISA (AUTOGLM_ISA selects another). Reports weight GB/s
-// (bytes_per_second: decode is memory-bound) and GFLOP/s (prefill is compute-bound).
+// (512 tokens) and a batched-decode step (16 tokens), single thread, active ISA (AUTOGLM_ISA
+// selects another), in the file layout and, for q4_0 / q8_0, repacked in 8-row groups as the
+// loader does (layout 1). Reports weight GB/s (bytes_per_second: decode is memory-bound) and
+// GFLOP/s (prefill is compute-bound).
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -40,8 +42,17 @@ std::vector<uint8_t> make_weights(DType dt) {
 void bm_matmul_rows(benchmark::State& state) {
   const DType dt = kDtypes[state.range(0)];
   const int64_t n_tokens = state.range(1);
+  const bool packed = state.range(2) != 0;
   const std::vector<uint8_t> w_bytes = make_weights(dt);
-  const Matrix w{dt, kRows, kCols, w_bytes.data()};
+  Matrix w{dt, kRows, kCols, w_bytes.data()};
+  std::vector<uint8_t> packed_bytes(autoglm::kernels::packed_bytes(w));
+  if (packed) {
+    if (packed_bytes.empty()) {
+      state.SkipWithError("no packed layout for this dtype on this ISA");
+      return;
+    }
+    w = autoglm::kernels::pack_for_matmul(w, packed_bytes.data());
+  }
   std::vector<float> x(static_cast<size_t>(n_tokens * kCols), 0.5f);
   std::vector<float> y(static_cast<size_t>(n_tokens * kRows));
   const auto& k = autoglm::kernels::active();
@@ -49,7 +60,8 @@ void bm_matmul_rows(benchmark::State& state) {
     k.matmul_rows(w, x.data(), n_tokens, y.data(), kRows, 0, kRows);
     benchmark::DoNotOptimize(y.data());
   }
-  state.SetLabel(std::string(autoglm::dtype_name(dt)) + " " + autoglm::isa_name(k.isa));
+  state.SetLabel(std::string(autoglm::dtype_name(dt)) + (packed ? " rows8 " : " ") +
+                 autoglm::isa_name(k.isa));
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) *
                           static_cast<int64_t>(w_bytes.size()));
   state.counters["GFLOP/s"] =
@@ -59,8 +71,9 @@ void bm_matmul_rows(benchmark::State& state) {
 }
 
 BENCHMARK(bm_matmul_rows)
-    ->ArgNames({"dtype", "tokens"})
-    ->ArgsProduct({{0, 1, 2, 3, 4, 5}, {1, 512}})
+    ->ArgNames({"dtype", "tokens", "rows8"})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5}, {1, 16, 512}, {0}})
+    ->ArgsProduct({{3, 4}, {1, 16, 512}, {1}})
     ->Unit(benchmark::kMillisecond);
 
 }  // namespace
