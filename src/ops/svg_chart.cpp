@@ -101,9 +101,13 @@ void panel(std::string& out, const ChartPanel& p, const ChartSpec& spec, double 
   if (!p.series.empty())
     for (size_t i = 0; i < p.point_labels.size() && i < f.n; ++i) {
       const double v = p.series[0].y[i];
-      out += fmt::format(
-          R"(<text x="{:.1f}" y="{:.1f}" class="label" text-anchor="middle">{}</text>)", f.x(i),
-          (std::isfinite(v) ? f.y(v) : f.y0 + f.h) - 8, xml_escape(p.point_labels[i]));
+      // Above its point, unless that is within 12 px of the frame's top (where the legend row
+      // sits): then just under it, inside a bar.
+      double y = (std::isfinite(v) ? f.y(v) : f.y0 + f.h) - 8;
+      if (y < f.y0 - 4) y += 22;
+      out +=
+          fmt::format(R"(<text x="{:.1f}" y="{:.1f}" class="label" text-anchor="middle">{}</text>)",
+                      f.x(i), y, xml_escape(p.point_labels[i]));
     }
   // Legend: one row under the title, so it never covers data or the title.
   const double ly = py + 40;
