@@ -82,6 +82,29 @@ TEST(Cli, RunIsDeterministicForASeed) {
   EXPECT_NE(a.stdout_only, c.stdout_only);
 }
 
+// Issue 7: with no --model, `run` loads the embedded model (models/autoglm-mini, found next to the
+// executable: build/../models) and answers in its chat format; AUTOGLM_MODEL comes before it.
+TEST(Cli, RunWithoutModelUsesTheEmbeddedModel) {
+  unsetenv("AUTOGLM_MODEL");
+  const Result r = run("run -n 80 --temperature 0 'Quote John 3:16.'");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("the embedded model, found "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("chat format glm4-0414"), std::string::npos) << r.out;
+  std::istringstream words(r.stdout_only);
+  int n = 0;
+  for (std::string w; words >> w;) n += 1;
+  EXPECT_GE(n, 10) << r.stdout_only;
+}
+
+TEST(Cli, AutoglmModelEnvComesBeforeTheEmbeddedModel) {
+  setenv("AUTOGLM_MODEL", stories().c_str(), 1);
+  const Result r = run("run --tokens 1 -n 22 --temperature 0");
+  unsetenv("AUTOGLM_MODEL");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("from AUTOGLM_MODEL"), std::string::npos) << r.out;
+  EXPECT_EQ(ids_of(r.stdout_only), kStoryStart);
+}
+
 TEST(Cli, LogitsJsonHasEveryPosition) {
   const Result r = run("logits --model " + stories() + " --tokens 1,403,407 --json");
   ASSERT_EQ(r.exit_code, 0) << r.out;
