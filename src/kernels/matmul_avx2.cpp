@@ -1,6 +1,6 @@
 // AVX2 matmul rows. f32 / f16 (F16C vcvtph2ps) / bf16 (shift to f32) weights: 8-wide FMA against
 // f32 activations. q8_0 / q4_0 / q6_K: activations quantized once per call to 8-bit blocks of 32
-// (scalar quantize_acts: it is O(tokens·cols), the matmul O(rows·tokens·cols)), dot products with
+// (quantize_acts_avx2, the same rounding as the scalar quantize_acts), dot products with
 // maddubs + madd (matmul_quant_simd.h). Up to 4 tokens share each weight load.
 #include <immintrin.h>
 
@@ -124,6 +124,44 @@ void float_rows(const Matrix& w, const float* x, int64_t n_tokens, float* y, int
   }
 }
 
+// d = amax/127 per block of 32, q = round-to-nearest-even(x / d) (vcvtps2dq, as nearbyint in the
+// scalar quantize_acts), Σq per block from the int32 values (|x·id| <= 127: no saturation).
+QuantizedActs quantize_acts_avx2(const float* x, int64_t n_tokens, int64_t cols) {
+  const ActBuffers buf = act_buffers(n_tokens, cols);
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  for (int64_t b = 0; b < n_tokens * (cols / 32); ++b) {
+    __m256 v[4];
+    __m256 amax = _mm256_setzero_ps();
+    for (int k = 0; k < 4; ++k) {
+      v[k] = _mm256_loadu_ps(x + b * 32 + 8 * k);
+      amax = _mm256_max_ps(amax, _mm256_and_ps(v[k], abs_mask));
+    }
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    const float d = _mm_cvtss_f32(m) / 127.0f;
+    const __m256 id = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+    buf.d[b] = d;
+    __m256i q[4];
+    for (int k = 0; k < 4; ++k) q[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], id));
+    const __m256i sum =
+        _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    buf.s[b] = _mm_cvtsi128_si32(s);
+    // int32 -> int16 -> int8 packs work within 128-bit lanes; the permute puts the 32 bytes back
+    // in element order.
+    const __m256i p16a = _mm256_packs_epi32(q[0], q[1]);
+    const __m256i p16b = _mm256_packs_epi32(q[2], q[3]);
+    const __m256i p8 = _mm256_packs_epi16(p16a, p16b);
+    const __m256i ordered =
+        _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(buf.q + b * 32), ordered);
+  }
+  return {buf.q, buf.d, buf.s};
+}
+
 }  // namespace
 
 void matmul_rows_avx2(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
@@ -139,9 +177,9 @@ void matmul_rows_avx2(const Matrix& w, const float* x, int64_t n_tokens, float* 
     case DType::Q8_0:
     case DType::Q6_K:
       if (w.layout == WeightLayout::Rows8) {
-        return rows8_matmul(w, quantize_acts(x, n_tokens, w.cols), n_tokens, y, ldy, r0, r1);
+        return rows8_matmul(w, quantize_acts_avx2(x, n_tokens, w.cols), n_tokens, y, ldy, r0, r1);
       }
-      return quant_rows(w, quantize_acts(x, n_tokens, w.cols), n_tokens, y, ldy, r0, r1);
+      return quant_rows(w, quantize_acts_avx2(x, n_tokens, w.cols), n_tokens, y, ldy, r0, r1);
     default:
       return matmul_rows_scalar(w, x, n_tokens, y, ldy, r0, r1);  // throws on a non-weight dtype
   }
