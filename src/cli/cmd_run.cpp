@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "engine/generate.h"
+#include "engine/generation_defaults.h"
 #include "engine/model_bundle.h"
 
 namespace autoglm::cli {
@@ -169,15 +170,28 @@ Action register_run(CLI::App& app) {
   app.add_option("-n,--max-tokens", f->gen.max_new_tokens, "Tokens to generate (default 256)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--ctx", f->gen.context_length, "Context length (default: prompt + -n per reply)");
-  app.add_option("--temperature", f->gen.sampling.temperature, "0 = greedy (default 1)");
-  app.add_option("--top-k", f->gen.sampling.top_k, "Keep the k most likely tokens (0 = off)");
-  app.add_option("--top-p", f->gen.sampling.top_p, "Nucleus sampling mass (1 = off)");
-  app.add_option("--min-p", f->gen.sampling.min_p, "Drop tokens below min_p x the top probability");
-  app.add_option("--repetition-penalty", f->gen.sampling.repetition_penalty, "1 = off");
+  // Sampling flags left out take the model's generation_config.json values (as `serve` does).
+  auto* temperature = app.add_option("--temperature", f->gen.sampling.temperature,
+                                     "0 = greedy (default: the model's, else 1)");
+  auto* top_k =
+      app.add_option("--top-k", f->gen.sampling.top_k, "Keep the k most likely tokens (0 = off)");
+  auto* top_p = app.add_option("--top-p", f->gen.sampling.top_p, "Nucleus sampling mass (1 = off)");
+  auto* min_p = app.add_option("--min-p", f->gen.sampling.min_p,
+                               "Drop tokens below min_p x the top probability");
+  auto* repetition = app.add_option("--repetition-penalty", f->gen.sampling.repetition_penalty,
+                                    "1 = off (default: the model's, else 1)");
   app.add_option("--seed", f->gen.sampling.seed, "Random seed (default 0)");
   app.add_flag("--ignore-eos", f->gen.ignore_eos, "Keep generating past end-of-sequence tokens");
-  return [f] {
+  return [f, temperature, top_k, top_p, min_p, repetition] {
     f->model.model = resolve_model(f->model.model);
+    const engine::GenerationDefaults g = engine::read_generation_defaults(f->model.model);
+    engine::SamplingParams& s = f->gen.sampling;
+    if (temperature->count() == 0) s.temperature = g.sampling.temperature;
+    if (top_k->count() == 0) s.top_k = g.sampling.top_k;
+    if (top_p->count() == 0) s.top_p = g.sampling.top_p;
+    if (min_p->count() == 0) s.min_p = g.sampling.min_p;
+    if (repetition->count() == 0) s.repetition_penalty = g.sampling.repetition_penalty;
+    if (!g.summary.empty()) log::info("sampling defaults from {}: {}", g.source, g.summary);
     return f->tokens.empty() ? run_text(*f) : run_ids(*f);
   };
 }

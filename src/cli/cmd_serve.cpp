@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "engine/batch_engine.h"
+#include "engine/generation_defaults.h"
 #include "engine/model_bundle.h"
 #include "formats/tensor_store.h"
 #include "ops/plan.h"
@@ -29,6 +30,8 @@ struct ServeFlags {
   std::string api_key_file;
   double request_timeout_s = 0;
   bool skip_memory_check = false;
+  std::string generation_config = "auto";
+  bool ctx_given = false;
 };
 
 ops::PlanOptions plan_options(const ServeFlags& f, std::optional<DType> dtype) {
@@ -99,6 +102,18 @@ int serve(ServeFlags& f) {
     server::HttpServer probe(sc.http, [](server::HttpRequest&&, auto) {});
     probe.bind();
   }
+  if (!f.ctx_given) {
+    // Positions past what the model was trained on give noise, not text: the default context
+    // is the smaller of 4096 and the model's max_position_embeddings.
+    const int64_t trained = models::read_spec(f.model).max_positions;
+    if (trained > 0 && trained < f.engine.context_length) {
+      f.engine.context_length = trained;
+      log::info(
+          "context: {} tokens per sequence (the model's max_position_embeddings; --ctx sets "
+          "another)",
+          trained);
+    }
+  }
   const auto [dtype, dtype_reason] = choose_dtype(f);
   log::info("dtype: {} ({})", dtype.empty() ? "as stored" : dtype, dtype_reason);
   models::LoadOptions load;
@@ -126,6 +141,17 @@ int serve(ServeFlags& f) {
                      {"max_queue", f.engine.max_queue}};
   sc.api.request_timeout_s = f.request_timeout_s;
   sc.api.extra_stop_ids = bundle.stop_ids();
+  if (f.generation_config == "auto") {
+    const engine::GenerationDefaults g = engine::read_generation_defaults(f.model);
+    sc.api.sampling_defaults = g.sampling;
+    if (!g.summary.empty()) {
+      log::info(
+          "sampling defaults from {}: {} (for requests that leave them out; "
+          "--generation-config none ignores the file)",
+          g.source, g.summary);
+    }
+    served.metadata["sampling_defaults"] = g.summary.empty() ? "openai" : g.summary;
+  }
 
   engine::BatchEngine engine(*bundle.model, *bundle.tokenizer, f.engine, pool);
   int code = 0;
@@ -180,6 +206,10 @@ Action register_serve(CLI::App& app) {
   app.add_option("--drain-timeout", f->server.drain_timeout_s,
                  "Seconds to finish in-flight requests on SIGTERM (default 30)")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--generation-config", f->generation_config,
+                 "auto: sampling defaults from the model's generation_config.json (as vLLM); none: "
+                 "the OpenAI defaults (default auto)")
+      ->check(CLI::IsMember({"auto", "none"}));
   app.add_option("--request-timeout", f->request_timeout_s,
                  "Seconds a request may run (default 0: no limit)")
       ->check(CLI::NonNegativeNumber);
@@ -192,8 +222,11 @@ Action register_serve(CLI::App& app) {
   app.add_option("--max-queue-delay-ms", e.max_queue_delay_ms,
                  "How long the first waiting request may wait for others (default 5)")
       ->check(CLI::Range(0, 10000));
-  app.add_option("--ctx", e.context_length, "Tokens per sequence, prompt + reply (default 4096)")
-      ->check(CLI::Range(16, 1 << 20));
+  app.add_option("--ctx", e.context_length,
+                 "Tokens per sequence, prompt + reply (default 4096, or the model's "
+                 "max_position_embeddings when smaller)")
+      ->check(CLI::Range(16, 1 << 20))
+      ->each([f](const std::string&) { f->ctx_given = true; });
   app.add_option("--kv-blocks", e.kv_blocks,
                  "KV-cache blocks (default: max-batch x ctx / block size)")
       ->check(CLI::NonNegativeNumber);

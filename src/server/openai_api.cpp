@@ -185,7 +185,8 @@ void OpenAiApi::chat_completions(const HttpRequest& request,
   job->route = "/v1/chat/completions";
   job->channel = channel;
   try {
-    const ChatParams p = parse_chat_request(parse_json_body(request.body));
+    const ChatParams p =
+        parse_chat_request(parse_json_body(request.body), options_.sampling_defaults);
     check_model(p.common.model);
     if (!chat_format_) {
       invalid_param("messages",
@@ -229,7 +230,8 @@ void OpenAiApi::completions(const HttpRequest& request, std::shared_ptr<Response
   job->route = "/v1/completions";
   job->channel = channel;
   try {
-    const CompletionParams p = parse_completion_request(parse_json_body(request.body));
+    const CompletionParams p =
+        parse_completion_request(parse_json_body(request.body), options_.sampling_defaults);
     check_model(p.common.model);
     std::vector<std::vector<int32_t>> prompts = p.token_prompts;
     std::vector<std::string> texts;

@@ -31,6 +31,9 @@ struct ServedModel {
 struct ApiOptions {
   double request_timeout_s = 0;         // 0: none
   std::vector<int32_t> extra_stop_ids;  // e.g. the model's eos ids beyond the tokenizer's
+  // What a request gets for the sampling fields it leaves out: the OpenAI defaults, or the
+  // model's generation_config.json (engine/generation_defaults.h).
+  engine::SamplingParams sampling_defaults;
 };
 
 class OpenAiApi {

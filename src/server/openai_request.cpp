@@ -90,7 +90,7 @@ std::vector<std::string> get_stop(const json& body) {
   return stop;
 }
 
-CommonParams parse_common(const json& body) {
+CommonParams parse_common(const json& body, const engine::SamplingParams& d) {
   if (!body.is_object()) {
     invalid_param("", "the request body must be a JSON object, got {}", shown(body));
   }
@@ -103,17 +103,19 @@ CommonParams parse_common(const json& body) {
     p.max_tokens = *t;
   }
   auto& s = p.sampling;
-  s.temperature = static_cast<float>(get_number(body, "temperature", 0, 2).value_or(1.0));
-  s.top_p = static_cast<float>(get_number(body, "top_p", 0, 1).value_or(1.0));
+  s.temperature = static_cast<float>(get_number(body, "temperature", 0, 2).value_or(d.temperature));
+  s.top_p = static_cast<float>(get_number(body, "top_p", 0, 1).value_or(d.top_p));
   if (s.top_p <= 0) invalid_param("top_p", "'top_p' must be greater than 0 and at most 1, got 0");
   // vLLM spells "off" as -1; we spell it 0.
-  s.top_k = static_cast<int>(std::max<int64_t>(0, get_int(body, "top_k", -1, 1 << 20).value_or(0)));
-  s.min_p = static_cast<float>(get_number(body, "min_p", 0, 1).value_or(0.0));
-  s.frequency_penalty =
-      static_cast<float>(get_number(body, "frequency_penalty", -2, 2).value_or(0));
-  s.presence_penalty = static_cast<float>(get_number(body, "presence_penalty", -2, 2).value_or(0));
-  s.repetition_penalty =
-      static_cast<float>(get_number(body, "repetition_penalty", 0.01, 10).value_or(1.0));
+  s.top_k =
+      static_cast<int>(std::max<int64_t>(0, get_int(body, "top_k", -1, 1 << 20).value_or(d.top_k)));
+  s.min_p = static_cast<float>(get_number(body, "min_p", 0, 1).value_or(d.min_p));
+  s.frequency_penalty = static_cast<float>(
+      get_number(body, "frequency_penalty", -2, 2).value_or(d.frequency_penalty));
+  s.presence_penalty =
+      static_cast<float>(get_number(body, "presence_penalty", -2, 2).value_or(d.presence_penalty));
+  s.repetition_penalty = static_cast<float>(
+      get_number(body, "repetition_penalty", 0.01, 10).value_or(d.repetition_penalty));
   if (auto seed = get_int(body, "seed", std::numeric_limits<int64_t>::min(),
                           std::numeric_limits<int64_t>::max())) {
     s.seed = static_cast<uint64_t>(*seed);
@@ -294,9 +296,10 @@ nlohmann::ordered_json parse_json_body(std::string_view body) {
   }
 }
 
-ChatParams parse_chat_request(const nlohmann::ordered_json& body) {
+ChatParams parse_chat_request(const nlohmann::ordered_json& body,
+                              const engine::SamplingParams& defaults) {
   ChatParams p;
-  p.common = parse_common(body);
+  p.common = parse_common(body, defaults);
   const bool logprobs = get_bool(body, "logprobs").value_or(false);
   const auto top = get_int(body, "top_logprobs", 0, 20);
   if (top && !logprobs) {
@@ -314,9 +317,10 @@ ChatParams parse_chat_request(const nlohmann::ordered_json& body) {
   return p;
 }
 
-CompletionParams parse_completion_request(const nlohmann::ordered_json& body) {
+CompletionParams parse_completion_request(const nlohmann::ordered_json& body,
+                                          const engine::SamplingParams& defaults) {
   CompletionParams p;
-  p.common = parse_common(body);
+  p.common = parse_common(body, defaults);
   if (auto lp = get_int(body, "logprobs", 0, 20)) p.common.top_logprobs = static_cast<int>(*lp);
   p.echo = get_bool(body, "echo").value_or(false);
   const json* prompt = field(body, "prompt");

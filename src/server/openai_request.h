@@ -51,7 +51,11 @@ struct CompletionParams {
 // Throws ApiException(400) saying where the JSON is broken.
 nlohmann::ordered_json parse_json_body(std::string_view body);
 
-ChatParams parse_chat_request(const nlohmann::ordered_json& body);
-CompletionParams parse_completion_request(const nlohmann::ordered_json& body);
+// `defaults` fills the sampling fields a request leaves out (temperature, top_p, top_k, min_p,
+// the three penalties).
+ChatParams parse_chat_request(const nlohmann::ordered_json& body,
+                              const engine::SamplingParams& defaults = {});
+CompletionParams parse_completion_request(const nlohmann::ordered_json& body,
+                                          const engine::SamplingParams& defaults = {});
 
 }  // namespace autoglm::server

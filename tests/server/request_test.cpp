@@ -310,5 +310,30 @@ TEST(PortOwner, FindsThisProcessHoldingAPort) {
   }
 }
 
+// The model's sampling defaults (generation_config.json) fill what a request leaves out; what the
+// request sets wins.
+TEST(RequestParsing, SamplingDefaultsFillOnlyWhatIsLeftOut) {
+  engine::SamplingParams d;
+  d.temperature = 0.7f;
+  d.top_p = 0.9f;
+  d.repetition_penalty = 1.3f;
+  const auto left_out = server::parse_chat_request(
+      server::parse_json_body(R"({"messages": [{"role": "user", "content": "hi"}]})"), d);
+  EXPECT_FLOAT_EQ(left_out.common.sampling.temperature, 0.7f);
+  EXPECT_FLOAT_EQ(left_out.common.sampling.top_p, 0.9f);
+  EXPECT_FLOAT_EQ(left_out.common.sampling.repetition_penalty, 1.3f);
+  const auto set = server::parse_completion_request(
+      server::parse_json_body(
+          R"({"prompt": "x", "temperature": 0, "top_p": 1, "repetition_penalty": 1})"),
+      d);
+  EXPECT_FLOAT_EQ(set.common.sampling.temperature, 0.0f);
+  EXPECT_FLOAT_EQ(set.common.sampling.top_p, 1.0f);
+  EXPECT_FLOAT_EQ(set.common.sampling.repetition_penalty, 1.0f);
+  const auto openai = server::parse_chat_request(
+      server::parse_json_body(R"({"messages": [{"role": "user", "content": "hi"}]})"));
+  EXPECT_FLOAT_EQ(openai.common.sampling.temperature, 1.0f);
+  EXPECT_FLOAT_EQ(openai.common.sampling.repetition_penalty, 1.0f);
+}
+
 }  // namespace
 }  // namespace autoglm::testing
