@@ -75,6 +75,9 @@ class Session : public std::enable_shared_from_this<Session> {
     beast::error_code ec;
     auto ep = stream_.socket().remote_endpoint(ec);
     if (!ec) remote_ = fmt::format("{}:{}", ep.address().to_string(), ep.port());
+    // Streamed tokens are small writes: with Nagle's algorithm each waits for the ACK of the one
+    // before, which a client's delayed ACK holds back ~40 ms, so tokens would arrive in bursts.
+    stream_.socket().set_option(tcp::no_delay(true), ec);
   }
   ~Session() { --server_.connections_; }
 
