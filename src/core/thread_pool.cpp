@@ -9,6 +9,9 @@ namespace {
 // between two matmuls of a decode step, short enough not to burn a core while idle.
 constexpr int kSpinIterations = 20000;
 
+// Chunks per thread when work is split dynamically (parallel_for).
+constexpr int64_t kChunksPerThread = 4;
+
 inline void cpu_relax() {
   __builtin_ia32_pause();
 }
@@ -69,11 +72,25 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     fn(0, n);
     return;
   }
-  run([&](int index, int) {
-    if (index >= n_chunks) return;
-    const int64_t begin = (n_grains * index / n_chunks) * grain;
-    const int64_t end = std::min(n, (n_grains * (index + 1) / n_chunks) * grain);
-    if (begin < end) fn(begin, end);
+  if (n_grains < kChunksPerThread * n_threads_) {
+    run([&](int index, int) {
+      if (index >= n_chunks) return;
+      const int64_t begin = (n_grains * index / n_chunks) * grain;
+      const int64_t end = std::min(n, (n_grains * (index + 1) / n_chunks) * grain);
+      if (begin < end) fn(begin, end);
+    });
+    return;
+  }
+  // Enough work for several chunks per thread: threads claim chunks as they finish, so a thread
+  // slowed by a neighbour on a shared host does not hold the others at the end of the region.
+  const int64_t chunk_grains = n_grains / (kChunksPerThread * n_threads_);
+  std::atomic<int64_t> next{0};
+  run([&](int, int) {
+    for (;;) {
+      const int64_t g0 = next.fetch_add(chunk_grains, std::memory_order_relaxed);
+      if (g0 >= n_grains) return;
+      fn(g0 * grain, std::min(n, (g0 + chunk_grains) * grain));
+    }
   });
 }
 

@@ -27,8 +27,9 @@ class ThreadPool {
   // Calls from different threads are serialised; fn must not call run() on the same pool.
   void run(const std::function<void(int, int)>& fn);
 
-  // Splits [0, n) into at most size() contiguous chunks of at least `grain` items (chunk
-  // boundaries are multiples of `grain`) and runs fn(begin, end) on each.
+  // Splits [0, n) into chunks of at least `grain` items (chunk boundaries are multiples of
+  // `grain`) and runs fn(begin, end) on each: one contiguous chunk per thread, or, when there are
+  // grains for 4 chunks per thread, 4 per thread claimed by whichever thread is free.
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain = 1);
 
  private:
