@@ -34,6 +34,7 @@ struct OpenAiApi::Job {
     engine::FinishReason reason = engine::FinishReason::Stop;
     std::string error;
     int64_t completion_tokens = 0;
+    bool content_started = false;  // chat: a non-newline character has been streamed
   };
 
   bool chat = true;
@@ -56,6 +57,14 @@ struct OpenAiApi::Job {
 };
 
 namespace {
+
+// GLM chat formats end the role line of a reply with "\n" (`<|assistant|>\n...`; glm-4-9b-chat
+// writes its empty metadata line there), so a reply's leading newlines are format, not content:
+// the official chat code strips them too.
+std::string_view without_leading_newlines(std::string_view text) {
+  const size_t first = text.find_first_not_of('\n');
+  return first == std::string_view::npos ? std::string_view() : text.substr(first);
+}
 
 std::string random_id(const char* prefix) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -369,9 +378,13 @@ void OpenAiApi::on_event(const std::shared_ptr<Job>& job, size_t i,
     }
     std::string text = ev.text_delta;
     if (!job->chat && !job->echo.empty() && offset == 0) text = job->echo[c.prompt] + text;
+    if (job->chat && !c.content_started) {
+      text = std::string(without_leading_newlines(text));
+      c.content_started = !text.empty();
+    }
     job->channel->write(sse_event(
         job->chat
-            ? chat_chunk(job->header, index, {{"content", ev.text_delta}}, std::move(lp), "",
+            ? chat_chunk(job->header, index, {{"content", text}}, std::move(lp), "",
                          job->include_usage)
             : completion_chunk(job->header, index, text, std::move(lp), "", job->include_usage)));
   }
@@ -443,7 +456,8 @@ void OpenAiApi::complete(Job& job) {
         const Job::Choice& c = job.choices[i];
         ojson lp = nullptr;
         if (job.chat) {
-          ojson message = {{"role", "assistant"}, {"content", c.text}};
+          ojson message = {{"role", "assistant"},
+                           {"content", std::string(without_leading_newlines(c.text))}};
           bool has_tool_calls = false;
           if (job.tools_enabled) {
             const tokenizer::ParsedReply reply = chat_format_->parse(c.text, job.tools);

@@ -109,6 +109,21 @@ TEST(Server, ChatStreamConcatenatesToTheNonStreamAnswer) {
   for (size_t i = 0; i + 1 < events.size(); ++i) EXPECT_TRUE(events[i]["usage"].is_null());
 }
 
+// The "\n" a GLM model writes after `<|assistant|>` ends the role line: it is not content, in the
+// final message or in the stream (where it may come alone, as the first piece).
+TEST(Server, ChatReplyLosesTheRoleLineNewline) {
+  Harness h(test_config(), false);
+  h.service.pieces = {"\n", "Hello", "\n", "world"};
+  h.start();
+  const auto plain = post_json(h.port, "/v1/chat/completions", chat_body());
+  ASSERT_EQ(plain.status, 200) << plain.body;
+  EXPECT_EQ(plain.json()["choices"][0]["message"]["content"], "Hello\nworld");
+  const auto r = post_json(h.port, "/v1/chat/completions", chat_body({{"stream", true}}));
+  bool done = false;
+  EXPECT_EQ(concat_chat(sse_events(r.body, &done)), "Hello\nworld");
+  EXPECT_TRUE(done);
+}
+
 TEST(Server, NChoicesStopAndLogprobs) {
   Harness h;
   const auto r = post_json(
