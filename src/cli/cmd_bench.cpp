@@ -83,9 +83,8 @@ int run_online(BenchFlags& f) {
   if (f.json) {
     std::cout << ops::to_json(r).dump(2) << "\n";
   } else {
-    std::printf("%s, model %s, prompt ~%d tokens, %d output tokens\n",
-                ops::chat_completions_url(o.url).c_str(), o.model.c_str(), o.prompt_tokens,
-                o.max_tokens);
+    std::printf("%s, model %s, prompt ~%d tokens, %d output tokens\n", ops::bench_url(o).c_str(),
+                o.model.c_str(), o.prompt_tokens, o.max_tokens);
     std::fputs(ops::format_table(r).c_str(), stdout);
     if (!f.svg.empty()) std::printf("chart: %s\n", f.svg.c_str());
   }
@@ -167,6 +166,12 @@ Action register_bench(CLI::App& app) {
                      "OpenAI-compatible server, e.g. http://127.0.0.1:8080; --model is then its "
                      "model id");
   online->add_option("--api-key", f->online.api_key, "Bearer key for the server");
+  online
+      ->add_option_function<std::string>(
+          "--api", [f](const std::string& api) { f->online.chat = api == "chat"; },
+          "chat: /v1/chat/completions (default); completions: /v1/completions with a plain "
+          "prompt, for models without a chat format")
+      ->check(CLI::IsMember({"chat", "completions"}));
   online->add_option("--concurrency", f->concurrency, "Concurrent streams per level (1,4,16,64)");
   online->add_option("--ramp", f->ramp,
                      "Levels like 100,500,1000; stops at the first level whose error rate "

@@ -36,11 +36,15 @@ std::string request_body(const LoadBenchOptions& o, std::mt19937& rng) {
     prompt += kWords[(w + i * 7) % kWordCount];
   }
   nlohmann::json body = {{"model", o.model},
-                         {"messages", {{{"role", "user"}, {"content", prompt}}}},
                          {"max_tokens", o.max_tokens},
                          {"temperature", 0},
                          {"stream", true},
                          {"stream_options", {{"include_usage", true}}}};
+  if (o.chat) {
+    body["messages"] = {{{"role", "user"}, {"content", prompt}}};
+  } else {
+    body["prompt"] = prompt;
+  }
   if (o.ignore_eos) body["ignore_eos"] = true;
   return body.dump();
 }
@@ -80,11 +84,16 @@ struct Stream {
     }
     const auto choices = j.find("choices");
     if (choices == j.end() || !choices->is_array() || choices->empty()) return;
-    const auto& delta = (*choices)[0].find("delta");
-    if (delta == (*choices)[0].end()) return;
-    const auto content = delta->find("content");
-    if (content == delta->end() || !content->is_string() ||
-        content->get_ref<const std::string&>().empty())
+    // A token is new text: choices[0].delta.content (chat) or choices[0].text (completions).
+    const auto& choice = (*choices)[0];
+    const auto delta = choice.find("delta");
+    const nlohmann::json* text = nullptr;
+    if (delta != choice.end() && delta->is_object() && delta->contains("content")) {
+      text = &(*delta)["content"];
+    } else if (choice.contains("text")) {
+      text = &choice["text"];
+    }
+    if (text == nullptr || !text->is_string() || text->get_ref<const std::string&>().empty())
       return;
     const auto now = Clock::now();
     if (!got_token) {
@@ -207,7 +216,7 @@ struct MultiDeleter {
 
 LevelResult run_level(const LoadBenchOptions& o, int concurrency, const LoadBenchObserver& obs,
                       std::mt19937& rng) {
-  const std::string url = chat_completions_url(o.url);
+  const std::string url = bench_url(o);
   const ProxyChoice proxy = proxy_for(url);
   std::unique_ptr<CURLM, MultiDeleter> multi(curl_multi_init());
   curl_multi_setopt(multi.get(), CURLMOPT_MAXCONNECTS, long(concurrency));
@@ -273,6 +282,12 @@ std::string chat_completions_url(const std::string& url) {
     fail("--url '{}' is not an http:// or https:// URL; write it like http://127.0.0.1:8080", url);
   if (u.size() >= 3 && u.compare(u.size() - 3, 3, "/v1") == 0) return u + "/chat/completions";
   return u + "/v1/chat/completions";
+}
+
+std::string bench_url(const LoadBenchOptions& o) {
+  const std::string chat = chat_completions_url(o.url);
+  if (o.chat) return chat;
+  return chat.substr(0, chat.size() - std::string("/chat/completions").size()) + "/completions";
 }
 
 LoadBenchResult run_load_bench(const LoadBenchOptions& o, const LoadBenchObserver& obs) {

@@ -15,9 +15,11 @@
 namespace autoglm::ops {
 
 struct LoadBenchOptions {
-  std::string url;      // "http://host:port" or ".../v1"; /v1/chat/completions is appended
-  std::string model;    // the "model" field of each request
-  std::string api_key;  // sent as "Authorization: Bearer ..." when not empty
+  std::string url;  // "http://host:port" or ".../v1"; /v1/chat/completions is appended
+  // false: /v1/completions with a plain "prompt" (models without a chat format, raw-text servers)
+  bool chat = true;
+  std::string model;                         // the "model" field of each request
+  std::string api_key;                       // sent as "Authorization: Bearer ..." when not empty
   std::vector<int> levels = {1, 4, 16, 64};  // concurrent streams per level
   bool ramp = false;            // stop after the first level whose error rate > max_error_rate
   double max_error_rate = 0.5;  // the ramp's breaking point
@@ -75,5 +77,7 @@ std::string bench_chart_svg(const LoadBenchResult& result);
 
 // "http://h:8080" / "http://h:8080/" / "http://h:8080/v1" -> "http://h:8080/v1/chat/completions".
 std::string chat_completions_url(const std::string& url);
+// The route the bench posts to: chat_completions_url, or .../v1/completions when !options.chat.
+std::string bench_url(const LoadBenchOptions& options);
 
 }  // namespace autoglm::ops

@@ -69,7 +69,7 @@ nlohmann::json to_json(const LoadBenchResult& r) {
                       {"itl_ms", summary_json(l.itl_ms)},
                       {"latency_ms", summary_json(l.latency_ms)}});
   }
-  return {{"url", chat_completions_url(o.url)},
+  return {{"url", bench_url(o)},
           {"model", o.model},
           {"mode", o.ramp ? "ramp" : "concurrency"},
           {"requests_per_level", o.requests},
@@ -108,8 +108,8 @@ std::string bench_chart_svg(const LoadBenchResult& r) {
   const auto& o = r.options;
   spec.title = fmt::format("autoglm bench: {} ", o.model);
   spec.subtitle = fmt::format(
-      "{}  ·  prompt ~{} tokens, {} output tokens, {} per level{}", chat_completions_url(o.url),
-      o.prompt_tokens, o.max_tokens,
+      "{}  ·  prompt ~{} tokens, {} output tokens, {} per level{}", bench_url(o), o.prompt_tokens,
+      o.max_tokens,
       o.requests > 0 ? fmt::format("{} requests", o.requests) : fmt::format("{:g} s", o.duration_s),
       r.stopped.empty() ? "" : "   (" + r.stopped + ")");
   spec.x_title = "concurrent streams";

@@ -146,12 +146,13 @@ void OpenAiApi::check_model(const std::string& requested) const {
 }
 
 engine::GenerationRequest OpenAiApi::base_request(const CommonParams& p,
-                                                  std::vector<int32_t> prompt) const {
+                                                  std::vector<int32_t> prompt,
+                                                  const char* prompt_param) const {
   const int64_t ctx = service_.context_length();
   const auto n_prompt = static_cast<int64_t>(prompt.size());
   if (n_prompt >= ctx) {
     ApiError e;
-    e.param = "messages";
+    e.param = prompt_param;
     e.code = "context_length_exceeded";
     e.message = fmt::format(
         "This model's maximum context length is {} tokens. However, your "
@@ -220,7 +221,7 @@ void OpenAiApi::chat_completions(const HttpRequest& request,
     job->logprobs = p.common.top_logprobs >= 0;
     job->prompt_tokens.push_back(static_cast<int64_t>(ids.size()));
     std::vector<engine::GenerationRequest> requests;
-    engine::GenerationRequest base = base_request(p.common, std::move(ids));
+    engine::GenerationRequest base = base_request(p.common, std::move(ids), "messages");
     const uint64_t seed = p.common.seed_given ? p.common.sampling.seed : random_seed();
     for (int i = 0; i < p.common.n; ++i) {
       requests.push_back(base);
@@ -268,7 +269,7 @@ void OpenAiApi::completions(const HttpRequest& request, std::shared_ptr<Response
     const uint64_t seed = p.common.seed_given ? p.common.sampling.seed : random_seed();
     for (size_t k = 0; k < prompts.size(); ++k) {
       job->prompt_tokens.push_back(static_cast<int64_t>(prompts[k].size()));
-      engine::GenerationRequest base = base_request(p.common, prompts[k]);
+      engine::GenerationRequest base = base_request(p.common, prompts[k], "prompt");
       for (int i = 0; i < p.common.n; ++i) {
         requests.push_back(base);
         requests.back().sampling.seed = seed + static_cast<uint64_t>(i);

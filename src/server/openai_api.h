@@ -64,7 +64,9 @@ class OpenAiApi {
   void finish_choice_stream(Job& job, size_t choice);
   void complete(Job& job);
   void check_model(const std::string& requested) const;
-  engine::GenerationRequest base_request(const CommonParams& p, std::vector<int32_t> prompt) const;
+  // prompt_param names the request field a too-long prompt came from ("messages" or "prompt").
+  engine::GenerationRequest base_request(const CommonParams& p, std::vector<int32_t> prompt,
+                                         const char* prompt_param) const;
   void forget(uint64_t id);
 
   engine::InferenceService& service_;

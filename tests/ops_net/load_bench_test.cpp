@@ -76,6 +76,26 @@ TEST(LoadBench, CountsAddUpAndPercentilesAreOrdered) {
   EXPECT_EQ(j["auth"], "Bearer k-123");
 }
 
+// --api completions posts a plain prompt to /v1/completions and counts `text` chunks as tokens.
+TEST(LoadBench, CompletionsApiStreamsText) {
+  for (const char* v : {"http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"}) unsetenv(v);
+  ChildServer server = fake_openai("0.001", "0");
+  LoadBenchOptions o = options(server);
+  o.chat = false;
+  o.levels = {1, 4};
+  o.requests = 8;
+  EXPECT_EQ(bench_url(o), server.url() + "/v1/completions");
+  const LoadBenchResult r = run_load_bench(o);
+  ASSERT_EQ(r.levels.size(), 2u);
+  for (const auto& l : r.levels) {
+    EXPECT_EQ(l.ok, 8) << "errors: " << l.errors.size();
+    EXPECT_EQ(l.itl_ms.count, size_t(l.ok) * 7);  // 8 text chunks: 7 gaps each
+  }
+  std::string stats;
+  ASSERT_EQ(http_get_text(server.url() + "/stats", {}, stats).status, 200);
+  EXPECT_EQ(nlohmann::json::parse(stats)["paths"]["/v1/completions"], 16);
+}
+
 TEST(LoadBench, JsonShapeAndSvgIsWellFormed) {
   ChildServer server = fake_openai("0.001", "0");
   LoadBenchOptions o = options(server);

@@ -124,6 +124,21 @@ TEST(Server, ChatReplyLosesTheRoleLineNewline) {
   EXPECT_TRUE(done);
 }
 
+// A prompt past the context names the field it came from.
+TEST(Server, TooLongPromptNamesItsField) {
+  Harness h(test_config(), false);
+  h.service.context = 4;
+  h.start();
+  const auto chat = post_json(h.port, "/v1/chat/completions", chat_body());
+  ASSERT_EQ(chat.status, 400) << chat.body;
+  EXPECT_EQ(chat.json()["error"]["code"], "context_length_exceeded");
+  EXPECT_EQ(chat.json()["error"]["param"], "messages");
+  const auto text =
+      post_json(h.port, "/v1/completions", {{"prompt", {1, 2, 3, 4, 5, 6}}, {"max_tokens", 1}});
+  ASSERT_EQ(text.status, 400) << text.body;
+  EXPECT_EQ(text.json()["error"]["param"], "prompt");
+}
+
 TEST(Server, NChoicesStopAndLogprobs) {
   Harness h;
   const auto r = post_json(
