@@ -6,65 +6,31 @@
 // Env: AUTOGLM_BIN (default ../../build/autoglm). AUTOGLM_MODEL is removed so the default is used.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
+import { startServer, stopServer } from './serve.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BIN = process.env.AUTOGLM_BIN || path.join(here, '../../build/autoglm');
 
 let server;
 let client;
-let startupMs;
 
-function startServer() {
+before(async () => {
   const env = { ...process.env };
   delete env.AUTOGLM_MODEL;
   delete env.AUTOGLM_API_KEY;
-  const t0 = Date.now();
-  return new Promise((resolve, reject) => {
-    const proc = spawn(BIN, ['serve', '--port', '0', '--threads', '2'], { env });
-    let out = '';
-    let err = '';
-    proc.stderr.on('data', (d) => { err += d; });
-    proc.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/listening on (http:\/\/[0-9.]+:\d+)/);
-      if (!m) return;
-      out = '';
-      const s = { proc, url: m[1], stderr: () => err };
-      (async () => {
-        for (let i = 0; i < 1200; i++) {
-          const r = await fetch(`${s.url}/ready`).catch(() => null);
-          if (r && r.status === 200) {
-            startupMs = Date.now() - t0;
-            return resolve(s);
-          }
-          await new Promise((ok) => setTimeout(ok, 50));
-        }
-        reject(new Error(`server never became ready:\n${err}`));
-      })();
-    });
-    proc.on('exit', (code) => reject(new Error(`server exited (${code}) before listening:\n${err}`)));
-  });
-}
-
-before(async () => {
-  server = await startServer();
+  server = await startServer(BIN, ['--port', '0', '--threads', '2'], { env });
   client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'none', maxRetries: 0 });
 });
 
 after(async () => {
   if (!server || server.proc.exitCode !== null) return;
-  const code = await new Promise((resolve) => {
-    server.proc.on('exit', resolve);
-    server.proc.kill('SIGTERM');
-  });
-  assert.equal(code, 0);
+  assert.equal(await stopServer(server), 0);
 });
 
-// Greedy with the README's frequency_penalty: a 7.9M-parameter model left to plain greedy decoding
+// Greedy with a frequency_penalty: a 7.9M-parameter model left to plain greedy decoding
 // falls into loops ("of the LORD of the LORD ..."); the penalty keeps the answer deterministic.
 async function ask(content, maxTokens = 160) {
   const r = await client.chat.completions.create({
@@ -77,7 +43,7 @@ async function ask(content, maxTokens = 160) {
 const words = (text) => text.split(/\s+/).filter((w) => /[A-Za-z]/.test(w));
 
 test('with no --model, serve loads the embedded model and says where it found it', async (t) => {
-  t.diagnostic(`start-up to /ready: ${startupMs} ms`);
+  t.diagnostic(`start-up to /ready: ${server.startupMs} ms`);
   assert.match(server.stderr(), /the embedded model, found /);
   assert.match(server.stderr(), /chat format glm4-0414/);
   const list = await client.models.list();

@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
+import { startServer as startServe, stopServer } from './serve.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BIN = process.env.AUTOGLM_BIN || path.join(here, '../../build/autoglm');
@@ -14,43 +15,10 @@ const FIXTURES = process.env.AUTOGLM_FIXTURES || path.join(here, '../../../share
 const MODEL_FILE = path.join(FIXTURES, 'gguf/glm-tiny-q8_0.gguf');
 const KEY = 'e2e-secret-key';
 
-// Starts the server on a free port; resolves once it prints its address.
+// Starts the server on a free port; resolves once /ready answers.
 function startServer(extraArgs = []) {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(BIN, ['serve', '--model', MODEL_FILE, '--port', '0', '--ctx', '512',
-      '--threads', '2', ...extraArgs], { env: { ...process.env, AUTOGLM_API_KEY: KEY } });
-    let out = '';
-    let err = '';
-    proc.stderr.on('data', (d) => { err += d; });
-    proc.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/listening on (http:\/\/[0-9.]+:\d+)/);
-      if (m) {
-        // Listening comes before the warm-up: wait for /ready (503 until then), as a client would.
-        const server = { proc, url: m[1], stderr: () => err };
-        const poll = async () => {
-          for (let i = 0; i < 600; i++) {
-            const r = await fetch(`${server.url}/ready`, { headers: { authorization: `Bearer ${KEY}` } })
-              .catch(() => null);
-            if (r && r.status === 200) return resolve(server);
-            await new Promise((ok) => setTimeout(ok, 50));
-          }
-          reject(new Error(`server never became ready:\n${err}`));
-        };
-        out = '';
-        poll();
-      }
-    });
-    proc.on('exit', (code) => reject(new Error(`server exited (${code}) before listening:\n${err}`)));
-  });
-}
-
-function stopServer(server) {
-  return new Promise((resolve) => {
-    if (server.proc.exitCode !== null) return resolve(server.proc.exitCode);
-    server.proc.on('exit', (code) => resolve(code));
-    server.proc.kill('SIGTERM');
-  });
+  return startServe(BIN, ['--model', MODEL_FILE, '--port', '0', '--ctx', '512', '--threads', '2',
+    ...extraArgs], { env: { ...process.env, AUTOGLM_API_KEY: KEY }, key: KEY, tries: 600 });
 }
 
 let server;
