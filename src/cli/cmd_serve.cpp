@@ -50,8 +50,8 @@ ops::PlanOptions plan_options(const ServeFlags& f, std::optional<DType> dtype) {
 // q8_0 when it fits with its KV cache, q4_0 otherwise. An explicit --dtype is checked the same way.
 // A configuration that cannot fit is refused here, with the numbers and what to change.
 // Returns the dtype ("" = keep the stored types) and the reason.
-std::pair<std::string, std::string> choose_dtype(const ServeFlags& f) {
-  const models::ModelSpec spec = models::read_spec(f.model);
+std::pair<std::string, std::string> choose_dtype(const ServeFlags& f,
+                                                 const models::ModelSpec& spec) {
   const formats::TensorStore store = formats::open_weights(f.model);
   const ops::DeviceMemory ram = ops::cpu_memory();
   const bool gguf = store.format() == formats::FileFormat::Gguf;
@@ -102,10 +102,11 @@ int serve(ServeFlags& f) {
     server::HttpServer probe(sc.http, [](server::HttpRequest&&, auto) {});
     probe.bind();
   }
+  const models::ModelSpec spec = models::read_spec(f.model);
   if (!f.ctx_given) {
     // Positions past what the model was trained on give noise, not text: the default context
     // is the smaller of 4096 and the model's max_position_embeddings.
-    const int64_t trained = models::read_spec(f.model).max_positions;
+    const int64_t trained = spec.max_positions;
     if (trained > 0 && trained < f.engine.context_length) {
       f.engine.context_length = trained;
       log::info(
@@ -114,7 +115,7 @@ int serve(ServeFlags& f) {
           trained);
     }
   }
-  const auto [dtype, dtype_reason] = choose_dtype(f);
+  const auto [dtype, dtype_reason] = choose_dtype(f, spec);
   log::info("dtype: {} ({})", dtype.empty() ? "as stored" : dtype, dtype_reason);
   models::LoadOptions load;
   if (!dtype.empty()) load.dtype = parse_dtype(dtype);

@@ -213,11 +213,11 @@ void matmul_rows_avx2(const Matrix& w, const float* x, int64_t n_tokens, float* 
       return float_rows<DType::BF16>(w, x, n_tokens, y, ldy, r0, r1);
     case DType::Q4_0:
     case DType::Q8_0:
-    case DType::Q6_K:
-      if (w.layout == WeightLayout::Rows8) {
-        return rows8_matmul(w, quantize_acts_avx2(x, n_tokens, w.cols), n_tokens, y, ldy, r0, r1);
-      }
-      return quant_rows(w, quantize_acts_avx2(x, n_tokens, w.cols), n_tokens, y, ldy, r0, r1);
+    case DType::Q6_K: {
+      const QuantizedActs xa = quantize_acts_avx2(x, n_tokens, w.cols);
+      if (w.layout == WeightLayout::Rows8) return rows8_matmul(w, xa, n_tokens, y, ldy, r0, r1);
+      return quant_rows(w, xa, n_tokens, y, ldy, r0, r1);
+    }
     default:
       return matmul_rows_scalar(w, x, n_tokens, y, ldy, r0, r1);  // throws on a non-weight dtype
   }
