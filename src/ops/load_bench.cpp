@@ -275,19 +275,26 @@ void raise_fd_limit(int needed) {
 
 }  // namespace
 
-std::string chat_completions_url(const std::string& url) {
+namespace {
+
+// "http://h:8080" / "http://h:8080/" / "http://h:8080/v1" -> "http://h:8080/v1".
+std::string api_base_url(const std::string& url) {
   std::string u = url;
   while (!u.empty() && u.back() == '/') u.pop_back();
   if (u.rfind("http://", 0) != 0 && u.rfind("https://", 0) != 0)
     fail("--url '{}' is not an http:// or https:// URL; write it like http://127.0.0.1:8080", url);
-  if (u.size() >= 3 && u.compare(u.size() - 3, 3, "/v1") == 0) return u + "/chat/completions";
-  return u + "/v1/chat/completions";
+  if (u.size() >= 3 && u.compare(u.size() - 3, 3, "/v1") == 0) return u;
+  return u + "/v1";
+}
+
+}  // namespace
+
+std::string chat_completions_url(const std::string& url) {
+  return api_base_url(url) + "/chat/completions";
 }
 
 std::string bench_url(const LoadBenchOptions& o) {
-  const std::string chat = chat_completions_url(o.url);
-  if (o.chat) return chat;
-  return chat.substr(0, chat.size() - std::string("/chat/completions").size()) + "/completions";
+  return api_base_url(o.url) + (o.chat ? "/chat/completions" : "/completions");
 }
 
 LoadBenchResult run_load_bench(const LoadBenchOptions& o, const LoadBenchObserver& obs) {
