@@ -16,34 +16,6 @@ struct Shape {
   int64_t rows, cols, n_tokens;
 };
 
-bool float_dtype(DType dt) {
-  return dt == DType::F32 || dt == DType::F16 || dt == DType::BF16;
-}
-
-// Allowed |simd - scalar| for output (t, r).
-// Float weights: both sides are f32 sums of the same exact products in a different order, each
-// within γ_n·Σ|w·x| of the exact value (γ_n ≈ n·2^-24), so the two differ by at most 2·γ_n·Σ|w·x|.
-// Quantized weights: the SIMD path quantizes x to 8 bits per block of 32 (d_b = amax_b/127, round
-// to nearest), each x_i off by at most d_b/2 (plus a few ulp of x_i from using 1/d), so the dot is
-// off by at most Σ_i |w_i|·(d_b/2 + 4·2^-24·|x_i|), plus the same 2·γ_n·Σ|w·x| for summation and
-// the f32 scale products.
-double allowed_error(DType dt, const float* w, const float* x, int64_t cols) {
-  double sum_abs = 0.0;
-  for (int64_t i = 0; i < cols; ++i) sum_abs += std::fabs(static_cast<double>(w[i]) * x[i]);
-  double bound = 2.0 * static_cast<double>(cols + 4) * kU * sum_abs;
-  if (!float_dtype(dt)) {
-    for (int64_t b = 0; b < cols / 32; ++b) {
-      double amax = 0.0;
-      for (int j = 0; j < 32; ++j) amax = std::fmax(amax, std::fabs(x[b * 32 + j]));
-      for (int j = 0; j < 32; ++j) {
-        bound +=
-            std::fabs(w[b * 32 + j]) * (amax / 127.0 / 2.0 + 4.0 * kU * std::fabs(x[b * 32 + j]));
-      }
-    }
-  }
-  return bound + 1e-30;
-}
-
 class MatmulRows : public ::testing::TestWithParam<std::tuple<Isa, DType, Shape>> {};
 
 TEST_P(MatmulRows, MatchesScalarReferenceWithinDerivedBound) {

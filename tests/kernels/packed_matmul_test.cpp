@@ -18,21 +18,6 @@ struct Shape {
   int64_t rows, cols, n_tokens;
 };
 
-// |simd - scalar| bound for a quantized weight row (matmul_test.cpp derives it): activation
-// quantization (d_b / 2 per element, plus a few ulp) and f32 summation on both sides.
-double allowed_error(const float* w, const float* x, int64_t cols) {
-  double sum_abs = 0.0, bound = 0.0;
-  for (int64_t i = 0; i < cols; ++i) sum_abs += std::fabs(static_cast<double>(w[i]) * x[i]);
-  for (int64_t b = 0; b < cols / 32; ++b) {
-    double amax = 0.0;
-    for (int j = 0; j < 32; ++j) amax = std::fmax(amax, std::fabs(x[b * 32 + j]));
-    for (int j = 0; j < 32; ++j)
-      bound +=
-          std::fabs(w[b * 32 + j]) * (amax / 127.0 / 2.0 + 4.0 * kU * std::fabs(x[b * 32 + j]));
-  }
-  return bound + 2.0 * static_cast<double>(cols + 4) * kU * sum_abs + 1e-30;
-}
-
 TEST(PackRows8, UnpackGivesBackEveryRow) {
   for (DType dt : {DType::Q4_0, DType::Q8_0}) {
     const int64_t rows = 24, cols = 96;
@@ -89,7 +74,7 @@ TEST_P(PackedMatmul, MatchesScalarOnFileLayoutWithinDerivedBound) {
         continue;
       }
       ASSERT_NEAR(got[i], ref[i],
-                  allowed_error(wf.data() + r * s.cols, x.data() + t * s.cols, s.cols))
+                  allowed_error(dt, wf.data() + r * s.cols, x.data() + t * s.cols, s.cols))
           << "t=" << t << " r=" << r;
     }
   }
