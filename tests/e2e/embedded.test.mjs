@@ -2,10 +2,12 @@
 // small GLM-4 the project trained itself: tools/train_embedded.py) and answers a chat request with
 // readable text, driven by the official `openai` SDK. Unlike server.test.mjs (random weights) this
 // checks the text: enough words, the same answer twice at temperature 0, different answers for
-// different prompts, and an answer that ends on its own (a stop token, not max_tokens).
+// different prompts, and an answer that ends on its own (a stop token, not max_tokens); and
+// `autoglm bench --url` against it.
 // Env: AUTOGLM_BIN (default ../../build/autoglm). AUTOGLM_MODEL is removed so the default is used.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
@@ -76,4 +78,34 @@ test('temperature 0 is deterministic; different prompts get different answers', 
   // The Chinese request gets Chinese text.
   const han = [...zh].filter((ch) => /\p{Script=Han}/u.test(ch)).length;
   assert.ok(han >= 10, `expected Chinese characters: ${zh}`);
+});
+
+// `autoglm bench --url` (the online load generator) against this running server: every request
+// of every level succeeds, and the counts add up (ignore_eos: exactly --max-tokens each).
+test('bench --url loads the running server: counts add up, no errors', async (t) => {
+  const args = ['bench', '--url', server.url, '--model', 'autoglm-mini', '--concurrency', '1,4',
+    '--requests', '8', '--prompt-tokens', '16', '--max-tokens', '16', '--json'];
+  const { code, stdout, stderr } = await new Promise((resolve) => {
+    const proc = spawn(BIN, args);
+    let out = '';
+    let err = '';
+    proc.stdout.on('data', (d) => { out += d; });
+    proc.stderr.on('data', (d) => { err += d; });
+    proc.on('exit', (c) => resolve({ code: c, stdout: out, stderr: err }));
+  });
+  assert.equal(code, 0, stderr);
+  const report = JSON.parse(stdout);
+  assert.equal(report.url, `${server.url}/v1/chat/completions`);
+  assert.deepEqual(report.levels.map((l) => l.concurrency), [1, 4]);
+  for (const l of report.levels) {
+    t.diagnostic(`${l.concurrency} streams: ${l.output_tokens_per_s.toFixed(0)} tokens/s, ` +
+      `TTFT p50 ${l.ttft_ms.p50.toFixed(1)} ms`);
+    assert.equal(l.requests, 8);
+    assert.equal(l.ok, 8, JSON.stringify(l.errors));
+    assert.deepEqual(l.errors, {});
+    assert.equal(l.output_tokens, 8 * 16);
+    assert.equal(l.ttft_ms.count, 8);
+    assert.ok(l.ttft_ms.p50 > 0 && l.ttft_ms.p50 <= l.ttft_ms.p99);
+    assert.ok(l.output_tokens_per_s > 0);
+  }
 });
