@@ -52,7 +52,9 @@ QuantizedActs quantize_acts(const float* x, int64_t n_tokens, int64_t cols);
 // Row r of a Rows8 matrix back in the file's layout (w.row_stride() bytes into out).
 void unpack_row_x8(const Matrix& w, int64_t r, void* out);
 
-// Per-thread f32 scratch of at least n floats (grows, never shrinks).
+// Per-thread f32 scratch of at least n floats (grows, never shrinks). Slots: 0 the scalar matmul's
+// dequantized row, 1 attention scores, 2 MoE routing, 3 activation scales, 4 bf16 split x.
+constexpr int kScratchSlots = 5;
 float* scratch_f32(int64_t n, int slot);
 
 }  // namespace autoglm::kernels::detail

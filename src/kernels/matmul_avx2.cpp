@@ -100,6 +100,35 @@ void float_rows_nt(const Matrix& w, const float* x, int64_t t0, float* y, int64_
   if (r < r1) float_block<DT, 1, NT>(w, xt, y, ldy, t0, r);
 }
 
+// bf16 weights are the top halves of f32s: one 32-byte load holds 16, and in each 32-bit lane the
+// even element becomes an f32 by a shift and the odd one by a mask. Against x split the same way
+// (per 16 elements: the 8 even ones, then the 8 odd ones) that is one load and one ALU op per 8
+// weights, where widening each 8 (vpmovzxwd, a cross-lane shuffle, then a shift) takes two ops.
+// Returns x [n_tokens, n] split per whole 16 of each row, the tail copied as it is.
+const float* bf16_split_x(const float* x, int64_t n_tokens, int64_t n) {
+  float* out = scratch_f32(n_tokens * n, 4);
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const float* src = x + t * n;
+    float* dst = out + t * n;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      for (int j = 0; j < 8; ++j) {
+        dst[i + j] = src[i + 2 * j];
+        dst[i + 8 + j] = src[i + 2 * j + 1];
+      }
+    }
+    for (; i < n; ++i) dst[i] = src[i];
+  }
+  return out;
+}
+
+// 16 bf16 weights at p as f32: even elements (slot 0) and odd elements (slot 1).
+inline void load16_bf16_split(const void* p, __m256& even, __m256& odd) {
+  const __m256i v = _mm256_loadu_si256(static_cast<const __m256i*>(p));
+  even = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+  odd = _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32(static_cast<int>(0xffff0000u))));
+}
+
 // One token (decode): 4 rows, each with 2 accumulators over alternate 8-column steps. One
 // accumulator per row would chain every FMA on the one before (5 cycles of latency on Zen 2):
 // 8 independent chains keep the FMA units fed, so the weight stream sets the pace.
@@ -108,6 +137,7 @@ void float_rows_decode(const Matrix& w, const float* x, float* y, int64_t r0, in
   const int64_t n = w.cols;
   const int64_t elem = DT == DType::F32 ? 4 : 2;
   const auto* base = static_cast<const uint8_t*>(w.data);
+  const float* xs = DT == DType::BF16 ? bf16_split_x(x, 1, n) : x;  // the 16-wide steps read xs
   int64_t r = r0;
   for (; r + 4 <= r1; r += 4) {
     const void* row[4];
@@ -116,11 +146,18 @@ void float_rows_decode(const Matrix& w, const float* x, float* y, int64_t r0, in
     for (int k = 0; k < 4; ++k) acc[k][0] = acc[k][1] = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
-      const __m256 x0 = _mm256_loadu_ps(x + i);
-      const __m256 x1 = _mm256_loadu_ps(x + i + 8);
+      const __m256 x0 = _mm256_loadu_ps(xs + i);
+      const __m256 x1 = _mm256_loadu_ps(xs + i + 8);
       for (int k = 0; k < 4; ++k) {
-        acc[k][0] = _mm256_fmadd_ps(load8<DT>(row[k], i), x0, acc[k][0]);
-        acc[k][1] = _mm256_fmadd_ps(load8<DT>(row[k], i + 8), x1, acc[k][1]);
+        if constexpr (DT == DType::BF16) {
+          __m256 even, odd;
+          load16_bf16_split(static_cast<const uint16_t*>(row[k]) + i, even, odd);
+          acc[k][0] = _mm256_fmadd_ps(even, x0, acc[k][0]);
+          acc[k][1] = _mm256_fmadd_ps(odd, x1, acc[k][1]);
+        } else {
+          acc[k][0] = _mm256_fmadd_ps(load8<DT>(row[k], i), x0, acc[k][0]);
+          acc[k][1] = _mm256_fmadd_ps(load8<DT>(row[k], i + 8), x1, acc[k][1]);
+        }
       }
     }
     for (; i + 8 <= n; i += 8) {

@@ -66,7 +66,7 @@ void rope(float* x, int n_heads, int head_dim, int rot_dims, const float* cos, c
 }  // namespace
 
 float* scratch_f32(int64_t n, int slot) {
-  thread_local std::vector<float> buffers[4];
+  thread_local std::vector<float> buffers[kScratchSlots];
   std::vector<float>& buf = buffers[slot];
   if (static_cast<int64_t>(buf.size()) < n) buf.resize(static_cast<size_t>(n));
   return buf.data();
