@@ -20,6 +20,10 @@ void matmul_rows_scalar(const Matrix& w, const float* x, int64_t n_tokens, float
                         int64_t r0, int64_t r1);
 void matmul_rows_avx2(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
                       int64_t r0, int64_t r1);
+// Float weights (f32 / f16 / bf16) for several tokens: 16-row panels converted to f32 and
+// transposed once per call, then 16 rows x 6 tokens of FMAs (gemm_float_avx2.cpp).
+void float_gemm_avx2(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
+                     int64_t r0, int64_t r1);
 void matmul_rows_avx512(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
                         int64_t r0, int64_t r1);
 
@@ -53,8 +57,9 @@ QuantizedActs quantize_acts(const float* x, int64_t n_tokens, int64_t cols);
 void unpack_row_x8(const Matrix& w, int64_t r, void* out);
 
 // Per-thread f32 scratch of at least n floats (grows, never shrinks). Slots: 0 the scalar matmul's
-// dequantized row, 1 attention scores, 2 MoE routing, 3 activation scales, 4 bf16 split x.
-constexpr int kScratchSlots = 5;
+// dequantized row, 1 attention scores, 2 MoE routing, 3 activation scales, 4 bf16 split x,
+// 5 the f32 weight panel of float_gemm_avx2.
+constexpr int kScratchSlots = 6;
 float* scratch_f32(int64_t n, int slot);
 
 }  // namespace autoglm::kernels::detail

@@ -27,34 +27,12 @@ inline __m256i nib_dot_finish(__m256i acc) {
 }  // namespace
 }  // namespace autoglm::kernels::detail
 
+#include "kernels/float_load_avx2.h"
 #include "kernels/matmul_quant_simd.h"
 #include "kernels/matmul_rows8_simd.h"
 
 namespace autoglm::kernels::detail {
 namespace {
-
-template <DType DT>
-inline __m256 load8(const void* row, int64_t i) {
-  if constexpr (DT == DType::F32) {
-    return _mm256_loadu_ps(static_cast<const float*>(row) + i);
-  } else {
-    const __m128i h =
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(row) + i));
-    if constexpr (DT == DType::F16) return _mm256_cvtph_ps(h);
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-  }
-}
-
-template <DType DT>
-inline float load1(const void* row, int64_t i) {
-  if constexpr (DT == DType::F32) return static_cast<const float*>(row)[i];
-  const uint16_t h = static_cast<const uint16_t*>(row)[i];
-  if constexpr (DT == DType::F16) return _cvtsh_ss(h);
-  const uint32_t bits = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
 
 // Rows r..r+NR-1 for tokens t0..t0+NT-1. Two rows x four tokens keep 8 accumulators, 2 weight
 // vectors and one activation vector in registers: 6 loads feed 8 FMAs, where one row x four
@@ -174,10 +152,16 @@ void float_rows_decode(const Matrix& w, const float* x, float* y, int64_t r0, in
   for (; r < r1; ++r) float_block<DT, 1, 1>(w, xt, y, 0, 0, r);
 }
 
+constexpr int64_t kPanelGemmMinTokens = 32;
+
 template <DType DT>
 void float_rows(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
                 int64_t r0, int64_t r1) {
   if (n_tokens == 1) return float_rows_decode<DT>(w, x, y, r0, r1);
+  // The panel GEMM converts each weight once per call (per 128 tokens): at 16 tokens that cost
+  // cancels its faster FMA loop (single-thread kernels_bench, f16 and bf16: equal within noise);
+  // at 512 tokens it is about 1.5x faster.
+  if (n_tokens >= kPanelGemmMinTokens) return float_gemm_avx2(w, x, n_tokens, y, ldy, r0, r1);
   constexpr int64_t kRowChunk = 16;  // see quant_rows: weights reused from L2 across token groups
   for (int64_t c0 = r0; c0 < r1; c0 += kRowChunk) {
     const int64_t c1 = c0 + kRowChunk < r1 ? c0 + kRowChunk : r1;

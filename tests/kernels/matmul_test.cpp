@@ -54,8 +54,12 @@ std::vector<std::tuple<Isa, DType, Shape>> cases() {
   const std::vector<Shape> quant_shapes = {
       {37, 64, 1}, {19, 96, 3}, {33, 256, 5}, {8, 512, 17}, {21, 768, 4}};
   // One-token shapes reach the decode kernel's 16-, 8- and 1-column steps and its 4-row blocks.
-  const std::vector<Shape> float_shapes = {{37, 67, 1}, {19, 13, 3},  {33, 256, 5}, {8, 515, 17},
-                                           {5, 7, 2},   {21, 768, 4}, {22, 91, 1},  {3, 2048, 1}};
+  // From 32 tokens the AVX2 panel GEMM runs: {19, 1100, 45} has a partial 16-row panel, column
+  // chunks of 512, 512 and 76 (not a multiple of 8) and a padded last group of 3 tokens;
+  // {16, 64, 140} spans two token chunks of 128.
+  const std::vector<Shape> float_shapes = {{37, 67, 1},    {19, 13, 3},  {33, 256, 5}, {8, 515, 17},
+                                           {5, 7, 2},      {21, 768, 4}, {22, 91, 1},  {3, 2048, 1},
+                                           {19, 1100, 45}, {16, 64, 140}};
   for (Isa isa : simd_isas()) {
     for (DType dt : {DType::F32, DType::F16, DType::BF16}) {
       for (const Shape& s : float_shapes) out.emplace_back(isa, dt, s);
