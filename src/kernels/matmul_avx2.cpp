@@ -1,7 +1,9 @@
-// AVX2 matmul rows. f32 / f16 (F16C vcvtph2ps) / bf16 (shift to f32) weights: 8-wide FMA against
-// f32 activations. q8_0 / q4_0 / q6_K: activations quantized once per call to 8-bit blocks of 32
-// (quantize_acts_avx2, the same rounding as the scalar quantize_acts), dot products with
-// maddubs + madd (matmul_quant_simd.h). Up to 4 tokens share each weight load.
+// AVX2 matmul rows (also the float path of the AVX-512 table). f32 / f16 (F16C vcvtph2ps) / bf16
+// (shift or mask to f32) weights: 8-wide FMA against f32 activations; one token (decode) and up to
+// 31 tokens here, 32 and more in the panel GEMM of gemm_float_avx2.cpp. q8_0 / q4_0 / q6_K:
+// activations quantized once per call to 8-bit blocks of 32 (quantize_acts_avx2, the same
+// rounding as the scalar quantize_acts), dot products with maddubs + madd (matmul_quant_simd.h,
+// matmul_rows8_simd.h). Up to 4 tokens share each weight load.
 #include <immintrin.h>
 
 #include <cstdint>

@@ -1,6 +1,6 @@
-// AVX-512 matmul rows. f32 / f16 (vcvtph2ps) / bf16 (shift to f32) weights: 16-wide FMA against f32
-// activations. q8_0 / q4_0 / q6_K: activations quantized once per call to 8-bit blocks of 32, dot
-// products with VNNI vpdpbusd (matmul_quant_simd.h). Up to 4 tokens share each weight load.
+// AVX-512 matmul rows. q8_0 / q4_0 / q6_K: activations quantized once per call to 8-bit blocks of
+// 32, dot products with VNNI vpdpbusd (matmul_quant_simd.h, matmul_rows8_simd.h). Up to 4 tokens
+// share each weight load. f32 / f16 / bf16 weights use the AVX2 float kernels (see below).
 // GCC 12's AVX-512 reduce/extract intrinsics start from _mm256_undefined_*() and trip
 // -Wuninitialized inside the system header once inlined (GCC PR 105593, fixed in GCC 13).
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -34,70 +34,6 @@ inline __m256i nib_dot_finish(__m256i acc) {
 namespace autoglm::kernels::detail {
 namespace {
 
-template <DType DT>
-inline __m512 load16(const void* row, int64_t i, __mmask16 m) {
-  if constexpr (DT == DType::F32) {
-    return _mm512_maskz_loadu_ps(m, static_cast<const float*>(row) + i);
-  } else if constexpr (DT == DType::F16) {
-    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(row) + i));
-  } else {  // bf16: the 16 bits are the top half of an f32
-    const __m256i h = _mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(row) + i);
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-  }
-}
-
-template <DType DT, int NT>
-void float_rows_nt(const Matrix& w, const float* x, int64_t t0, float* y, int64_t ldy, int64_t r0,
-                   int64_t r1) {
-  const int64_t n = w.cols;
-  const int64_t elem = DT == DType::F32 ? 4 : 2;
-  const auto* base = static_cast<const uint8_t*>(w.data);
-  const float* xt[NT];
-  for (int t = 0; t < NT; ++t) xt[t] = x + (t0 + t) * n;
-  for (int64_t r = r0; r < r1; ++r) {
-    const void* row = base + r * n * elem;
-    __m512 acc[NT];
-    for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-      const __m512 wv = load16<DT>(row, i, 0xffff);
-      for (int t = 0; t < NT; ++t) acc[t] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xt[t] + i), acc[t]);
-    }
-    if (i < n) {  // masked tail: rows need not be a multiple of 16
-      const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1u);
-      const __m512 wv = load16<DT>(row, i, m);
-      for (int t = 0; t < NT; ++t) {
-        acc[t] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, xt[t] + i), acc[t]);
-      }
-    }
-    for (int t = 0; t < NT; ++t) y[(t0 + t) * ldy + r] = _mm512_reduce_add_ps(acc[t]);
-  }
-}
-
-template <DType DT>
-void float_rows(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
-                int64_t r0, int64_t r1) {
-  constexpr int64_t kRowChunk = 16;  // see quant_rows: weights reused from L2 across token groups
-  for (int64_t c0 = r0; c0 < r1; c0 += kRowChunk) {
-    const int64_t c1 = c0 + kRowChunk < r1 ? c0 + kRowChunk : r1;
-    int64_t t0 = 0;
-    for (; t0 + 4 <= n_tokens; t0 += 4) float_rows_nt<DT, 4>(w, x, t0, y, ldy, c0, c1);
-    switch (n_tokens - t0) {
-      case 3:
-        float_rows_nt<DT, 3>(w, x, t0, y, ldy, c0, c1);
-        break;
-      case 2:
-        float_rows_nt<DT, 2>(w, x, t0, y, ldy, c0, c1);
-        break;
-      case 1:
-        float_rows_nt<DT, 1>(w, x, t0, y, ldy, c0, c1);
-        break;
-      default:
-        break;
-    }
-  }
-}
-
 // d = amax/127 per block of 32, q = round-to-nearest-even(x / d) (vcvtps2dq), saturating packs.
 QuantizedActs quantize_acts_avx512(const float* x, int64_t n_tokens, int64_t cols) {
   const ActBuffers buf = act_buffers(n_tokens, cols);
@@ -128,11 +64,14 @@ void matmul_rows_avx512(const Matrix& w, const float* x, int64_t n_tokens, float
                         int64_t r0, int64_t r1) {
   switch (w.dtype) {
     case DType::F32:
-      return float_rows<DType::F32>(w, x, n_tokens, y, ldy, r0, r1);
     case DType::F16:
-      return float_rows<DType::F16>(w, x, n_tokens, y, ldy, r0, r1);
     case DType::BF16:
-      return float_rows<DType::BF16>(w, x, n_tokens, y, ldy, r0, r1);
+      // The AVX2 float kernels (every AVX-512 CPU has AVX2, FMA and F16C): the decode kernel with
+      // 8 independent FMA chains and bf16 split loads, and the panel GEMM from 32 tokens. The
+      // AVX-512 kernels they replace kept one FMA chain per row (decode) or per token (prefill,
+      // 97 GFLOP/s on 2 threads on the Zen 4 host of 2026-11-25), and Zen 4 runs a 512-bit FMA as
+      // two 256-bit halves, so 256-bit code loses no peak there.
+      return matmul_rows_avx2(w, x, n_tokens, y, ldy, r0, r1);
     case DType::Q4_0:
     case DType::Q8_0:
     case DType::Q6_K: {
