@@ -113,6 +113,7 @@ int run(BenchFlags& f) {
                             {"gflops", r.prefill_gflops}}},
                           {"decode",
                            {{"tokens", f.options.decode_tokens},
+                            {"context", f.options.context},
                             {"tokens_per_s", r.decode_tps},
                             {"median_tokens_per_s", r.decode_median_tps},
                             {"bytes_per_token", r.decode_bytes_per_token},
@@ -133,10 +134,12 @@ int run(BenchFlags& f) {
       r.bandwidth_gbps.size());
   std::printf("prefill  %d tokens: %.1f tokens/s (median of %d), %.1f GFLOP/s\n",
               f.options.prompt_tokens, r.prefill_median_tps, f.options.repeats, r.prefill_gflops);
+  const std::string after =
+      f.options.context > 0 ? fmt::format(" after {} cached", f.options.context) : "";
   std::printf(
-      "decode   %d tokens: %.2f tokens/s (median of %d), %.3f GB/token, %.1f GB/s = %.0f%% of "
+      "decode   %d tokens%s: %.2f tokens/s (median of %d), %.3f GB/token, %.1f GB/s = %.0f%% of "
       "the measured bandwidth (roofline %.1f tokens/s)\n",
-      f.options.decode_tokens, r.decode_median_tps, f.options.repeats,
+      f.options.decode_tokens, after.c_str(), r.decode_median_tps, f.options.repeats,
       r.decode_bytes_per_token / 1e9, r.decode_gbps, 100.0 * r.decode_gbps / bw, roofline_tps);
   if (f.options.batch > 0) {
     std::printf(
@@ -156,6 +159,10 @@ Action register_bench(CLI::App& app) {
   f->prompt_flag = app.add_option("--prompt-tokens", f->options.prompt_tokens,
                                   "Prefill length (default 512; online: about 128 tokens)");
   app.add_option("--decode-tokens", f->options.decode_tokens, "Tokens decoded (default 128)");
+  app.add_option("--context", f->options.context,
+                 "Tokens already in the KV cache when decode starts (default 0): decode speed at a "
+                 "long context")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--repeats", f->options.repeats, "Repeats; medians are reported (default 3)");
   app.add_option("--batch", f->options.batch,
                  "Sequences decoded together in the batched-decode run (default 16; 0 skips it)")

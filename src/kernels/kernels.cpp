@@ -67,6 +67,9 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadP
       matmul_grain(w.cols, n_tokens));
 }
 
+// Cache rows per call of dot_heads / axpy_heads.
+constexpr int64_t kRowBlock = 64;
+
 void attention(const AttentionArgs& a, ThreadPool& pool) {
   if (a.n_heads <= 0 || a.n_kv_heads <= 0 || a.n_heads % a.n_kv_heads != 0 || a.head_dim <= 0) {
     fail("attention: {} query heads cannot share {} KV heads (need a positive multiple)", a.n_heads,
@@ -85,25 +88,43 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
                       : a.v + j * kv_stride;
   };
   const int64_t q_stride = static_cast<int64_t>(a.n_heads) * a.head_dim;  // per query token
-  const int64_t work_per_head = 2 * (a.q_pos0 + a.n_q) * a.head_dim;
-  const int64_t grain = std::max<int64_t>(1, kMinChunkWork / std::max<int64_t>(1, work_per_head));
+  // The query heads that share a KV head (GQA: 8 per KV head in GLM-4) are computed together, so
+  // each K and V row is read once for all of them instead of once per head: at a long context the
+  // cache is read as often as the weights. When there are fewer (token, KV head) pairs than
+  // threads (decode on many cores), each group is split so that every thread has work.
+  const int64_t pairs = a.n_q * a.n_kv_heads;
+  const int64_t splits = std::min<int64_t>(group, (pool.size() + pairs - 1) / pairs);
+  const int heads_per_unit = static_cast<int>((group + splits - 1) / splits);
+  const int64_t work_per_unit = 2 * (a.q_pos0 + a.n_q) * a.head_dim * heads_per_unit;
+  const int64_t grain = std::max<int64_t>(1, kMinChunkWork / std::max<int64_t>(1, work_per_unit));
   pool.parallel_for(
-      a.n_q * a.n_heads,
+      pairs * splits,
       [&](int64_t i0, int64_t i1) {
         for (int64_t i = i0; i < i1; ++i) {
-          const int64_t t = i / a.n_heads;
-          const int h = static_cast<int>(i % a.n_heads);
+          const int64_t t = i / (a.n_kv_heads * splits);
+          const int64_t kv_head = (i / splits) % a.n_kv_heads;
+          const int64_t h0 = kv_head * group + (i % splits) * heads_per_unit;
+          const int64_t nh = std::min<int64_t>(heads_per_unit, (kv_head + 1) * group - h0);
+          if (nh <= 0) continue;
           const int64_t n_ctx = a.q_pos0 + t + 1;  // causal: positions [0, q_pos0 + t]
-          const float* q = a.q + t * q_stride + static_cast<int64_t>(h) * a.head_dim;
-          const int64_t kv_off = static_cast<int64_t>(h / group) * a.head_dim;
-          float* scores = detail::scratch_f32(n_ctx, 1);
-          for (int64_t j = 0; j < n_ctx; ++j) {
-            scores[j] = k.dot(q, k_row(j) + kv_off, a.head_dim) * a.scale;
+          const float* q = a.q + t * q_stride + h0 * a.head_dim;
+          float* out = a.out + t * q_stride + h0 * a.head_dim;
+          const int64_t kv_off = kv_head * a.head_dim;
+          float* scores = detail::scratch_f32(nh * n_ctx, 1);  // [nh, n_ctx]
+          // Blocks of kRowBlock cache rows: 32 KiB of a 128-wide head, L1-sized.
+          const float* rows[kRowBlock];
+          for (int64_t j0 = 0; j0 < n_ctx; j0 += kRowBlock) {
+            const int64_t nr = std::min(kRowBlock, n_ctx - j0);
+            for (int64_t r = 0; r < nr; ++r) rows[r] = k_row(j0 + r) + kv_off;
+            k.dot_heads(q, nh, rows, nr, a.head_dim, a.scale, scores + j0, n_ctx);
           }
-          k.softmax(scores, n_ctx);
-          float* out = a.out + t * q_stride + static_cast<int64_t>(h) * a.head_dim;
-          for (int d = 0; d < a.head_dim; ++d) out[d] = 0.0f;
-          for (int64_t j = 0; j < n_ctx; ++j) k.axpy(scores[j], v_row(j) + kv_off, out, a.head_dim);
+          for (int64_t h = 0; h < nh; ++h) k.softmax(scores + h * n_ctx, n_ctx);
+          std::fill(out, out + nh * a.head_dim, 0.0f);
+          for (int64_t j0 = 0; j0 < n_ctx; j0 += kRowBlock) {
+            const int64_t nr = std::min(kRowBlock, n_ctx - j0);
+            for (int64_t r = 0; r < nr; ++r) rows[r] = v_row(j0 + r) + kv_off;
+            k.axpy_heads(scores + j0, n_ctx, nh, rows, nr, out, a.head_dim);
+          }
         }
       },
       grain);

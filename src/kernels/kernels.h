@@ -71,6 +71,17 @@ struct KernelTable {
   // y[i] += a · x[i]
   void (*axpy)(float a, const float* x, float* y, int64_t n) = nullptr;
 
+  // Attention over a block of key or value rows for n_heads query heads at once (the heads that
+  // share a KV head), so each row is loaded once per group and, in axpy_heads, each output once
+  // per block:
+  //   dot_heads:  out[h · out_stride + r] = scale · Σ_i q[h·n + i] · keys[r][i]
+  //   axpy_heads: y[h·n + i] += Σ_r coef[h · coef_stride + r] · values[r][i]
+  // for h < n_heads, r < n_rows, i < n.
+  void (*dot_heads)(const float* q, int64_t n_heads, const float* const* keys, int64_t n_rows,
+                    int64_t n, float scale, float* out, int64_t out_stride) = nullptr;
+  void (*axpy_heads)(const float* coef, int64_t coef_stride, int64_t n_heads,
+                     const float* const* values, int64_t n_rows, float* y, int64_t n) = nullptr;
+
   // Rotates the first `rot_dims` dims of each of n_heads heads (head_dim apart) of one token.
   // cos/sin hold rot_dims/2 values for this token's position: cos[j] = cos(pos · θ^(-2j/rot_dims)).
   void (*rope)(float* x, int n_heads, int head_dim, int rot_dims, const float* cos,

@@ -46,6 +46,21 @@ void axpy(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+void dot_heads(const float* q, int64_t n_heads, const float* const* keys, int64_t n_rows, int64_t n,
+               float scale, float* out, int64_t out_stride) {
+  for (int64_t h = 0; h < n_heads; ++h) {
+    for (int64_t r = 0; r < n_rows; ++r)
+      out[h * out_stride + r] = scale * dot(q + h * n, keys[r], n);
+  }
+}
+
+void axpy_heads(const float* coef, int64_t coef_stride, int64_t n_heads, const float* const* values,
+                int64_t n_rows, float* y, int64_t n) {
+  for (int64_t h = 0; h < n_heads; ++h) {
+    for (int64_t r = 0; r < n_rows; ++r) axpy(coef[h * coef_stride + r], values[r], y + h * n, n);
+  }
+}
+
 // GLM_ARCHITECTURES.md section 0: interleaved pairs (2j, 2j+1), half-split pairs (j, j + R/2).
 void rope(float* x, int n_heads, int head_dim, int rot_dims, const float* cos, const float* sin,
           RopeStyle style) {
@@ -136,6 +151,8 @@ KernelTable scalar_table() {
   t.add = add;
   t.dot = dot;
   t.axpy = axpy;
+  t.dot_heads = dot_heads;
+  t.axpy_heads = axpy_heads;
   t.rope = rope;
   t.quantize_row = quantize_row_scalar;
   t.dequantize_row = dequantize_row_scalar;

@@ -121,6 +121,59 @@ void simd_axpy(float a, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
+// Four heads per pass over each key: each key vector is loaded once for 4 dot products, and the 4
+// accumulators are independent FMA chains.
+template <class V>
+void simd_dot_heads(const float* q, int64_t n_heads, const float* const* keys, int64_t n_rows,
+                    int64_t n, float scale, float* out, int64_t out_stride) {
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const float* key = keys[r];
+    int64_t h = 0;
+    for (; h + 4 <= n_heads; h += 4) {
+      const float* q0 = q + h * n;
+      typename V::T acc[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
+      int64_t i = 0;
+      for (; i + V::W <= n; i += V::W) {
+        const typename V::T k = V::load(key + i);
+        for (int j = 0; j < 4; ++j) acc[j] = V::fmadd(V::load(q0 + j * n + i), k, acc[j]);
+      }
+      for (int j = 0; j < 4; ++j) {
+        float sum = V::hsum(acc[j]);
+        for (int64_t t = i; t < n; ++t) sum += q0[j * n + t] * key[t];
+        out[(h + j) * out_stride + r] = scale * sum;
+      }
+    }
+    for (; h < n_heads; ++h) out[h * out_stride + r] = scale * simd_dot<V>(q + h * n, key, n);
+  }
+}
+
+// Eight vectors of one head's output stay in registers while every row of the block is added in,
+// so the output is loaded and stored once per block instead of once per row (which had cost a
+// store per FMA).
+template <class V>
+void simd_axpy_heads(const float* coef, int64_t coef_stride, int64_t n_heads,
+                     const float* const* values, int64_t n_rows, float* y, int64_t n) {
+  constexpr int kVecs = 8;
+  for (int64_t h = 0; h < n_heads; ++h) {
+    const float* c = coef + h * coef_stride;
+    float* yh = y + h * n;
+    int64_t i = 0;
+    for (; i + kVecs * V::W <= n; i += kVecs * V::W) {
+      typename V::T acc[kVecs];
+      for (int k = 0; k < kVecs; ++k) acc[k] = V::load(yh + i + k * V::W);
+      for (int64_t r = 0; r < n_rows; ++r) {
+        const typename V::T cr = V::set1(c[r]);
+        const float* v = values[r] + i;
+        for (int k = 0; k < kVecs; ++k) acc[k] = V::fmadd(cr, V::load(v + k * V::W), acc[k]);
+      }
+      for (int k = 0; k < kVecs; ++k) V::store(yh + i + k * V::W, acc[k]);
+    }
+    if (i < n) {
+      for (int64_t r = 0; r < n_rows; ++r) simd_axpy<V>(c[r], values[r] + i, yh + i, n - i);
+    }
+  }
+}
+
 // GLM_ARCHITECTURES.md section 0. Interleaved: x' = x·(c0 c0 c1 c1 ..) + swap_pairs(x)·(-s0 s0
 // -s1 s1 ..). Half-split: the two halves are plain vectors.
 template <class V>
@@ -171,6 +224,8 @@ KernelTable simd_table(Isa isa, decltype(KernelTable::matmul_rows) matmul_rows) 
   t.add = simd_add<V>;
   t.dot = simd_dot<V>;
   t.axpy = simd_axpy<V>;
+  t.dot_heads = simd_dot_heads<V>;
+  t.axpy_heads = simd_axpy_heads<V>;
   t.rope = simd_rope<V>;
   // Row conversions run at load time, not per token: the scalar ones are kept (bit-exact by
   // construction, and fast enough for converting weights once).

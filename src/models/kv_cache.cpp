@@ -66,6 +66,13 @@ void KvCache::clear() {
   size_ = 0;
 }
 
+void KvCache::rewind(int64_t n_tokens) {
+  if (n_tokens < 0 || n_tokens > size_) {
+    fail("KV cache: cannot rewind to {} tokens when it holds {}", n_tokens, size_);
+  }
+  size_ = n_tokens;
+}
+
 float* KvCache::k_row(int64_t layer, int64_t pos) {
   const int64_t bs = pool_->block_size();
   return pool_->k(blocks_[static_cast<size_t>(pos / bs)], layer) + (pos % bs) * kv_dim_;

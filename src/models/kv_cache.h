@@ -63,6 +63,8 @@ class KvCache {
   void advance(int64_t n_tokens) { size_ += n_tokens; }
   // Forgets every token and returns the blocks to the pool.
   void clear();
+  // Forgets the tokens after the first n_tokens (<= size()); their blocks stay held for reuse.
+  void rewind(int64_t n_tokens);
 
   float* k_row(int64_t layer, int64_t pos);
   float* v_row(int64_t layer, int64_t pos);

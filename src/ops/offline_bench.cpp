@@ -56,8 +56,10 @@ double batched_decode_tps(const models::Model& model, const OfflineBenchOptions&
 
 OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBenchOptions& o,
                                      ThreadPool& pool) {
-  if (o.prompt_tokens < 1 || o.decode_tokens < 1 || o.repeats < 1) {
-    fail("bench needs at least 1 prompt token, 1 decode token and 1 repeat");
+  if (o.prompt_tokens < 1 || o.decode_tokens < 1 || o.repeats < 1 || o.context < 0) {
+    fail(
+        "bench needs at least 1 prompt token, 1 decode token and 1 repeat, and a context of 0 or "
+        "more");
   }
   const models::ModelSpec& spec = model.spec();
   const auto prompt = bench_tokens(o.prompt_tokens, spec.vocab_size);
@@ -72,12 +74,15 @@ OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBe
     model.forward(std::span(&chunk, 1), scratch, pool, logits);
     r.prefill_tps.push_back(o.prompt_tokens / (now_seconds() - t0));
   }
+  // Decode starts after o.context cached tokens plus one (the first token is not timed).
+  models::KvCache cache(spec, o.context + o.decode_tokens + 1);
+  const auto context = bench_tokens(o.context + 1, spec.vocab_size);
+  models::SequenceChunk filled{&cache, context, false};
+  model.forward(std::span(&filled, 1), scratch, pool, logits);
   for (int rep = 0; rep < o.repeats; ++rep) {
     r.bandwidth_gbps.push_back(measure_read_bandwidth(pool, size_t{512} << 20, 3).median_gbps);
-    models::KvCache cache(spec, o.decode_tokens + 1);
+    cache.rewind(o.context + 1);
     int32_t token = prompt[0];
-    models::SequenceChunk first{&cache, std::span(&token, 1), false};
-    model.forward(std::span(&first, 1), scratch, pool, logits);
     const double t0 = now_seconds();
     for (int i = 0; i < o.decode_tokens; ++i) {
       token = prompt[static_cast<size_t>((i + 1) % o.prompt_tokens)];
@@ -100,9 +105,10 @@ OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBe
   const bool tied = w.lm_head.w.data == w.embed.data;
   const double weights_read =
       static_cast<double>(model.weight_bytes()) - (tied ? 0.0 : embed_bytes);
-  // Mean KV-cache read per decode step: K and V of every layer at the mean context length, f32.
+  // Mean KV-cache read per decode step: K and V of every layer at the mean context length, f32,
+  // each read once.
   const double kv_read = 2.0 * static_cast<double>(spec.n_layers * spec.kv_dim()) * sizeof(float) *
-                         (o.decode_tokens / 2.0 + 1.0);
+                         (o.context + o.decode_tokens / 2.0 + 1.0);
   r.decode_bytes_per_token = weights_read + kv_read;
   r.decode_gbps = r.decode_median_tps * r.decode_bytes_per_token / 1e9;
   const double matmul_params = static_cast<double>(spec.parameter_count()) -

@@ -14,6 +14,9 @@ namespace autoglm::ops {
 struct OfflineBenchOptions {
   int prompt_tokens = 512;
   int decode_tokens = 128;
+  // Tokens already in the KV cache when decode starts (prefilled once, kept across repeats): decode
+  // at a long context reads the cache as well as the weights.
+  int context = 0;
   int repeats = 3;
   // Batched decode: this many sequences advance one token per forward (0 skips it), as the
   // server's batching engine runs them; the weights are read once per step for all of them.
@@ -25,7 +28,7 @@ struct OfflineBenchResult {
   std::vector<double> decode_tps;
   double prefill_median_tps = 0;
   double decode_median_tps = 0;
-  double decode_bytes_per_token = 0;  // weights (less the embedding table) + mean KV read
+  double decode_bytes_per_token = 0;  // weights (less the embedding table) + mean KV read (once)
   double decode_gbps = 0;             // decode_median_tps * bytes per token
   double prefill_gflops = 0;          // 2 * matmul parameters * tokens / time (attention excluded)
   std::vector<double> batch_tps;      // aggregate tokens/s of batched decode, each repeat

@@ -114,6 +114,64 @@ TEST_P(Ops, AxpyWithinFmaDifference) {
   }
 }
 
+// Several heads against a block of rows: 4 heads per pass plus single-head tails (1, 3, 4, 5, 8
+// heads), 1 or 5 rows, outputs n_rows + 2 apart as in attention's [head][position] scores.
+TEST_P(Ops, DotHeadsWithinTwiceTheSummationBound) {
+  for (int64_t n_heads : {1, 3, 4, 5, 8}) {
+    for (int64_t n_rows : {1, 5}) {
+      for (int64_t n : kLengths) {
+        const auto q = random_floats(static_cast<size_t>(n_heads * n), 20);
+        const auto keys = random_floats(static_cast<size_t>(n_rows * n), 21);
+        std::vector<const float*> rows;
+        for (int64_t r = 0; r < n_rows; ++r) rows.push_back(keys.data() + r * n);
+        const int64_t stride = n_rows + 2;
+        std::vector<float> a(static_cast<size_t>(n_heads * stride), -1.0f), b(a);
+        ref.dot_heads(q.data(), n_heads, rows.data(), n_rows, n, 0.5f, a.data(), stride);
+        simd.dot_heads(q.data(), n_heads, rows.data(), n_rows, n, 0.5f, b.data(), stride);
+        for (int64_t h = 0; h < n_heads; ++h) {
+          for (int64_t r = 0; r < n_rows; ++r) {
+            double sum_abs = 0.0;
+            for (int64_t i = 0; i < n; ++i) sum_abs += std::fabs(double{q[h * n + i]} * rows[r][i]);
+            EXPECT_NEAR(b[h * stride + r], a[h * stride + r], (n + 1) * kU * sum_abs) << n;
+          }
+          EXPECT_EQ(b[h * stride + n_rows], -1.0f);  // nothing written between the heads' outputs
+        }
+      }
+    }
+  }
+}
+
+// 1 and 70 rows, lengths below, at and past the 8-vector register block.
+TEST_P(Ops, AxpyHeadsWithinTheSummationBound) {
+  for (int64_t n_heads : {1, 3, 8}) {
+    for (int64_t n_rows : {1, 70}) {
+      for (int64_t n : kLengths) {
+        auto a = random_floats(static_cast<size_t>(n_heads * n), 22);
+        auto b = a;
+        const auto y0 = a;
+        const auto values = random_floats(static_cast<size_t>(n_rows * n), 23);
+        std::vector<const float*> rows;
+        for (int64_t r = 0; r < n_rows; ++r) rows.push_back(values.data() + r * n);
+        const int64_t stride = n_rows + 1;
+        const auto coef = random_floats(static_cast<size_t>(n_heads * stride), 24);
+        ref.axpy_heads(coef.data(), stride, n_heads, rows.data(), n_rows, a.data(), n);
+        simd.axpy_heads(coef.data(), stride, n_heads, rows.data(), n_rows, b.data(), n);
+        for (int64_t h = 0; h < n_heads; ++h) {
+          for (int64_t i = 0; i < n; ++i) {
+            const size_t k = static_cast<size_t>(h * n + i);
+            // The same n_rows + 1 terms summed in the same order, fused or not: each result is
+            // within (n_rows + 1)·u·Σ|terms| of exact.
+            double sum_abs = std::fabs(y0[k]);
+            for (int64_t r = 0; r < n_rows; ++r)
+              sum_abs += std::fabs(double{coef[static_cast<size_t>(h * stride + r)]} * rows[r][i]);
+            EXPECT_NEAR(b[k], a[k], 2.0 * (n_rows + 1) * kU * sum_abs) << n;
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST_P(Ops, RopeBothStylesAndPartialRotation) {
   for (RopeStyle style : {RopeStyle::Interleaved, RopeStyle::HalfSplit}) {
     for (auto [head_dim, rot] :
