@@ -121,6 +121,14 @@ void simd_axpy(float a, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
+// KV-cache rows come from DRAM once per step and lie a whole cache row apart (every KV head of a
+// position is stored together), a pattern the hardware prefetcher follows poorly: each block call
+// asks for the row kRowsAhead ahead while it works on the current one.
+constexpr int64_t kRowsAhead = 4;
+inline void prefetch_row(const float* row, int64_t n) {
+  for (int64_t i = 0; i < n; i += 16) __builtin_prefetch(row + i);
+}
+
 // Four heads per pass over each key: each key vector is loaded once for 4 dot products, and the 4
 // accumulators are independent FMA chains.
 template <class V>
@@ -128,6 +136,7 @@ void simd_dot_heads(const float* q, int64_t n_heads, const float* const* keys, i
                     int64_t n, float scale, float* out, int64_t out_stride) {
   for (int64_t r = 0; r < n_rows; ++r) {
     const float* key = keys[r];
+    if (r + kRowsAhead < n_rows) prefetch_row(keys[r + kRowsAhead], n);
     int64_t h = 0;
     for (; h + 4 <= n_heads; h += 4) {
       const float* q0 = q + h * n;
@@ -162,6 +171,7 @@ void simd_axpy_heads(const float* coef, int64_t coef_stride, int64_t n_heads,
       typename V::T acc[kVecs];
       for (int k = 0; k < kVecs; ++k) acc[k] = V::load(yh + i + k * V::W);
       for (int64_t r = 0; r < n_rows; ++r) {
+        if (h == 0 && i == 0 && r + kRowsAhead < n_rows) prefetch_row(values[r + kRowsAhead], n);
         const typename V::T cr = V::set1(c[r]);
         const float* v = values[r] + i;
         for (int k = 0; k < kVecs; ++k) acc[k] = V::fmadd(cr, V::load(v + k * V::W), acc[k]);
