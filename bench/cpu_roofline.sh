@@ -22,3 +22,9 @@ for d in "${dtypes[@]}"; do
   "$BIN" --log-level warn bench --model "$OUT/glm4-edge-shape-$d.gguf" --threads "$THREADS" \
     --prompt-tokens 512 --decode-tokens 128 --repeats 3
 done
+# Decode at a long context reads the KV cache as well as the weights (attention), and a 2048-token
+# prompt's prefill is dominated less by the matmuls: both for the first type.
+d=${dtypes[0]}
+echo "== $d, 2048-token prompt, decode after 2048 cached tokens"
+"$BIN" --log-level warn bench --model "$OUT/glm4-edge-shape-$d.gguf" --threads "$THREADS" \
+  --prompt-tokens 2048 --decode-tokens 32 --context 2048 --repeats 1 --batch 0
