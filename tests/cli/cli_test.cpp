@@ -142,6 +142,16 @@ TEST(Cli, BenchReportsSpeedAndBandwidth) {
   const auto j = nlohmann::json::parse(r.stdout_only);
   EXPECT_GT(j["decode"]["median_tokens_per_s"].get<double>(), 0);
   EXPECT_GT(j["read_bandwidth_gbps"]["median"].get<double>(), 0);
+
+  // --context: decode after 64 cached tokens also reads their K and V each step.
+  const Result c = run("bench --model " + stories() +
+                       " --prompt-tokens 16 --decode-tokens 8 --context 64 --repeats 1 --json");
+  ASSERT_EQ(c.exit_code, 0) << c.out;
+  const auto jc = nlohmann::json::parse(c.stdout_only);
+  EXPECT_EQ(jc["decode"]["context"].get<int>(), 64);
+  EXPECT_GT(jc["decode"]["median_tokens_per_s"].get<double>(), 0);
+  EXPECT_GT(jc["decode"]["bytes_per_token"].get<double>(),
+            j["decode"]["bytes_per_token"].get<double>());
 }
 
 // Bad input: one clear message and exit code 1, never a crash.
