@@ -38,7 +38,7 @@ namespace {
 
 // Rows r..r+NR-1 for tokens t0..t0+NT-1. Two rows x four tokens keep 8 accumulators, 2 weight
 // vectors and one activation vector in registers: 6 loads feed 8 FMAs, where one row x four
-// tokens needs 5 loads for 4 FMAs (Zen 2 issues 2 loads and 2 FMAs a cycle).
+// tokens needs 5 loads for 4 FMAs (Zen 3 issues up to 3 loads and 2 FMAs a cycle).
 template <DType DT, int NR, int NT>
 inline void float_block(const Matrix& w, const float* const* xt, float* y, int64_t ldy, int64_t t0,
                         int64_t r) {
@@ -110,7 +110,7 @@ inline void load16_bf16_split(const void* p, __m256& even, __m256& odd) {
 }
 
 // One token (decode): 4 rows, each with 2 accumulators over alternate 8-column steps. One
-// accumulator per row would chain every FMA on the one before (5 cycles of latency on Zen 2):
+// accumulator per row would chain every FMA on the one before (4 cycles of latency on Zen 3):
 // 8 independent chains keep the FMA units fed, so the weight stream sets the pace.
 template <DType DT>
 void float_rows_decode(const Matrix& w, const float* x, float* y, int64_t r0, int64_t r1) {
