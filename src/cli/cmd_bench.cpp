@@ -106,6 +106,7 @@ int run(BenchFlags& f) {
                           {"threads", pool.size()},
                           {"isa", isa_name(kernels::active().isa)},
                           {"read_bandwidth_gbps", {{"median", bw}, {"samples", r.bandwidth_gbps}}},
+                          {"fma_peak_gflops", r.fma_peak_gflops},
                           {"prefill",
                            {{"tokens", f.options.prompt_tokens},
                             {"tokens_per_s", r.prefill_tps},
@@ -132,8 +133,19 @@ int run(BenchFlags& f) {
   std::printf(
       "memory   read bandwidth %.1f GB/s (median of %zu probes, one before each decode run)\n", bw,
       r.bandwidth_gbps.size());
-  std::printf("prefill  %d tokens: %.1f tokens/s (median of %d), %.1f GFLOP/s\n",
-              f.options.prompt_tokens, r.prefill_median_tps, f.options.repeats, r.prefill_gflops);
+  if (r.fma_peak_gflops > 0) {
+    std::printf("compute  f32 FMA peak %.0f GFLOP/s (256-bit FMAs on every thread)\n",
+                r.fma_peak_gflops);
+  }
+  // Float weights run prefill on the f32 FMAs; quantized ones on 8-bit integer dot products,
+  // whose peak is another one.
+  const std::string of_peak =
+      r.float_weights && r.fma_peak_gflops > 0
+          ? fmt::format(" = {:.0f}% of the FMA peak", 100.0 * r.prefill_gflops / r.fma_peak_gflops)
+          : "";
+  std::printf("prefill  %d tokens: %.1f tokens/s (median of %d), %.1f GFLOP/s%s\n",
+              f.options.prompt_tokens, r.prefill_median_tps, f.options.repeats, r.prefill_gflops,
+              of_peak.c_str());
   const std::string after =
       f.options.context > 0 ? fmt::format(" after {} cached", f.options.context) : "";
   std::printf(

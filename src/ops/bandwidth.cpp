@@ -14,6 +14,7 @@
 namespace autoglm::ops {
 
 uint64_t read_sum_avx2(const uint64_t* data, size_t n);
+float fma_chains_avx2(int64_t iters, float seed);
 
 namespace {
 
@@ -72,6 +73,24 @@ BandwidthResult measure_read_bandwidth(ThreadPool& pool, size_t bytes, int repea
   result.best_gbps = gbps[gbps.size() - 1];
   result.median_gbps = gbps[gbps.size() / 2];
   return result;
+}
+
+double measure_fma_peak_gflops(ThreadPool& pool) {
+  if (!cpu_features().supports(Isa::Avx2)) return 0.0;
+  constexpr int64_t kIters = 2'000'000;  // 24M FMAs a thread: ~10-20 ms
+  constexpr double kFlopsPerIter = 12 * 8 * 2;
+  std::atomic<int> sink{0};
+  double best = 0.0;
+  for (int r = 0; r < 4; ++r) {  // the first warms the clocks up
+    const auto start = std::chrono::steady_clock::now();
+    pool.run([&](int index, int) {
+      sink += fma_chains_avx2(kIters, static_cast<float>(index)) > 0.0f ? 1 : 0;
+    });
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (r > 0) best = std::max(best, kIters * kFlopsPerIter * pool.size() / seconds / 1e9);
+  }
+  return best;
 }
 
 }  // namespace autoglm::ops

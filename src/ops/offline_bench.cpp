@@ -67,6 +67,7 @@ OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBe
   std::vector<float> logits;
   OfflineBenchResult r;
 
+  r.fma_peak_gflops = measure_fma_peak_gflops(pool);
   for (int rep = 0; rep < o.repeats; ++rep) {
     models::KvCache cache(spec, o.prompt_tokens);
     models::SequenceChunk chunk{&cache, prompt, false};
@@ -114,6 +115,9 @@ OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBe
   const double matmul_params = static_cast<double>(spec.parameter_count()) -
                                static_cast<double>(spec.vocab_size * spec.hidden_size);
   r.prefill_gflops = 2.0 * matmul_params * r.prefill_median_tps / 1e9;
+  const DType matrix_type = w.layers.empty() ? DType::F32 : w.layers[0].o.w.dtype;
+  r.float_weights =
+      matrix_type == DType::F32 || matrix_type == DType::F16 || matrix_type == DType::BF16;
   return r;
 }
 

@@ -142,6 +142,10 @@ TEST(Cli, BenchReportsSpeedAndBandwidth) {
   const auto j = nlohmann::json::parse(r.stdout_only);
   EXPECT_GT(j["decode"]["median_tokens_per_s"].get<double>(), 0);
   EXPECT_GT(j["read_bandwidth_gbps"]["median"].get<double>(), 0);
+  // The compute peak is probed with AVX2 FMAs, on every host whose kernels are not scalar.
+  if (j["isa"].get<std::string>() != "scalar") {
+    EXPECT_GT(j["fma_peak_gflops"].get<double>(), 1.0);
+  }
 
   // --context: decode after 64 cached tokens also reads their K and V each step.
   const Result c = run("bench --model " + stories() +
