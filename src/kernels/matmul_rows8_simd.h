@@ -49,10 +49,10 @@ inline void q4x8_group(const BlockQ4_0x8* blocks, int64_t n_blocks, const Quanti
     if constexpr (NT == 1) prefetch_ahead<sizeof(BlockQ4_0x8)>(&blk);
     const int8_t* xq = xa.q + ((t0 * blocks_per_token) + b) * kQK;  // token t0's block b
     const int64_t x_step = blocks_per_token * kQK;                  // to the next token's
+    // The k loop below is not unrolled: GCC 12 then loads all 8 nibble vectors and the broadcasts
+    // up front and spills them (llvm-mca, znver3: 50 cycles per block for 4 tokens, not ~30).
     __m256i sum[NT];
     for (int t = 0; t < NT; ++t) sum[t] = _mm256_setzero_si256();
-      // Not unrolled: GCC 12 then loads all 8 nibble vectors and the broadcasts up front and spills
-      // them (llvm-mca, znver3: 50 cycles per block for 4 tokens instead of about 30).
 #pragma GCC unroll 1
     for (int k = 0; k < 4; ++k) {
       const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs + 32 * k));

@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "kernels/detail.h"
+#include "kernels/prefetch_simd.h"
 
 namespace autoglm::kernels::detail {
 namespace {
@@ -125,9 +126,7 @@ void simd_axpy(float a, const float* x, float* y, int64_t n) {
 // position is stored together), a pattern the hardware prefetcher follows poorly: each block call
 // asks for the row kRowsAhead ahead while it works on the current one.
 constexpr int64_t kRowsAhead = 4;
-inline void prefetch_row(const float* row, int64_t n) {
-  for (int64_t i = 0; i < n; i += 16) __builtin_prefetch(row + i);
-}
+constexpr int64_t kFloatBytes = sizeof(float);
 
 // Four heads per pass over each key: each key vector is loaded once for 4 dot products, and the 4
 // accumulators are independent FMA chains.
@@ -136,7 +135,7 @@ void simd_dot_heads(const float* q, int64_t n_heads, const float* const* keys, i
                     int64_t n, float scale, float* out, int64_t out_stride) {
   for (int64_t r = 0; r < n_rows; ++r) {
     const float* key = keys[r];
-    if (r + kRowsAhead < n_rows) prefetch_row(keys[r + kRowsAhead], n);
+    if (r + kRowsAhead < n_rows) prefetch_lines(keys[r + kRowsAhead], n * kFloatBytes);
     int64_t h = 0;
     for (; h + 4 <= n_heads; h += 4) {
       const float* q0 = q + h * n;
@@ -171,7 +170,8 @@ void simd_axpy_heads(const float* coef, int64_t coef_stride, int64_t n_heads,
       typename V::T acc[kVecs];
       for (int k = 0; k < kVecs; ++k) acc[k] = V::load(yh + i + k * V::W);
       for (int64_t r = 0; r < n_rows; ++r) {
-        if (h == 0 && i == 0 && r + kRowsAhead < n_rows) prefetch_row(values[r + kRowsAhead], n);
+        if (h == 0 && i == 0 && r + kRowsAhead < n_rows)
+          prefetch_lines(values[r + kRowsAhead], n * kFloatBytes);
         const typename V::T cr = V::set1(c[r]);
         const float* v = values[r] + i;
         for (int k = 0; k < kVecs; ++k) acc[k] = V::fmadd(cr, V::load(v + k * V::W), acc[k]);

@@ -5,22 +5,30 @@
 // probe (compute and memory waits added up instead of overlapping). Asking for the lines 2 KiB
 // ahead took it to 14-15 tokens/s, and 2 threads from a median of 15.7 to 17.2 (4 alternating
 // runs each; 1 and 3 KiB were slower). The float kernels read 4 rows at once, which the hardware
-// prefetcher follows well: prefetching there measured slower, so they do not.
+// prefetcher follows well: prefetching there measured slower, so they do not. The attention ops
+// (ops_simd.h) prefetch KV-cache rows with prefetch_lines.
 #pragma once
 
 #include <xmmintrin.h>
+
+#include <cstdint>
 
 namespace autoglm::kernels::detail {
 namespace {
 
 inline constexpr int kPrefetchAhead = 2048;
 
-// Prefetches every 64-byte line of the Bytes at p, kPrefetchAhead bytes further on. Prefetches
-// past the end of the matrix are harmless: a prefetch never faults.
+// Prefetches every 64-byte line of the `bytes` at p. Prefetches past the end of a buffer are
+// harmless: a prefetch never faults.
+inline void prefetch_lines(const void* p, int64_t bytes) {
+  const char* q = static_cast<const char*>(p);
+  for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(q + o, _MM_HINT_T0);
+}
+
+// The weight stream: the Bytes at p, kPrefetchAhead bytes further on.
 template <int Bytes>
 inline void prefetch_ahead(const void* p) {
-  const char* q = static_cast<const char*>(p) + kPrefetchAhead;
-  for (int o = 0; o < Bytes; o += 64) _mm_prefetch(q + o, _MM_HINT_T0);
+  prefetch_lines(static_cast<const char*>(p) + kPrefetchAhead, Bytes);
 }
 
 }  // namespace
