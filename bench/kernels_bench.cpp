@@ -2,14 +2,19 @@
 // (512 tokens) and a batched-decode step (16 tokens), single thread, active ISA (AUTOGLM_ISA
 // selects another), in the file layout and, for q4_0 / q8_0, repacked in 8-row groups as the
 // loader does (layout 1). Reports weight GB/s (bytes_per_second: decode is memory-bound) and
-// GFLOP/s (prefill is compute-bound).
+// GFLOP/s (prefill is compute-bound). The decode shape's 6144 x 2048 weights fit in a 32 MiB L3;
+// bm_matmul_dram cycles through copies of them over 1 GiB, so every weight comes from DRAM, and
+// reports beside the kernel's weight GB/s the read bandwidth of one thread, measured right after it
+// (read_GB/s).
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
 #include <random>
 #include <vector>
 
+#include "core/thread_pool.h"
 #include "kernels/kernels.h"
+#include "ops/bandwidth.h"
 
 namespace {
 
@@ -77,6 +82,48 @@ void run_matmul(benchmark::State& state, int64_t rows) {
                          benchmark::Counter::kIsRate);
 }
 
+// One thread, one token: the weights of copies of the decode-shape matrix, 1 GiB in all, one copy
+// per iteration, so none is in a cache when it is read.
+void bm_matmul_dram(benchmark::State& state) {
+  const DType dt = kDtypes[state.range(0)];
+  const bool packed = state.range(1) != 0;
+  const std::vector<uint8_t> source = make_weights(dt, kRows);
+  Matrix w{dt, kRows, kCols, source.data()};
+  const size_t bytes = packed ? autoglm::kernels::packed_bytes(w) : source.size();
+  if (bytes == 0) {
+    state.SkipWithError("no packed layout for this dtype on this ISA");
+    return;
+  }
+  const size_t copies = ((size_t{1} << 30) + bytes - 1) / bytes;
+  std::vector<uint8_t> all(copies * bytes);
+  std::vector<Matrix> mats;
+  for (size_t c = 0; c < copies; ++c) {
+    uint8_t* dst = all.data() + c * bytes;
+    if (packed) {
+      mats.push_back(autoglm::kernels::pack_for_matmul(w, dst));
+    } else {
+      std::copy(source.begin(), source.end(), dst);
+      mats.push_back(Matrix{dt, kRows, kCols, dst});
+    }
+  }
+  std::vector<float> x(kCols, 0.5f), y(kRows);
+  const auto& k = autoglm::kernels::active();
+  size_t next = 0;
+  for (auto _ : state) {
+    k.matmul_rows(mats[next], x.data(), 1, y.data(), kRows, 0, kRows);
+    benchmark::DoNotOptimize(y.data());
+    next = (next + 1) % copies;
+  }
+  const double gbps = static_cast<double>(bytes) * static_cast<double>(state.iterations()) /
+                      1e9;  // per second once kIsRate divides by the time
+  state.counters["GB/s"] = benchmark::Counter(gbps, benchmark::Counter::kIsRate);
+  autoglm::ThreadPool one(1);
+  const double read = autoglm::ops::measure_read_bandwidth(one, size_t{512} << 20, 3).median_gbps;
+  state.counters["read_GB/s"] = read;
+  state.SetLabel(std::string(autoglm::dtype_name(dt)) + (packed ? " rows8 " : " ") +
+                 autoglm::isa_name(k.isa));
+}
+
 void bm_matmul_rows(benchmark::State& state) {
   run_matmul(state, kRows);
 }
@@ -88,6 +135,11 @@ BENCHMARK(bm_matmul_cached)
     ->ArgNames({"dtype", "tokens", "rows8"})
     ->ArgsProduct({{0, 1, 2, 3, 4, 5}, {1}, {0}})
     ->ArgsProduct({{3, 4}, {1}, {1}});
+BENCHMARK(bm_matmul_dram)
+    ->ArgNames({"dtype", "rows8"})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5}, {0}})
+    ->ArgsProduct({{3, 4}, {1}})
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(bm_matmul_rows)
     ->ArgNames({"dtype", "tokens", "rows8"})
     ->ArgsProduct({{0, 1, 2, 3, 4, 5}, {1, 16, 512}, {0}})
