@@ -179,6 +179,7 @@ Action register_bench(CLI::App& app) {
   app.add_option("--batch", f->options.batch,
                  "Sequences decoded together in the batched-decode run (default 16; 0 skips it)")
       ->check(CLI::NonNegativeNumber);
+  add_kv_type_flag(app, f->options.kv_type);
   app.add_flag("--json", f->json, "Print the results as JSON");
   auto* online = app.add_option_group("online", "Load test of a running server (--url)");
   online->add_option("--url", f->online.url,

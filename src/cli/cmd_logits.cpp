@@ -15,13 +15,14 @@ struct LogitsFlags {
   std::string tokens;
   bool json = false;
   int top = 5;
+  DType kv_type = models::kDefaultKvType;
 };
 
 int run(const LogitsFlags& f) {
   const std::vector<int32_t> prompt = parse_token_list(f.tokens);
   ThreadPool pool(f.model.thread_count());
   auto model = f.model.load(pool);
-  models::KvCache cache(model->spec(), static_cast<int64_t>(prompt.size()));
+  models::KvCache cache(model->spec(), static_cast<int64_t>(prompt.size()), f.kv_type);
   models::ForwardScratch scratch;
   std::vector<float> logits;
   models::SequenceChunk chunk{&cache, prompt, true};
@@ -62,6 +63,7 @@ Action register_logits(CLI::App& app) {
   app.add_option("--tokens", f->tokens, "Prompt as token ids, e.g. 1,2,3")->required();
   app.add_flag("--json", f->json, "Print every logit of every position as JSON");
   app.add_option("--top", f->top, "Without --json: the k best tokens per position (default 5)");
+  add_kv_type_flag(app, f->kv_type);
   return [f] { return run(*f); };
 }
 

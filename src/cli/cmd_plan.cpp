@@ -141,6 +141,7 @@ Action register_plan(CLI::App& app) {
                  "Tokens per forward pass (default 512, as serve)")
       ->check(CLI::PositiveNumber);
   app.add_option("-t,--threads", f->options.threads, "Compute threads (default: every core)");
+  add_kv_type_flag(app, f->options.kv_type);
   app.add_flag("--train", f->train, "Training memory: weights, gradients, optimizer, activations");
   app.add_option("--optimizer", f->optimizer, "adam (default), adamw or sgd")
       ->check(CLI::IsMember({"adam", "adamw", "sgd"}));

@@ -181,6 +181,7 @@ Action register_run(CLI::App& app) {
   auto* repetition = app.add_option("--repetition-penalty", f->gen.sampling.repetition_penalty,
                                     "1 = off (default: the model's, else 1)");
   app.add_option("--seed", f->gen.sampling.seed, "Random seed (default 0)");
+  add_kv_type_flag(app, f->gen.kv_type);
   app.add_flag("--ignore-eos", f->gen.ignore_eos, "Keep generating past end-of-sequence tokens");
   return [f, temperature, top_k, top_p, min_p, repetition] {
     f->model.model = resolve_model(f->model.model);

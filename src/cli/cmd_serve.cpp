@@ -41,6 +41,7 @@ ops::PlanOptions plan_options(const ServeFlags& f, std::optional<DType> dtype) {
   o.batch = f.engine.max_batch;
   o.step_tokens = f.engine.step_tokens;
   o.block_size = f.engine.block_size;
+  o.kv_type = f.engine.kv_type;
   o.threads = f.threads;
   return o;
 }
@@ -231,6 +232,7 @@ Action register_serve(CLI::App& app) {
   app.add_option("--kv-blocks", e.kv_blocks,
                  "KV-cache blocks (default: max-batch x ctx / block size)")
       ->check(CLI::NonNegativeNumber);
+  add_kv_type_flag(app, e.kv_type);
   return [f] { return serve(*f); };
 }
 

@@ -78,6 +78,14 @@ std::string resolve_model(const std::string& flag) {
       fmt::join(tried, ", "), kEmbeddedModel);
 }
 
+void add_kv_type_flag(CLI::App& app, DType& kv_type) {
+  app.add_option_function<std::string>(
+         "--kv-type",
+         [&kv_type](const std::string& name) { kv_type = name == "f32" ? DType::F32 : DType::F16; },
+         "KV-cache element type: f16 (default: half the memory) or f32 (exact)")
+      ->check(CLI::IsMember({"f16", "f32"}));
+}
+
 std::vector<int32_t> parse_token_list(const std::string& text) {
   std::vector<int32_t> ids;
   size_t start = 0;

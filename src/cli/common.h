@@ -37,6 +37,10 @@ inline constexpr const char* kEmbeddedModel = "autoglm-mini";
 // place it looked, when none has a config.json.
 std::string resolve_model(const std::string& flag);
 
+// --kv-type f16|f32: the element type of the KV cache (default f16: half the memory and half the
+// bytes attention reads; f32 for values beyond f16's range, about ±65504).
+void add_kv_type_flag(CLI::App& app, DType& kv_type);
+
 // "1,2,3" -> {1, 2, 3}; throws Error on anything that is not a comma-separated integer list.
 std::vector<int32_t> parse_token_list(const std::string& text);
 

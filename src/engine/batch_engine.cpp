@@ -123,7 +123,7 @@ BatchEngine::BatchEngine(const models::Model& model, const tokenizer::Tokenizer&
       config_(config),
       pool_(pool),
       pool_kv_(model.spec(), config.kv_blocks > 0 ? config.kv_blocks : default_kv_blocks(config),
-               config.block_size) {
+               config.block_size, config.kv_type) {
   if (config_.max_batch < 1 || config_.max_queue < 0 || config_.context_length < 2 ||
       config_.block_size < 1 || config_.step_tokens < 1) {
     fail(
@@ -221,7 +221,7 @@ ServiceStats BatchEngine::stats() const {
 
 void BatchEngine::warm_up() {
   // One token through every layer: touches the weights (page-in) before /ready says yes.
-  models::KvCache cache(model_.spec(), 1);
+  models::KvCache cache(model_.spec(), 1, config_.kv_type);
   const int32_t token = 0;
   models::SequenceChunk chunk{&cache, std::span(&token, 1), false};
   model_.forward(std::span(&chunk, 1), scratch_, pool_, logits_);

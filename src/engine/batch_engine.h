@@ -16,6 +16,7 @@
 
 #include "core/thread_pool.h"
 #include "engine/service.h"
+#include "models/kv_cache.h"
 #include "models/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -29,6 +30,7 @@ struct EngineConfig {
   int64_t kv_blocks = 0;          // blocks in the shared pool; 0 = max_batch * context / block
   int64_t block_size = 16;        // tokens per KV block
   int64_t step_tokens = 512;      // tokens per step (decodes first, then prefill chunks)
+  DType kv_type = models::kDefaultKvType;  // KV-cache element type: f16 (default) or f32
 };
 
 class BatchEngine final : public InferenceService {

@@ -27,7 +27,7 @@ std::vector<int32_t> generate(const models::Model& model, const std::vector<int3
   }
   const auto& eos = model.spec().eos_ids;
   Sampler sampler(options.sampling);
-  models::KvCache cache(model.spec(), capacity);
+  models::KvCache cache(model.spec(), capacity, options.kv_type);
   models::ForwardScratch scratch;
   std::vector<float> logits;
   std::vector<int32_t> history = prompt;

@@ -8,6 +8,7 @@
 
 #include "core/thread_pool.h"
 #include "engine/sampler.h"
+#include "models/kv_cache.h"
 #include "models/model.h"
 
 namespace autoglm::engine {
@@ -15,9 +16,10 @@ namespace autoglm::engine {
 struct GenerateOptions {
   int max_new_tokens = 16;
   SamplingParams sampling;
-  bool ignore_eos = false;        // keep going past the model's end-of-sequence ids
-  std::vector<int32_t> stop_ids;  // more ids that end generation (chat turn ends)
-  int64_t context_length = 0;     // KV cache capacity; 0 = prompt + max_new_tokens
+  bool ignore_eos = false;                 // keep going past the model's end-of-sequence ids
+  std::vector<int32_t> stop_ids;           // more ids that end generation (chat turn ends)
+  int64_t context_length = 0;              // KV cache capacity; 0 = prompt + max_new_tokens
+  DType kv_type = models::kDefaultKvType;  // the KV cache's element type (f16 or f32)
 };
 
 struct GenerateStats {

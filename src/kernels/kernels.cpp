@@ -1,8 +1,10 @@
 // Dispatch (one table per ISA, chosen once) and the multithreaded drivers built on the tables.
 #include "kernels/kernels.h"
-#include <algorithm>
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <type_traits>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -70,22 +72,54 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadP
 // Cache rows per call of dot_heads / axpy_heads.
 constexpr int64_t kRowBlock = 64;
 
+// One unit of attention: query heads [h0, h0 + nh) of one token, all sharing one KV head, over
+// cache positions [0, n_ctx). row(kv, j) is position j's row of K (kv 0) or V (kv 1), already
+// offset to the KV head; E is the cache's element type.
+template <class E, class RowFn>
+void attend(const KernelTable& k, const float* q, int64_t nh, int64_t n_ctx, int head_dim,
+            float scale, RowFn row, float* out) {
+  float* scores = detail::scratch_f32(nh * n_ctx, 1);  // [nh, n_ctx]
+  // Blocks of kRowBlock cache rows: 32 KiB of a 128-wide f32 head, L1-sized.
+  const E* rows[kRowBlock];
+  for (int64_t j0 = 0; j0 < n_ctx; j0 += kRowBlock) {
+    const int64_t nr = std::min(kRowBlock, n_ctx - j0);
+    for (int64_t r = 0; r < nr; ++r) rows[r] = static_cast<const E*>(row(0, j0 + r));
+    if constexpr (std::is_same_v<E, float>) {
+      k.dot_heads(q, nh, rows, nr, head_dim, scale, scores + j0, n_ctx);
+    } else {
+      k.dot_heads_f16(q, nh, rows, nr, head_dim, scale, scores + j0, n_ctx);
+    }
+  }
+  for (int64_t h = 0; h < nh; ++h) k.softmax(scores + h * n_ctx, n_ctx);
+  std::fill(out, out + nh * head_dim, 0.0f);
+  for (int64_t j0 = 0; j0 < n_ctx; j0 += kRowBlock) {
+    const int64_t nr = std::min(kRowBlock, n_ctx - j0);
+    for (int64_t r = 0; r < nr; ++r) rows[r] = static_cast<const E*>(row(1, j0 + r));
+    if constexpr (std::is_same_v<E, float>) {
+      k.axpy_heads(scores + j0, n_ctx, nh, rows, nr, out, head_dim);
+    } else {
+      k.axpy_heads_f16(scores + j0, n_ctx, nh, rows, nr, out, head_dim);
+    }
+  }
+}
+
 void attention(const AttentionArgs& a, ThreadPool& pool) {
   if (a.n_heads <= 0 || a.n_kv_heads <= 0 || a.n_heads % a.n_kv_heads != 0 || a.head_dim <= 0) {
     fail("attention: {} query heads cannot share {} KV heads (need a positive multiple)", a.n_heads,
          a.n_kv_heads);
   }
+  if (a.kv_type != DType::F32 && a.kv_type != DType::F16) {
+    fail("attention: a KV cache of {} is not supported (f32 or f16)", dtype_name(a.kv_type));
+  }
   const KernelTable& k = active();
   const int group = a.n_heads / a.n_kv_heads;
-  const int64_t kv_stride = static_cast<int64_t>(a.n_kv_heads) * a.head_dim;  // per position
-  // Position j lives in block j / block_size of a paged cache, or at k + j * kv_stride.
-  auto k_row = [&](int64_t j) {
-    return a.k_blocks ? a.k_blocks[j / a.block_size] + (j % a.block_size) * kv_stride
-                      : a.k + j * kv_stride;
-  };
-  auto v_row = [&](int64_t j) {
-    return a.v_blocks ? a.v_blocks[j / a.block_size] + (j % a.block_size) * kv_stride
-                      : a.v + j * kv_stride;
+  const int64_t elem_bytes = a.kv_type == DType::F16 ? 2 : 4;
+  const int64_t row_bytes = int64_t{a.n_kv_heads} * a.head_dim * elem_bytes;  // per position
+  // Position j lives in block j / block_size of a paged cache, or at k + j * row_bytes.
+  auto cache_row = [&](const void* flat, const void* const* blocks, int64_t j) {
+    return blocks ? static_cast<const std::byte*>(blocks[j / a.block_size]) +
+                        (j % a.block_size) * row_bytes
+                  : static_cast<const std::byte*>(flat) + j * row_bytes;
   };
   const int64_t q_stride = static_cast<int64_t>(a.n_heads) * a.head_dim;  // per query token
   // The query heads that share a KV head (GQA: 8 per KV head in GLM-4) are computed together, so
@@ -109,21 +143,15 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
           const int64_t n_ctx = a.q_pos0 + t + 1;  // causal: positions [0, q_pos0 + t]
           const float* q = a.q + t * q_stride + h0 * a.head_dim;
           float* out = a.out + t * q_stride + h0 * a.head_dim;
-          const int64_t kv_off = kv_head * a.head_dim;
-          float* scores = detail::scratch_f32(nh * n_ctx, 1);  // [nh, n_ctx]
-          // Blocks of kRowBlock cache rows: 32 KiB of a 128-wide head, L1-sized.
-          const float* rows[kRowBlock];
-          for (int64_t j0 = 0; j0 < n_ctx; j0 += kRowBlock) {
-            const int64_t nr = std::min(kRowBlock, n_ctx - j0);
-            for (int64_t r = 0; r < nr; ++r) rows[r] = k_row(j0 + r) + kv_off;
-            k.dot_heads(q, nh, rows, nr, a.head_dim, a.scale, scores + j0, n_ctx);
-          }
-          for (int64_t h = 0; h < nh; ++h) k.softmax(scores + h * n_ctx, n_ctx);
-          std::fill(out, out + nh * a.head_dim, 0.0f);
-          for (int64_t j0 = 0; j0 < n_ctx; j0 += kRowBlock) {
-            const int64_t nr = std::min(kRowBlock, n_ctx - j0);
-            for (int64_t r = 0; r < nr; ++r) rows[r] = v_row(j0 + r) + kv_off;
-            k.axpy_heads(scores + j0, n_ctx, nh, rows, nr, out, a.head_dim);
+          const int64_t head_off = kv_head * a.head_dim * elem_bytes;
+          auto row = [&](int kv, int64_t j) -> const void* {
+            return (kv == 0 ? cache_row(a.k, a.k_blocks, j) : cache_row(a.v, a.v_blocks, j)) +
+                   head_off;
+          };
+          if (a.kv_type == DType::F16) {
+            attend<uint16_t>(k, q, nh, n_ctx, a.head_dim, a.scale, row, out);
+          } else {
+            attend<float>(k, q, nh, n_ctx, a.head_dim, a.scale, row, out);
           }
         }
       },

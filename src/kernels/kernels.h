@@ -25,12 +25,14 @@ enum class RopeStyle {
 struct AttentionArgs {
   const float* q = nullptr;  // [n_q, n_heads, head_dim]
   float* out = nullptr;      // [n_q, n_heads, head_dim]
-  const float* k = nullptr;  // [n_ctx, n_kv_heads, head_dim] (post-RoPE)
-  const float* v = nullptr;  // [n_ctx, n_kv_heads, head_dim]
+  // The cache's element type: F32, or F16 (IEEE half: half the memory, and half the bytes read).
+  DType kv_type = DType::F32;
+  const void* k = nullptr;  // [n_ctx, n_kv_heads, head_dim] of kv_type (post-RoPE)
+  const void* v = nullptr;  // [n_ctx, n_kv_heads, head_dim] of kv_type
   // A paged cache instead of k/v: position j is row j % block_size of block j / block_size, each
   // block [block_size, n_kv_heads, head_dim].
-  const float* const* k_blocks = nullptr;
-  const float* const* v_blocks = nullptr;
+  const void* const* k_blocks = nullptr;
+  const void* const* v_blocks = nullptr;
   int64_t block_size = 0;
   int64_t n_q = 0;
   int64_t q_pos0 = 0;
@@ -81,6 +83,13 @@ struct KernelTable {
                     int64_t n, float scale, float* out, int64_t out_stride) = nullptr;
   void (*axpy_heads)(const float* coef, int64_t coef_stride, int64_t n_heads,
                      const float* const* values, int64_t n_rows, float* y, int64_t n) = nullptr;
+  // The same over rows of IEEE half (an f16 KV cache), converted to f32 as they are loaded.
+  void (*dot_heads_f16)(const float* q, int64_t n_heads, const uint16_t* const* keys,
+                        int64_t n_rows, int64_t n, float scale, float* out,
+                        int64_t out_stride) = nullptr;
+  void (*axpy_heads_f16)(const float* coef, int64_t coef_stride, int64_t n_heads,
+                         const uint16_t* const* values, int64_t n_rows, float* y,
+                         int64_t n) = nullptr;
 
   // Rotates the first `rot_dims` dims of each of n_heads heads (head_dim apart) of one token.
   // cos/sin hold rot_dims/2 values for this token's position: cos[j] = cos(pos · θ^(-2j/rot_dims)).

@@ -10,6 +10,9 @@ struct Avx2 {
   using T = __m256;
   static constexpr int W = 8;
   static T load(const float* p) { return _mm256_loadu_ps(p); }
+  static T load_f16(const uint16_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
   static void store(float* p, T v) { _mm256_storeu_ps(p, v); }
   static T set1(float f) { return _mm256_set1_ps(f); }
   static T zero() { return _mm256_setzero_ps(); }

@@ -14,6 +14,9 @@ struct Avx512 {
   using T = __m512;
   static constexpr int W = 16;
   static T load(const float* p) { return _mm512_loadu_ps(p); }
+  static T load_f16(const uint16_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
   static void store(float* p, T v) { _mm512_storeu_ps(p, v); }
   static T set1(float f) { return _mm512_set1_ps(f); }
   static T zero() { return _mm512_setzero_ps(); }

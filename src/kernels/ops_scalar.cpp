@@ -3,6 +3,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/half.h"
 #include "kernels/detail.h"
 
 namespace autoglm::kernels::detail {
@@ -46,18 +47,33 @@ void axpy(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
-void dot_heads(const float* q, int64_t n_heads, const float* const* keys, int64_t n_rows, int64_t n,
+inline float row_elem(const float* row, int64_t i) {
+  return row[i];
+}
+inline float row_elem(const uint16_t* row, int64_t i) {
+  return f16_to_f32(row[i]);
+}
+
+template <class E>
+void dot_heads(const float* q, int64_t n_heads, const E* const* keys, int64_t n_rows, int64_t n,
                float scale, float* out, int64_t out_stride) {
   for (int64_t h = 0; h < n_heads; ++h) {
-    for (int64_t r = 0; r < n_rows; ++r)
-      out[h * out_stride + r] = scale * dot(q + h * n, keys[r], n);
+    for (int64_t r = 0; r < n_rows; ++r) {
+      float sum = 0.0f;
+      for (int64_t i = 0; i < n; ++i) sum += q[h * n + i] * row_elem(keys[r], i);
+      out[h * out_stride + r] = scale * sum;
+    }
   }
 }
 
-void axpy_heads(const float* coef, int64_t coef_stride, int64_t n_heads, const float* const* values,
+template <class E>
+void axpy_heads(const float* coef, int64_t coef_stride, int64_t n_heads, const E* const* values,
                 int64_t n_rows, float* y, int64_t n) {
   for (int64_t h = 0; h < n_heads; ++h) {
-    for (int64_t r = 0; r < n_rows; ++r) axpy(coef[h * coef_stride + r], values[r], y + h * n, n);
+    for (int64_t r = 0; r < n_rows; ++r) {
+      const float a = coef[h * coef_stride + r];
+      for (int64_t i = 0; i < n; ++i) y[h * n + i] += a * row_elem(values[r], i);
+    }
   }
 }
 
@@ -151,8 +167,10 @@ KernelTable scalar_table() {
   t.add = add;
   t.dot = dot;
   t.axpy = axpy;
-  t.dot_heads = dot_heads;
-  t.axpy_heads = axpy_heads;
+  t.dot_heads = dot_heads<float>;
+  t.axpy_heads = axpy_heads<float>;
+  t.dot_heads_f16 = dot_heads<uint16_t>;
+  t.axpy_heads_f16 = axpy_heads<uint16_t>;
   t.rope = rope;
   t.quantize_row = quantize_row_scalar;
   t.dequantize_row = dequantize_row_scalar;

@@ -3,9 +3,9 @@
 // purpose: each ISA's copy stays in its own object file. Tails (n not a multiple of V::W) run
 // the scalar formula.
 //
-// V provides: T, W, load, store, set1, zero, add, sub, mul, fmadd, max, hsum, hmax, to_int/ldexp
-// helpers (via exp), dup_pairs (c0 c0 c1 c1 ... from W/2 floats), swap_pairs, sign_even (-1, +1,
-// -1, +1, ...).
+// V provides: T, W, load, load_f16 (W IEEE halves as f32), store, set1, zero, add, sub, mul, fmadd,
+// max, hsum, hmax, to_int/ldexp helpers (via exp), dup_pairs (c0 c0 c1 c1 ... from W/2 floats),
+// swap_pairs, sign_even (-1, +1, -1, +1, ...).
 #pragma once
 
 #if !defined(__AVX2__)
@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "core/half.h"
 #include "kernels/detail.h"
 #include "kernels/prefetch_simd.h"
 
@@ -126,41 +127,65 @@ void simd_axpy(float a, const float* x, float* y, int64_t n) {
 // position is stored together), a pattern the hardware prefetcher follows poorly: each block call
 // asks for the row kRowsAhead ahead while it works on the current one.
 constexpr int64_t kRowsAhead = 4;
-constexpr int64_t kFloatBytes = sizeof(float);
+
+// Elements i.. of a cache row as f32: f32 rows as they are, f16 rows converted on the load (F16C /
+// AVX-512F), so an f16 cache costs one conversion per vector and reads half the bytes.
+template <class V>
+inline typename V::T load_row(const float* p) {
+  return V::load(p);
+}
+template <class V>
+inline typename V::T load_row(const uint16_t* p) {
+  return V::load_f16(p);
+}
+inline float row_elem(const float* row, int64_t i) {
+  return row[i];
+}
+inline float row_elem(const uint16_t* row, int64_t i) {
+  return f16_to_f32(row[i]);
+}
 
 // Four heads per pass over each key: each key vector is loaded once for 4 dot products, and the 4
 // accumulators are independent FMA chains.
-template <class V>
-void simd_dot_heads(const float* q, int64_t n_heads, const float* const* keys, int64_t n_rows,
+template <class V, class E>
+void simd_dot_heads(const float* q, int64_t n_heads, const E* const* keys, int64_t n_rows,
                     int64_t n, float scale, float* out, int64_t out_stride) {
   for (int64_t r = 0; r < n_rows; ++r) {
-    const float* key = keys[r];
-    if (r + kRowsAhead < n_rows) prefetch_lines(keys[r + kRowsAhead], n * kFloatBytes);
+    const E* key = keys[r];
+    if (r + kRowsAhead < n_rows) prefetch_lines(keys[r + kRowsAhead], n * int64_t{sizeof(E)});
     int64_t h = 0;
     for (; h + 4 <= n_heads; h += 4) {
       const float* q0 = q + h * n;
       typename V::T acc[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
       int64_t i = 0;
       for (; i + V::W <= n; i += V::W) {
-        const typename V::T k = V::load(key + i);
+        const typename V::T k = load_row<V>(key + i);
         for (int j = 0; j < 4; ++j) acc[j] = V::fmadd(V::load(q0 + j * n + i), k, acc[j]);
       }
       for (int j = 0; j < 4; ++j) {
         float sum = V::hsum(acc[j]);
-        for (int64_t t = i; t < n; ++t) sum += q0[j * n + t] * key[t];
+        for (int64_t t = i; t < n; ++t) sum += q0[j * n + t] * row_elem(key, t);
         out[(h + j) * out_stride + r] = scale * sum;
       }
     }
-    for (; h < n_heads; ++h) out[h * out_stride + r] = scale * simd_dot<V>(q + h * n, key, n);
+    for (; h < n_heads; ++h) {
+      const float* qh = q + h * n;
+      typename V::T acc = V::zero();
+      int64_t i = 0;
+      for (; i + V::W <= n; i += V::W) acc = V::fmadd(V::load(qh + i), load_row<V>(key + i), acc);
+      float sum = V::hsum(acc);
+      for (; i < n; ++i) sum += qh[i] * row_elem(key, i);
+      out[h * out_stride + r] = scale * sum;
+    }
   }
 }
 
 // Eight vectors of one head's output stay in registers while every row of the block is added in,
 // so the output is loaded and stored once per block instead of once per row (which had cost a
 // store per FMA).
-template <class V>
+template <class V, class E>
 void simd_axpy_heads(const float* coef, int64_t coef_stride, int64_t n_heads,
-                     const float* const* values, int64_t n_rows, float* y, int64_t n) {
+                     const E* const* values, int64_t n_rows, float* y, int64_t n) {
   constexpr int kVecs = 8;
   for (int64_t h = 0; h < n_heads; ++h) {
     const float* c = coef + h * coef_stride;
@@ -171,15 +196,19 @@ void simd_axpy_heads(const float* coef, int64_t coef_stride, int64_t n_heads,
       for (int k = 0; k < kVecs; ++k) acc[k] = V::load(yh + i + k * V::W);
       for (int64_t r = 0; r < n_rows; ++r) {
         if (h == 0 && i == 0 && r + kRowsAhead < n_rows)
-          prefetch_lines(values[r + kRowsAhead], n * kFloatBytes);
+          prefetch_lines(values[r + kRowsAhead], n * int64_t{sizeof(E)});
         const typename V::T cr = V::set1(c[r]);
-        const float* v = values[r] + i;
-        for (int k = 0; k < kVecs; ++k) acc[k] = V::fmadd(cr, V::load(v + k * V::W), acc[k]);
+        const E* v = values[r] + i;
+        for (int k = 0; k < kVecs; ++k) acc[k] = V::fmadd(cr, load_row<V>(v + k * V::W), acc[k]);
       }
       for (int k = 0; k < kVecs; ++k) V::store(yh + i + k * V::W, acc[k]);
     }
-    if (i < n) {
-      for (int64_t r = 0; r < n_rows; ++r) simd_axpy<V>(c[r], values[r] + i, yh + i, n - i);
+    for (int64_t r = 0; r < n_rows && i < n; ++r) {
+      const typename V::T cr = V::set1(c[r]);
+      int64_t j = i;
+      for (; j + V::W <= n; j += V::W)
+        V::store(yh + j, V::fmadd(cr, load_row<V>(values[r] + j), V::load(yh + j)));
+      for (; j < n; ++j) yh[j] += c[r] * row_elem(values[r], j);
     }
   }
 }
@@ -234,8 +263,10 @@ KernelTable simd_table(Isa isa, decltype(KernelTable::matmul_rows) matmul_rows) 
   t.add = simd_add<V>;
   t.dot = simd_dot<V>;
   t.axpy = simd_axpy<V>;
-  t.dot_heads = simd_dot_heads<V>;
-  t.axpy_heads = simd_axpy_heads<V>;
+  t.dot_heads = simd_dot_heads<V, float>;
+  t.axpy_heads = simd_axpy_heads<V, float>;
+  t.dot_heads_f16 = simd_dot_heads<V, uint16_t>;
+  t.axpy_heads_f16 = simd_axpy_heads<V, uint16_t>;
   t.rope = simd_rope<V>;
   // Row conversions run at load time, not per token: the scalar ones are kept (bit-exact by
   // construction, and fast enough for converting weights once).

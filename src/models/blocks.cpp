@@ -64,16 +64,26 @@ void apply_rope(ForwardState& st, float* q, float* k) {
   }
 }
 
+// The new tokens' K and V rows into each sequence's cache, converted to the cache's type (f16:
+// round to nearest even, as the scalar reference conversion).
 void store_kv(ForwardState& st, int64_t layer, const float* k, const float* v) {
   const int64_t kv_dim = st.spec.kv_dim();
-  const size_t row_bytes = sizeof(float) * static_cast<size_t>(kv_dim);
+  const auto& kt = kernels::active();
   for (size_t s = 0; s < st.seqs.size(); ++s) {
     KvCache& cache = *st.seqs[s].cache;
+    const DType type = cache.kv_type();
+    auto put = [&](std::byte* dst, const float* src) {
+      if (type == DType::F32) {
+        std::memcpy(dst, src, sizeof(float) * static_cast<size_t>(kv_dim));
+      } else {
+        kt.quantize_row(type, src, dst, kv_dim);
+      }
+    };
     const int64_t n = static_cast<int64_t>(st.seqs[s].tokens.size());
     const int64_t first = st.seq_first[s];
     for (int64_t i = 0; i < n; ++i) {
-      std::memcpy(cache.k_row(layer, cache.size() + i), k + (first + i) * kv_dim, row_bytes);
-      std::memcpy(cache.v_row(layer, cache.size() + i), v + (first + i) * kv_dim, row_bytes);
+      put(cache.k_row(layer, cache.size() + i), k + (first + i) * kv_dim);
+      put(cache.v_row(layer, cache.size() + i), v + (first + i) * kv_dim);
     }
   }
 }
@@ -123,6 +133,7 @@ void attention_block(ForwardState& st, const LayerWeights& w, int64_t layer, con
     args.q = q + first * spec.q_dim();
     args.out = attn + first * spec.q_dim();
     cache.layer_blocks(layer, st.s.k_blocks, st.s.v_blocks);
+    args.kv_type = cache.kv_type();
     args.k_blocks = st.s.k_blocks.data();
     args.v_blocks = st.s.v_blocks.data();
     args.block_size = cache.block_size();

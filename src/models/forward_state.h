@@ -23,10 +23,10 @@ struct SequenceChunk {
 struct ForwardScratch {
   std::vector<float> x, norm, q, k, v, attn, proj, ffn_a, ffn_b, ffn_out;
   std::vector<float> router, moe_in, moe_out;
-  std::vector<float> rope_cos, rope_sin;         // [T][R/2]
-  std::vector<int64_t> positions;                // [T]
-  std::vector<int64_t> seq_of_token;             // [T]
-  std::vector<const float*> k_blocks, v_blocks;  // one sequence's block table for one layer
+  std::vector<float> rope_cos, rope_sin;        // [T][R/2]
+  std::vector<int64_t> positions;               // [T]
+  std::vector<int64_t> seq_of_token;            // [T]
+  std::vector<const void*> k_blocks, v_blocks;  // one sequence's block table for one layer
 };
 
 struct ForwardState {

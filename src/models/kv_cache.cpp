@@ -6,12 +6,20 @@
 
 namespace autoglm::models {
 
-KvPool::KvPool(const ModelSpec& spec, int64_t n_blocks, int64_t block_size)
-    : n_blocks_(n_blocks),
+int64_t kv_elem_bytes(DType kv_type) {
+  if (kv_type == DType::F16) return 2;
+  if (kv_type == DType::F32) return 4;
+  fail("a KV cache of {} is not supported: choose f16 (the default) or f32", dtype_name(kv_type));
+}
+
+KvPool::KvPool(const ModelSpec& spec, int64_t n_blocks, int64_t block_size, DType kv_type)
+    : kv_type_(kv_type),
+      n_blocks_(n_blocks),
       block_size_(block_size),
-      layer_floats_(block_size * spec.kv_dim()),
-      block_floats_(2 * spec.n_layers * block_size * spec.kv_dim()),
-      storage_(new float[static_cast<size_t>(n_blocks * block_floats_)]) {
+      kv_dim_(spec.kv_dim()),
+      layer_bytes_(block_size * spec.kv_dim() * kv_elem_bytes(kv_type)),
+      block_bytes_(2 * spec.n_layers * layer_bytes_),
+      storage_(new std::byte[static_cast<size_t>(n_blocks * block_bytes_)]) {
   AUTOGLM_ASSERT(n_blocks >= 0 && block_size > 0);
   free_.reserve(static_cast<size_t>(n_blocks));
   for (int64_t b = n_blocks - 1; b >= 0; --b) free_.push_back(static_cast<int32_t>(b));
@@ -33,9 +41,10 @@ namespace {
 constexpr int64_t kPrivateBlockSize = 16;
 }
 
-KvCache::KvCache(const ModelSpec& spec, int64_t capacity)
-    : own_pool_(std::make_unique<KvPool>(
-          spec, (capacity + kPrivateBlockSize - 1) / kPrivateBlockSize, kPrivateBlockSize)),
+KvCache::KvCache(const ModelSpec& spec, int64_t capacity, DType kv_type)
+    : own_pool_(std::make_unique<KvPool>(spec,
+                                         (capacity + kPrivateBlockSize - 1) / kPrivateBlockSize,
+                                         kPrivateBlockSize, kv_type)),
       pool_(own_pool_.get()),
       capacity_(capacity),
       kv_dim_(spec.kv_dim()) {}
@@ -73,18 +82,20 @@ void KvCache::rewind(int64_t n_tokens) {
   size_ = n_tokens;
 }
 
-float* KvCache::k_row(int64_t layer, int64_t pos) {
+std::byte* KvCache::k_row(int64_t layer, int64_t pos) {
   const int64_t bs = pool_->block_size();
-  return pool_->k(blocks_[static_cast<size_t>(pos / bs)], layer) + (pos % bs) * kv_dim_;
+  return pool_->k(blocks_[static_cast<size_t>(pos / bs)], layer) +
+         (pos % bs) * kv_dim_ * kv_elem_bytes(kv_type());
 }
 
-float* KvCache::v_row(int64_t layer, int64_t pos) {
+std::byte* KvCache::v_row(int64_t layer, int64_t pos) {
   const int64_t bs = pool_->block_size();
-  return pool_->v(blocks_[static_cast<size_t>(pos / bs)], layer) + (pos % bs) * kv_dim_;
+  return pool_->v(blocks_[static_cast<size_t>(pos / bs)], layer) +
+         (pos % bs) * kv_dim_ * kv_elem_bytes(kv_type());
 }
 
-void KvCache::layer_blocks(int64_t layer, std::vector<const float*>& k,
-                           std::vector<const float*>& v) const {
+void KvCache::layer_blocks(int64_t layer, std::vector<const void*>& k,
+                           std::vector<const void*>& v) const {
   k.clear();
   v.clear();
   for (int32_t b : blocks_) {

@@ -1,52 +1,63 @@
 // The key/value cache in fixed-size blocks (paged): a KvPool holds the blocks of every sequence,
 // and a KvCache is one sequence's block table, so memory follows the tokens actually cached rather
-// than a per-request maximum. Keys are stored after RoPE, f32.
+// than a per-request maximum. Keys are stored after RoPE, in f16 by default (kDefaultKvType: half
+// the memory and half the bytes attention reads; the activations stay f32) or in f32.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <vector>
 
+#include "core/dtype.h"
 #include "models/model_spec.h"
 
 namespace autoglm::models {
 
+inline constexpr DType kDefaultKvType = DType::F16;
+
+// Bytes of one cached element: 2 for f16, 4 for f32. Throws for any other type, with the choices.
+int64_t kv_elem_bytes(DType kv_type);
+
 class KvPool {
  public:
-  KvPool(const ModelSpec& spec, int64_t n_blocks, int64_t block_size);
+  KvPool(const ModelSpec& spec, int64_t n_blocks, int64_t block_size,
+         DType kv_type = kDefaultKvType);
 
+  DType kv_type() const { return kv_type_; }
   int64_t block_size() const { return block_size_; }
-  int64_t kv_dim() const { return layer_floats_ / block_size_; }  // nkv * d
+  int64_t kv_dim() const { return kv_dim_; }  // nkv * d
   int64_t n_blocks() const { return n_blocks_; }
   int64_t free_blocks() const { return static_cast<int64_t>(free_.size()); }
   int64_t used_blocks() const { return n_blocks_ - free_blocks(); }
-  size_t bytes() const { return static_cast<size_t>(n_blocks_ * block_floats_) * sizeof(float); }
+  size_t bytes() const { return static_cast<size_t>(n_blocks_ * block_bytes_); }
   // Bytes of one block (every layer, K and V).
-  size_t block_bytes() const { return static_cast<size_t>(block_floats_) * sizeof(float); }
+  size_t block_bytes() const { return static_cast<size_t>(block_bytes_); }
 
   // -1 when no block is free.
   int32_t allocate();
   void release(int32_t block);
 
-  // [block_size][nkv * d] rows of one layer in one block.
-  float* k(int32_t block, int64_t layer) { return base(block, layer); }
-  float* v(int32_t block, int64_t layer) { return base(block, layer) + layer_floats_; }
+  // [block_size][nkv * d] rows of kv_type of one layer in one block.
+  std::byte* k(int32_t block, int64_t layer) { return base(block, layer); }
+  std::byte* v(int32_t block, int64_t layer) { return base(block, layer) + layer_bytes_; }
 
  private:
-  float* base(int32_t block, int64_t layer) {
-    return storage_.get() + block * block_floats_ + layer * 2 * layer_floats_;
+  std::byte* base(int32_t block, int64_t layer) {
+    return storage_.get() + block * block_bytes_ + layer * 2 * layer_bytes_;
   }
-  int64_t n_blocks_, block_size_, layer_floats_, block_floats_;
+  DType kv_type_;
+  int64_t n_blocks_, block_size_, kv_dim_, layer_bytes_, block_bytes_;
   // [n_blocks][L][K, V][block_size][nkv * d], left uninitialised: the OS backs pages only when a
   // block is first written, so resident memory follows the tokens actually cached.
-  std::unique_ptr<float[]> storage_;
+  std::unique_ptr<std::byte[]> storage_;
   std::vector<int32_t> free_;
 };
 
 class KvCache {
  public:
   // A cache with a private pool just large enough for `capacity` tokens (single-sequence use).
-  KvCache(const ModelSpec& spec, int64_t capacity);
+  KvCache(const ModelSpec& spec, int64_t capacity, DType kv_type = kDefaultKvType);
   // A cache drawing blocks from a shared pool, holding at most `capacity` tokens.
   KvCache(KvPool& pool, int64_t capacity);
   ~KvCache();
@@ -66,11 +77,12 @@ class KvCache {
   // Forgets the tokens after the first n_tokens (<= size()); their blocks stay held for reuse.
   void rewind(int64_t n_tokens);
 
-  float* k_row(int64_t layer, int64_t pos);
-  float* v_row(int64_t layer, int64_t pos);
+  // Position pos's row of one layer: nkv * d elements of kv_type().
+  std::byte* k_row(int64_t layer, int64_t pos);
+  std::byte* v_row(int64_t layer, int64_t pos);
   // Block pointers of one layer for the attention kernel.
-  void layer_blocks(int64_t layer, std::vector<const float*>& k,
-                    std::vector<const float*>& v) const;
+  void layer_blocks(int64_t layer, std::vector<const void*>& k, std::vector<const void*>& v) const;
+  DType kv_type() const { return pool_->kv_type(); }
   int64_t block_size() const { return pool_->block_size(); }
   int64_t row_width() const { return kv_dim_; }  // nkv * d
 

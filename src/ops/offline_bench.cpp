@@ -36,7 +36,7 @@ double batched_decode_tps(const models::Model& model, const OfflineBenchOptions&
   const int steps = std::max(4, o.decode_tokens / 4);
   const auto n = static_cast<size_t>(o.batch);
   std::deque<models::KvCache> caches;  // not movable: a deque builds them in place
-  for (size_t s = 0; s < n; ++s) caches.emplace_back(model.spec(), steps + 1);
+  for (size_t s = 0; s < n; ++s) caches.emplace_back(model.spec(), steps + 1, o.kv_type);
   std::vector<int32_t> tokens(n);
   std::vector<models::SequenceChunk> chunks(n);
   auto step = [&](int i) {
@@ -69,14 +69,14 @@ OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBe
 
   r.fma_peak_gflops = measure_fma_peak_gflops(pool);
   for (int rep = 0; rep < o.repeats; ++rep) {
-    models::KvCache cache(spec, o.prompt_tokens);
+    models::KvCache cache(spec, o.prompt_tokens, o.kv_type);
     models::SequenceChunk chunk{&cache, prompt, false};
     const double t0 = now_seconds();
     model.forward(std::span(&chunk, 1), scratch, pool, logits);
     r.prefill_tps.push_back(o.prompt_tokens / (now_seconds() - t0));
   }
   // Decode starts after o.context cached tokens plus one (the first token is not timed).
-  models::KvCache cache(spec, o.context + o.decode_tokens + 1);
+  models::KvCache cache(spec, o.context + o.decode_tokens + 1, o.kv_type);
   const auto context = bench_tokens(o.context + 1, spec.vocab_size);
   models::SequenceChunk filled{&cache, context, false};
   model.forward(std::span(&filled, 1), scratch, pool, logits);
@@ -106,9 +106,10 @@ OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBe
   const bool tied = w.lm_head.w.data == w.embed.data;
   const double weights_read =
       static_cast<double>(model.weight_bytes()) - (tied ? 0.0 : embed_bytes);
-  // Mean KV-cache read per decode step: K and V of every layer at the mean context length, f32,
-  // each read once.
-  const double kv_read = 2.0 * static_cast<double>(spec.n_layers * spec.kv_dim()) * sizeof(float) *
+  // Mean KV-cache read per decode step: K and V of every layer at the mean context length, each
+  // element (f16 or f32) read once.
+  const double kv_read = 2.0 * static_cast<double>(spec.n_layers * spec.kv_dim()) *
+                         static_cast<double>(models::kv_elem_bytes(o.kv_type)) *
                          (o.context + o.decode_tokens / 2.0 + 1.0);
   r.decode_bytes_per_token = weights_read + kv_read;
   r.decode_gbps = r.decode_median_tps * r.decode_bytes_per_token / 1e9;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "models/kv_cache.h"
 #include "models/model.h"
 
 namespace autoglm::ops {
@@ -21,6 +22,7 @@ struct OfflineBenchOptions {
   // Batched decode: this many sequences advance one token per forward (0 skips it), as the
   // server's batching engine runs them; the weights are read once per step for all of them.
   int batch = 16;
+  DType kv_type = models::kDefaultKvType;  // the KV cache's element type (f16 or f32)
 };
 
 struct OfflineBenchResult {

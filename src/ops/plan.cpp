@@ -165,16 +165,17 @@ MemoryPlan plan_memory(const models::ModelSpec& spec, const PlanOptions& options
     plan.notes.push_back({"output head", "tied to the embeddings: no extra memory", 0});
   }
 
-  // KvPool: [blocks][L][K, V][block][nkv * d] f32 (models/kv_cache.h).
-  plan.kv_bytes_per_token = static_cast<uint64_t>(2 * spec.n_layers * spec.kv_dim()) * 4;
+  // KvPool: [blocks][L][K, V][block][nkv * d] of f16 or f32 (models/kv_cache.h).
+  const int64_t kv_elem = models::kv_elem_bytes(options.kv_type);
+  plan.kv_bytes_per_token = static_cast<uint64_t>(2 * spec.n_layers * spec.kv_dim() * kv_elem);
   const int64_t blocks =
       options.batch * ((options.context + options.block_size - 1) / options.block_size);
   plan.kv_bytes = static_cast<uint64_t>(blocks * options.block_size) * plan.kv_bytes_per_token;
   plan.items.push_back(
       {"KV cache",
-       fmt::format("2 x {} layers x {} x 4 B = {} per token; {} tokens x {}", spec.n_layers,
-                   spec.kv_dim(), format_bytes(plan.kv_bytes_per_token), options.context,
-                   options.batch),
+       fmt::format("2 x {} layers x {} x {} B ({}) = {} per token; {} tokens x {}", spec.n_layers,
+                   spec.kv_dim(), kv_elem, dtype_name(options.kv_type),
+                   format_bytes(plan.kv_bytes_per_token), options.context, options.batch),
        plan.kv_bytes});
 
   std::string detail;

@@ -12,6 +12,7 @@
 
 #include "core/dtype.h"
 #include "formats/tensor_store.h"
+#include "models/kv_cache.h"
 #include "models/model_spec.h"
 
 namespace autoglm::ops {
@@ -23,7 +24,8 @@ struct PlanOptions {
   int64_t batch = 1;           // sequences at once (EngineConfig::max_batch)
   int64_t step_tokens = 512;   // tokens in one forward pass (EngineConfig::step_tokens)
   int64_t block_size = 16;     // KV block (EngineConfig::block_size)
-  int threads = 0;             // compute threads; 0 = every core
+  DType kv_type = models::kDefaultKvType;  // KV-cache element type (EngineConfig::kv_type)
+  int threads = 0;                         // compute threads; 0 = every core
 };
 
 // One row of the breakdown.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/half.h"
 #include "core/thread_pool.h"
 #include "test_util.h"
 
@@ -15,7 +16,8 @@ namespace autoglm::kernels::testing {
 namespace {
 
 // Naive causal GQA attention: query t of head h at position q_pos0 + t, KV head h / (nh / nkv).
-std::vector<double> naive_attention(const AttentionArgs& a) {
+std::vector<double> naive_attention(const AttentionArgs& a, const std::vector<float>& kc,
+                                    const std::vector<float>& vc) {
   const int g = a.n_heads / a.n_kv_heads, d = a.head_dim;
   std::vector<double> out(static_cast<size_t>(a.n_q * a.n_heads * d), 0.0);
   for (int64_t t = 0; t < a.n_q; ++t) {
@@ -24,7 +26,7 @@ std::vector<double> naive_attention(const AttentionArgs& a) {
       const int64_t n_ctx = a.q_pos0 + t + 1;
       std::vector<double> s(static_cast<size_t>(n_ctx) + 1);  // +1: never empty (GCC null warning)
       for (int64_t j = 0; j < n_ctx; ++j) {
-        const float* k = a.k + (j * a.n_kv_heads + h / g) * d;
+        const float* k = kc.data() + (j * a.n_kv_heads + h / g) * d;
         double dot = 0.0;
         for (int i = 0; i < d; ++i) dot += static_cast<double>(q[i]) * k[i];
         s[j] = dot * a.scale;
@@ -34,7 +36,7 @@ std::vector<double> naive_attention(const AttentionArgs& a) {
       double sum = 0.0;
       for (int64_t j = 0; j < n_ctx; ++j) sum += (s[j] = std::exp(s[j] - mx));
       for (int64_t j = 0; j < n_ctx; ++j) {
-        const float* v = a.v + (j * a.n_kv_heads + h / g) * d;
+        const float* v = vc.data() + (j * a.n_kv_heads + h / g) * d;
         for (int i = 0; i < d; ++i) out[(t * a.n_heads + h) * d + i] += s[j] / sum * v[i];
       }
     }
@@ -68,12 +70,63 @@ TEST(Attention, MatchesNaiveTripleLoop) {
     a.n_q = c.n_q, a.q_pos0 = c.q_pos0, a.n_heads = c.n_heads, a.n_kv_heads = c.n_kv_heads;
     a.head_dim = c.head_dim, a.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
     attention(a, pool);
-    const std::vector<double> expect = naive_attention(a);
+    const std::vector<double> expect = naive_attention(a, k, v);
     // Outputs are convex combinations of |v| <= 1: errors come from the f32 scores (head_dim-long
     // dots of magnitude <= 4·d·scale), exp and the n_ctx-long sums; 1e-5 absolute covers
     // (d + n_ctx)·u times these magnitudes with margin for d = 128.
     for (size_t i = 0; i < out.size(); ++i) ASSERT_NEAR(out[i], expect[i], 1e-5) << i;
   }
+}
+
+// An f16 cache, flat and paged (blocks of 16 positions, so the 70-position case crosses several):
+// the kernel converts each row as it loads it, so it must match the naive loop run on the same
+// values rounded to f16, within the f32 tolerance above.
+TEST(Attention, F16CacheMatchesNaiveOnRoundedValues) {
+  ThreadPool pool(3);
+  constexpr int64_t kBlock = 16;
+  for (const AttnCase& c :
+       {AttnCase{1, 0, 2, 2, 16}, AttnCase{3, 5, 4, 2, 16}, AttnCase{1, 40, 8, 1, 64},
+        AttnCase{9, 70, 4, 2, 32}, AttnCase{2, 30, 8, 2, 128}}) {
+    const int64_t n_ctx = c.q_pos0 + c.n_q;
+    const int64_t row = int64_t{c.n_kv_heads} * c.head_dim;
+    const auto q = random_floats(static_cast<size_t>(c.n_q * c.n_heads * c.head_dim), 1, -2, 2);
+    auto k = random_floats(static_cast<size_t>(n_ctx * row), 2, -2, 2);
+    auto v = random_floats(static_cast<size_t>(n_ctx * row), 3);
+    std::vector<uint16_t> kh(k.size()), vh(v.size());
+    for (size_t i = 0; i < k.size(); ++i) {
+      kh[i] = f32_to_f16(k[i]), vh[i] = f32_to_f16(v[i]);
+      k[i] = f16_to_f32(kh[i]), v[i] = f16_to_f32(vh[i]);
+    }
+    std::vector<const void*> k_blocks, v_blocks;
+    for (int64_t j = 0; j < n_ctx; j += kBlock) {
+      k_blocks.push_back(kh.data() + j * row);
+      v_blocks.push_back(vh.data() + j * row);
+    }
+    for (bool paged : {false, true}) {
+      std::vector<float> out(q.size(), 123.0f);
+      AttentionArgs a;
+      a.kv_type = DType::F16;
+      a.q = q.data(), a.out = out.data();
+      if (paged) {
+        a.k_blocks = k_blocks.data(), a.v_blocks = v_blocks.data(), a.block_size = kBlock;
+      } else {
+        a.k = kh.data(), a.v = vh.data();
+      }
+      a.n_q = c.n_q, a.q_pos0 = c.q_pos0, a.n_heads = c.n_heads, a.n_kv_heads = c.n_kv_heads;
+      a.head_dim = c.head_dim, a.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+      attention(a, pool);
+      const std::vector<double> expect = naive_attention(a, k, v);
+      for (size_t i = 0; i < out.size(); ++i) ASSERT_NEAR(out[i], expect[i], 1e-5) << i;
+    }
+  }
+}
+
+TEST(Attention, RejectsKvTypesOtherThanF32AndF16) {
+  ThreadPool pool(1);
+  AttentionArgs a;
+  a.kv_type = DType::BF16;
+  a.n_heads = 4, a.n_kv_heads = 4, a.head_dim = 8, a.n_q = 1;
+  EXPECT_THROW(attention(a, pool), Error);
 }
 
 TEST(Attention, RejectsHeadsNotAMultipleOfKvHeads) {

@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
+#include "core/half.h"
 #include "test_util.h"
 
 namespace autoglm::kernels::testing {
@@ -164,6 +166,82 @@ TEST_P(Ops, AxpyHeadsWithinTheSummationBound) {
             double sum_abs = std::fabs(y0[k]);
             for (int64_t r = 0; r < n_rows; ++r)
               sum_abs += std::fabs(double{coef[static_cast<size_t>(h * stride + r)]} * rows[r][i]);
+            EXPECT_NEAR(b[k], a[k], 2.0 * (n_rows + 1) * kU * sum_abs) << n;
+          }
+        }
+      }
+    }
+  }
+}
+
+// Rows of an f16 KV cache: the same ops over rows of IEEE halves. The scalar f16 op must equal the
+// scalar f32 op run on the rows rounded to f16 (exact conversions, the same arithmetic), and the
+// SIMD f16 op must stay within the f32 bounds above of it.
+struct HalfRows {
+  std::vector<uint16_t> h;
+  std::vector<float> f;  // h as f32
+  std::vector<const uint16_t*> h_rows;
+  std::vector<const float*> f_rows;
+  HalfRows(int64_t n_rows, int64_t n, uint32_t seed) {
+    for (float x : random_floats(static_cast<size_t>(n_rows * n), seed)) {
+      h.push_back(f32_to_f16(x));
+      f.push_back(f16_to_f32(h.back()));
+    }
+    for (int64_t r = 0; r < n_rows; ++r) {
+      h_rows.push_back(h.data() + r * n);
+      f_rows.push_back(f.data() + r * n);
+    }
+  }
+};
+
+TEST_P(Ops, DotHeadsF16RowsMatchTheF32OpOnRoundedRows) {
+  for (int64_t n_heads : {1, 3, 4, 5, 8}) {
+    for (int64_t n_rows : {1, 5}) {
+      for (int64_t n : kLengths) {
+        const auto q = random_floats(static_cast<size_t>(n_heads * n), 30);
+        const HalfRows keys(n_rows, n, 31);
+        const int64_t stride = n_rows + 2;
+        std::vector<float> f32(static_cast<size_t>(n_heads * stride), -1.0f), a(f32), b(f32);
+        ref.dot_heads(q.data(), n_heads, keys.f_rows.data(), n_rows, n, 0.5f, f32.data(), stride);
+        ref.dot_heads_f16(q.data(), n_heads, keys.h_rows.data(), n_rows, n, 0.5f, a.data(), stride);
+        simd.dot_heads_f16(q.data(), n_heads, keys.h_rows.data(), n_rows, n, 0.5f, b.data(),
+                           stride);
+        EXPECT_EQ(a, f32) << n;
+        for (int64_t h = 0; h < n_heads; ++h) {
+          for (int64_t r = 0; r < n_rows; ++r) {
+            double sum_abs = 0.0;
+            for (int64_t i = 0; i < n; ++i)
+              sum_abs += std::fabs(double{q[h * n + i]} * keys.f_rows[r][i]);
+            EXPECT_NEAR(b[h * stride + r], a[h * stride + r], (n + 1) * kU * sum_abs) << n;
+          }
+          EXPECT_EQ(b[h * stride + n_rows], -1.0f);
+        }
+      }
+    }
+  }
+}
+
+TEST_P(Ops, AxpyHeadsF16RowsMatchTheF32OpOnRoundedRows) {
+  for (int64_t n_heads : {1, 3, 8}) {
+    for (int64_t n_rows : {1, 70}) {
+      for (int64_t n : kLengths) {
+        const auto y0 = random_floats(static_cast<size_t>(n_heads * n), 32);
+        auto f32 = y0, a = y0, b = y0;
+        const HalfRows values(n_rows, n, 33);
+        const int64_t stride = n_rows + 1;
+        const auto coef = random_floats(static_cast<size_t>(n_heads * stride), 34);
+        ref.axpy_heads(coef.data(), stride, n_heads, values.f_rows.data(), n_rows, f32.data(), n);
+        ref.axpy_heads_f16(coef.data(), stride, n_heads, values.h_rows.data(), n_rows, a.data(), n);
+        simd.axpy_heads_f16(coef.data(), stride, n_heads, values.h_rows.data(), n_rows, b.data(),
+                            n);
+        EXPECT_EQ(a, f32) << n;
+        for (int64_t h = 0; h < n_heads; ++h) {
+          for (int64_t i = 0; i < n; ++i) {
+            const size_t k = static_cast<size_t>(h * n + i);
+            double sum_abs = std::fabs(y0[k]);
+            for (int64_t r = 0; r < n_rows; ++r)
+              sum_abs += std::fabs(double{coef[static_cast<size_t>(h * stride + r)]} *
+                                   values.f_rows[r][i]);
             EXPECT_NEAR(b[k], a[k], 2.0 * (n_rows + 1) * kU * sum_abs) << n;
           }
         }

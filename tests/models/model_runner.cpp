@@ -40,11 +40,12 @@ double relative_rms_error(const std::vector<std::vector<float>>& a,
 }
 
 FixtureRun run_fixture(const models::Model& model, const std::vector<int32_t>& prompt,
-                       const std::vector<int32_t>& expected_generated, int n_threads) {
+                       const std::vector<int32_t>& expected_generated, int n_threads,
+                       DType kv_type) {
   ThreadPool pool(n_threads);
   const auto V = static_cast<size_t>(model.spec().vocab_size);
-  models::KvCache cache(model.spec(),
-                        static_cast<int64_t>(prompt.size() + expected_generated.size() + 1));
+  models::KvCache cache(
+      model.spec(), static_cast<int64_t>(prompt.size() + expected_generated.size() + 1), kv_type);
   models::ForwardScratch scratch;
   std::vector<float> logits;
   FixtureRun run;

@@ -18,9 +18,11 @@ struct FixtureRun {
 };
 
 // `expected_generated` is fed back (teacher forcing) so logits stay comparable even if one
-// greedy choice differed; `greedy` records what we would have chosen.
+// greedy choice differed; `greedy` records what we would have chosen. The KV cache is f32 unless
+// kv_type says otherwise, so that each fixture test measures one source of error.
 FixtureRun run_fixture(const models::Model& model, const std::vector<int32_t>& prompt,
-                       const std::vector<int32_t>& expected_generated, int n_threads = 2);
+                       const std::vector<int32_t>& expected_generated, int n_threads = 2,
+                       DType kv_type = DType::F32);
 
 std::vector<std::vector<float>> json_matrix(const nlohmann::json& j);
 int32_t argmax(const std::vector<float>& v);

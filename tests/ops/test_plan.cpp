@@ -58,9 +58,13 @@ TEST(Plan, WeightsAndKvFollowTheSpec) {
   const MemoryPlan p = plan_memory(spec, o);
   EXPECT_EQ(p.parameters, spec.parameter_count() + 2 * spec.n_layers * spec.hidden_size)
       << "glm4 has two extra sandwich norms per layer beyond ModelSpec::parameter_count";
-  // KV: 2 (K, V) x 4 layers x 2 kv heads x 128 x 4 B = 8 KiB a token; 1000 -> 63 blocks of 16.
-  EXPECT_EQ(p.kv_bytes_per_token, 8192u);
-  EXPECT_EQ(p.kv_bytes, 3u * 63 * 16 * 8192);
+  // KV, f16 by default: 2 (K, V) x 4 layers x 2 kv heads x 128 x 2 B = 4 KiB a token; 1000 -> 63
+  // blocks of 16. An f32 cache takes twice that.
+  EXPECT_EQ(p.kv_bytes_per_token, 4096u);
+  EXPECT_EQ(p.kv_bytes, 3u * 63 * 16 * 4096);
+  PlanOptions f32 = o;
+  f32.kv_type = DType::F32;
+  EXPECT_EQ(plan_memory(spec, f32).kv_bytes, 2 * p.kv_bytes);
   // q8_0 matrices: 34 B per 32 weights; norms/biases f32.
   const uint64_t matrices =
       static_cast<uint64_t>(p.parameters) - 4 * (4 * 2048) - 2048 - 4 * (2048 + 2 * 256);
