@@ -156,6 +156,9 @@ int serve(ServeFlags& f) {
   }
 
   engine::BatchEngine engine(*bundle.model, *bundle.tokenizer, f.engine, pool);
+  log::info("KV cache: {} blocks of {} tokens, {}, {} (--kv-type)", engine.config().kv_blocks,
+            f.engine.block_size, dtype_name(f.engine.kv_type),
+            ops::format_bytes(engine.kv_pool_bytes()));
   int code = 0;
   {
     server::Server srv(sc, engine, *bundle.tokenizer, bundle.chat.get(), served);

@@ -71,6 +71,19 @@ TEST(Cli, RunPrintsGreedyStoryIds) {
   EXPECT_EQ(ids_of(r.stdout_only), kStoryStart);
 }
 
+// The KV cache in f16 (the default) or f32 tells the same story; any other type is refused.
+TEST(Cli, KvTypeF16AndF32GiveTheSameGreedyStory) {
+  for (const char* type : {"f16", "f32"}) {
+    const Result r =
+        run("run --model " + stories() + " --tokens 1 -n 22 --temperature 0 --kv-type " + type);
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    EXPECT_EQ(ids_of(r.stdout_only), kStoryStart) << type;
+  }
+  const Result bad = run("run --model " + stories() + " --tokens 1 --kv-type bf16");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.out.find("bf16 not in {f16,f32}"), std::string::npos) << bad.out;
+}
+
 TEST(Cli, RunIsDeterministicForASeed) {
   const std::string args =
       "run --model " + stories() + " --tokens 1 -n 30 --temperature 0.8 --top-p 0.9 --seed 7";
