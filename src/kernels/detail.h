@@ -26,19 +26,20 @@ void float_gemm_avx2(const Matrix& w, const float* x, int64_t n_tokens, float* y
                      int64_t r0, int64_t r1);
 void matmul_rows_avx512(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
                         int64_t r0, int64_t r1);
+// KernelTable::quantize_acts and matmul_rows_quantized of the SIMD tables.
+void quantize_acts_avx2(const float* x, int64_t n_tokens, int64_t cols, int8_t* q, float* d,
+                        int32_t* s);
+void matmul_rows_quantized_avx2(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens,
+                                float* y, int64_t ldy, int64_t r0, int64_t r1);
+void quantize_acts_avx512(const float* x, int64_t n_tokens, int64_t cols, int8_t* q, float* d,
+                          int32_t* s);
+void matmul_rows_quantized_avx512(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens,
+                                  float* y, int64_t ldy, int64_t r0, int64_t r1);
 
 // Scalar row conversions (GGUF layouts, ggml reference rounding). Throw Error on a dtype that is
 // not a weight type or a length that is not a whole number of blocks.
 void quantize_row_scalar(DType dst_type, const float* src, void* dst, int64_t n);
 void dequantize_row_scalar(DType src_type, const void* src, float* dst, int64_t n);
-
-// Activations quantized for the integer dot products: per token, cols/32 blocks of 32 int8 with an
-// f32 scale (like q8_0 but the scale stays f32). q[t * cols + i] ≈ x[t, i] / d[t * n_blocks + b].
-struct QuantizedActs {
-  const int8_t* q = nullptr;   // [n_tokens, cols]
-  const float* d = nullptr;    // [n_tokens, cols / 32]
-  const int32_t* s = nullptr;  // [n_tokens, cols / 32] Σ q of each block (q4_0's -8 offset)
-};
 
 // This thread's scratch for n_tokens x cols quantized activations, reused across calls (no
 // allocation once it is large enough).

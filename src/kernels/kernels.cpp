@@ -5,9 +5,11 @@
 #include <cmath>
 #include <cstddef>
 #include <type_traits>
+#include <vector>
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/quant_blocks.h"
 #include "kernels/detail.h"
 
 namespace autoglm::kernels {
@@ -54,15 +56,64 @@ int64_t matmul_grain(int64_t cols, int64_t n_tokens) {
   return (rows + 15) / 16 * 16;
 }
 
+namespace {
+
+bool has_integer_kernels(DType dt) {
+  return dt == DType::Q4_0 || dt == DType::Q8_0 || dt == DType::Q6_K;
+}
+
+// x quantized for the integer kernels once per matmul, tokens split over the pool, into buffers
+// of the calling thread (grown, never shrunk: no allocation once warm). Each chunk of rows used to
+// quantize all of x itself: 4 chunks per thread meant 8 quantizations of x per matmul on 2 threads,
+// about 5% of q4_0 prefill.
+QuantizedActs quantize_once(const KernelTable& k, const float* x, int64_t n_tokens, int64_t cols,
+                            ThreadPool& pool) {
+  thread_local std::vector<int8_t> q;
+  thread_local std::vector<float> d;
+  thread_local std::vector<int32_t> s;
+  const int64_t n_blocks = cols / kQK;
+  if (static_cast<int64_t>(q.size()) < n_tokens * cols)
+    q.resize(static_cast<size_t>(n_tokens * cols));
+  if (static_cast<int64_t>(d.size()) < n_tokens * n_blocks) {
+    d.resize(static_cast<size_t>(n_tokens * n_blocks));
+    s.resize(static_cast<size_t>(n_tokens * n_blocks));
+  }
+  // The workers write through these pointers: named inside the lambda, the thread_locals would be
+  // each worker's own.
+  const QuantizedActs out{q.data(), d.data(), s.data()};
+  int8_t* qp = q.data();
+  float* dp = d.data();
+  int32_t* sp = s.data();
+  // Quantizing costs a few operations per element, not a multiply-add per weight: a chunk needs
+  // many tokens' worth to pay for waking a worker. One token (decode) stays on this thread.
+  const int64_t grain = std::max<int64_t>(1, 4 * kMinChunkWork / cols);
+  pool.parallel_for(
+      n_tokens,
+      [&](int64_t t0, int64_t t1) {
+        k.quantize_acts(x + t0 * cols, t1 - t0, cols, qp + t0 * cols, dp + t0 * n_blocks,
+                        sp + t0 * n_blocks);
+      },
+      grain);
+  return out;
+}
+
+}  // namespace
+
 void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
             const float* bias) {
   const KernelTable& k = active();
-  // Chunks of >= 16 rows: each chunk re-quantizes x (quantized dtypes), so tiny chunks would waste
-  // more on that than they gain in parallelism.
+  const bool quantized = has_integer_kernels(w.dtype) && k.matmul_rows_quantized != nullptr;
+  const QuantizedActs xa =
+      quantized ? quantize_once(k, x, n_tokens, w.cols, pool) : QuantizedActs{};
+  // Chunks of >= 16 rows: waking a thread for less work costs more than it gains.
   pool.parallel_for(
       w.rows,
       [&](int64_t r0, int64_t r1) {
-        k.matmul_rows(w, x, n_tokens, y, w.rows, r0, r1);
+        if (quantized) {
+          k.matmul_rows_quantized(w, xa, n_tokens, y, w.rows, r0, r1);
+        } else {
+          k.matmul_rows(w, x, n_tokens, y, w.rows, r0, r1);
+        }
         if (bias == nullptr) return;
         for (int64_t t = 0; t < n_tokens; ++t) k.add(y + t * w.rows + r0, bias + r0, r1 - r0);
       },

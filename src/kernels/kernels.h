@@ -42,6 +42,14 @@ struct AttentionArgs {
   float scale = 1.0f;  // usually 1/sqrt(head_dim)
 };
 
+// Activations quantized for the integer dot products: per token, cols/32 blocks of 32 int8 with an
+// f32 scale (like q8_0 but the scale stays f32). q[t * cols + i] ≈ x[t, i] / d[t * n_blocks + b].
+struct QuantizedActs {
+  const int8_t* q = nullptr;   // [n_tokens, cols]
+  const float* d = nullptr;    // [n_tokens, cols / 32]
+  const int32_t* s = nullptr;  // [n_tokens, cols / 32] Σ q of each block (q4_0's -8 offset)
+};
+
 struct KernelTable {
   Isa isa = Isa::Scalar;
   // matmul_rows runs q4_0 and q8_0 in WeightLayout::Rows8 (8 rows per integer dot product)
@@ -54,6 +62,16 @@ struct KernelTable {
   // r0 and r1 on multiples of 8 (its row count is one).
   void (*matmul_rows)(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
                       int64_t r0, int64_t r1) = nullptr;
+
+  // The integer path of matmul_rows in two steps, so that a matmul split over threads quantizes x
+  // once instead of once per chunk: quantize_acts writes x [n_tokens, cols] (cols % 32 == 0) as
+  // QuantizedActs into the caller's q [n_tokens · cols], d and s [n_tokens · cols / 32];
+  // matmul_rows_quantized then takes q8_0, q4_0 and q6_K weights (Rows or Rows8) and gives
+  // exactly what matmul_rows gives. Null in the scalar table (it has no integer kernels).
+  void (*quantize_acts)(const float* x, int64_t n_tokens, int64_t cols, int8_t* q, float* d,
+                        int32_t* s) = nullptr;
+  void (*matmul_rows_quantized)(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens,
+                                float* y, int64_t ldy, int64_t r0, int64_t r1) = nullptr;
 
   // y = x · rsqrt(mean(x²) + eps) ⊙ w over n elements (mean accumulated in f32 or wider).
   void (*rms_norm)(const float* x, const float* w, int64_t n, float eps, float* y) = nullptr;

@@ -1,8 +1,9 @@
 // AVX2 matmul rows (also the float path of the AVX-512 table). f32 / f16 (F16C vcvtph2ps) / bf16
 // (shift or mask to f32) weights: 8-wide FMA against f32 activations; one token (decode) and up to
 // 31 tokens here, 32 and more in the panel GEMM of gemm_float_avx2.cpp. q8_0 / q4_0 / q6_K:
-// activations quantized once per call to 8-bit blocks of 32 (quantize_acts_avx2, the same
-// rounding as the scalar quantize_acts), dot products with maddubs + madd (matmul_quant_simd.h,
+// activations quantized to 8-bit blocks of 32 (quantize_acts_avx2, the same rounding as the scalar
+// quantize_acts; kernels::matmul does it once per matmul and gives every chunk of rows to
+// matmul_rows_quantized_avx2), dot products with maddubs + madd (matmul_quant_simd.h,
 // matmul_rows8_simd.h). Up to 4 tokens share each weight load.
 #include <immintrin.h>
 
@@ -187,8 +188,10 @@ void float_rows(const Matrix& w, const float* x, int64_t n_tokens, float* y, int
 
 // d = amax/127 per block of 32, q = round-to-nearest-even(x / d) (vcvtps2dq, as nearbyint in the
 // scalar quantize_acts), Σq per block from the int32 values (|x·id| <= 127: no saturation).
-QuantizedActs quantize_acts_avx2(const float* x, int64_t n_tokens, int64_t cols) {
-  const ActBuffers buf = act_buffers(n_tokens, cols);
+}  // namespace
+
+void quantize_acts_avx2(const float* x, int64_t n_tokens, int64_t cols, int8_t* q_out, float* d_out,
+                        int32_t* s_out) {
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   for (int64_t b = 0; b < n_tokens * (cols / 32); ++b) {
     __m256 v[4];
@@ -202,7 +205,7 @@ QuantizedActs quantize_acts_avx2(const float* x, int64_t n_tokens, int64_t cols)
     m = _mm_max_ss(m, _mm_movehdup_ps(m));
     const float d = _mm_cvtss_f32(m) / 127.0f;
     const __m256 id = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
-    buf.d[b] = d;
+    d_out[b] = d;
     __m256i q[4];
     for (int k = 0; k < 4; ++k) q[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], id));
     const __m256i sum =
@@ -210,7 +213,7 @@ QuantizedActs quantize_acts_avx2(const float* x, int64_t n_tokens, int64_t cols)
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    buf.s[b] = _mm_cvtsi128_si32(s);
+    s_out[b] = _mm_cvtsi128_si32(s);
     // int32 -> int16 -> int8 packs work within 128-bit lanes; the permute puts the 32 bytes back
     // in element order.
     const __m256i p16a = _mm256_packs_epi32(q[0], q[1]);
@@ -218,12 +221,15 @@ QuantizedActs quantize_acts_avx2(const float* x, int64_t n_tokens, int64_t cols)
     const __m256i p8 = _mm256_packs_epi16(p16a, p16b);
     const __m256i ordered =
         _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(buf.q + b * 32), ordered);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q_out + b * 32), ordered);
   }
-  return {buf.q, buf.d, buf.s};
 }
 
-}  // namespace
+void matmul_rows_quantized_avx2(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens,
+                                float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  if (w.layout == WeightLayout::Rows8) return rows8_matmul(w, xa, n_tokens, y, ldy, r0, r1);
+  quant_rows(w, xa, n_tokens, y, ldy, r0, r1);
+}
 
 void matmul_rows_avx2(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
                       int64_t r0, int64_t r1) {
@@ -237,9 +243,9 @@ void matmul_rows_avx2(const Matrix& w, const float* x, int64_t n_tokens, float* 
     case DType::Q4_0:
     case DType::Q8_0:
     case DType::Q6_K: {
-      const QuantizedActs xa = quantize_acts_avx2(x, n_tokens, w.cols);
-      if (w.layout == WeightLayout::Rows8) return rows8_matmul(w, xa, n_tokens, y, ldy, r0, r1);
-      return quant_rows(w, xa, n_tokens, y, ldy, r0, r1);
+      const ActBuffers buf = act_buffers(n_tokens, w.cols);
+      quantize_acts_avx2(x, n_tokens, w.cols, buf.q, buf.d, buf.s);
+      return matmul_rows_quantized_avx2(w, {buf.q, buf.d, buf.s}, n_tokens, y, ldy, r0, r1);
     }
     default:
       return matmul_rows_scalar(w, x, n_tokens, y, ldy, r0, r1);  // throws on a non-weight dtype

@@ -35,8 +35,10 @@ namespace autoglm::kernels::detail {
 namespace {
 
 // d = amax/127 per block of 32, q = round-to-nearest-even(x / d) (vcvtps2dq), saturating packs.
-QuantizedActs quantize_acts_avx512(const float* x, int64_t n_tokens, int64_t cols) {
-  const ActBuffers buf = act_buffers(n_tokens, cols);
+}  // namespace
+
+void quantize_acts_avx512(const float* x, int64_t n_tokens, int64_t cols, int8_t* q_out,
+                          float* d_out, int32_t* s_out) {
   const __m512 sign_mask = _mm512_set1_ps(-0.0f);
   for (int64_t b = 0; b < n_tokens * (cols / 32); ++b) {
     const __m512 v0 = _mm512_loadu_ps(x + b * 32);
@@ -45,20 +47,23 @@ QuantizedActs quantize_acts_avx512(const float* x, int64_t n_tokens, int64_t col
         _mm512_max_ps(_mm512_andnot_ps(sign_mask, v0), _mm512_andnot_ps(sign_mask, v1));
     const float d = _mm512_reduce_max_ps(amax) / 127.0f;
     const __m512 id = _mm512_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
-    buf.d[b] = d;
+    d_out[b] = d;
     // |x·id| <= 127 (plus rounding), so the saturating packs below never clip and the block sum
     // can be taken on the int32 values.
     const __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, id));
     const __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, id));
-    buf.s[b] = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+    s_out[b] = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
     const __m128i q0 = _mm512_cvtsepi32_epi8(i0);
     const __m128i q1 = _mm512_cvtsepi32_epi8(i1);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(buf.q + b * 32), _mm256_set_m128i(q1, q0));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q_out + b * 32), _mm256_set_m128i(q1, q0));
   }
-  return {buf.q, buf.d, buf.s};
 }
 
-}  // namespace
+void matmul_rows_quantized_avx512(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens,
+                                  float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  if (w.layout == WeightLayout::Rows8) return rows8_matmul(w, xa, n_tokens, y, ldy, r0, r1);
+  quant_rows(w, xa, n_tokens, y, ldy, r0, r1);
+}
 
 void matmul_rows_avx512(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
                         int64_t r0, int64_t r1) {
@@ -75,9 +80,9 @@ void matmul_rows_avx512(const Matrix& w, const float* x, int64_t n_tokens, float
     case DType::Q4_0:
     case DType::Q8_0:
     case DType::Q6_K: {
-      const QuantizedActs xa = quantize_acts_avx512(x, n_tokens, w.cols);
-      if (w.layout == WeightLayout::Rows8) return rows8_matmul(w, xa, n_tokens, y, ldy, r0, r1);
-      return quant_rows(w, xa, n_tokens, y, ldy, r0, r1);
+      const ActBuffers buf = act_buffers(n_tokens, w.cols);
+      quantize_acts_avx512(x, n_tokens, w.cols, buf.q, buf.d, buf.s);
+      return matmul_rows_quantized_avx512(w, {buf.q, buf.d, buf.s}, n_tokens, y, ldy, r0, r1);
     }
     default:
       return matmul_rows_scalar(w, x, n_tokens, y, ldy, r0, r1);  // throws on a non-weight dtype

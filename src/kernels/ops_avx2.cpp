@@ -52,7 +52,8 @@ struct Avx2 {
 }  // namespace
 
 KernelTable avx2_table() {
-  return simd_table<Avx2>(Isa::Avx2, matmul_rows_avx2);
+  return simd_table<Avx2>(Isa::Avx2, matmul_rows_avx2, quantize_acts_avx2,
+                          matmul_rows_quantized_avx2);
 }
 
 }  // namespace autoglm::kernels::detail

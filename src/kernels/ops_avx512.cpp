@@ -46,7 +46,8 @@ struct Avx512 {
 }  // namespace
 
 KernelTable avx512_table() {
-  return simd_table<Avx512>(Isa::Avx512, matmul_rows_avx512);
+  return simd_table<Avx512>(Isa::Avx512, matmul_rows_avx512, quantize_acts_avx512,
+                            matmul_rows_quantized_avx512);
 }
 
 }  // namespace autoglm::kernels::detail

@@ -252,11 +252,15 @@ void simd_rope(float* x, int n_heads, int head_dim, int rot_dims, const float* c
 }
 
 template <class V>
-KernelTable simd_table(Isa isa, decltype(KernelTable::matmul_rows) matmul_rows) {
+KernelTable simd_table(Isa isa, decltype(KernelTable::matmul_rows) matmul_rows,
+                       decltype(KernelTable::quantize_acts) quantize_acts,
+                       decltype(KernelTable::matmul_rows_quantized) matmul_rows_quantized) {
   KernelTable t;
   t.isa = isa;
   t.prefers_rows8 = true;
   t.matmul_rows = matmul_rows;
+  t.quantize_acts = quantize_acts;
+  t.matmul_rows_quantized = matmul_rows_quantized;
   t.rms_norm = simd_rms_norm<V>;
   t.softmax = simd_softmax<V>;
   t.silu_mul = simd_silu_mul<V>;

@@ -105,23 +105,27 @@ TEST(MatmulScalar, EqualsDoubleDotOfDequantizedWeights) {
 }
 
 // matmul(): the pool split and the bias, against matmul_rows of the active table plus the bias.
+// The integer types quantize x once per matmul (tokens split over the pool from a few hundred
+// tokens of 1024 columns: the 600-token shape has 3 chunks) and must give the same bits as
+// matmul_rows, which quantizes x itself.
 TEST(Matmul, PoolSplitAndBiasMatchSingleThread) {
   ThreadPool pool(3);
-  for (DType dt : {DType::F32, DType::Q4_0}) {
-    const int64_t rows = 101, cols = 128, n = 5;
-    const std::vector<uint8_t> bytes = make_weights(dt, rows, cols, 3);
-    const Matrix w{dt, rows, cols, bytes.data()};
-    const std::vector<float> x = random_floats(static_cast<size_t>(n * cols), 4);
-    const std::vector<float> bias = random_floats(static_cast<size_t>(rows), 5);
-    std::vector<float> expect(static_cast<size_t>(n * rows)), got(expect.size());
-    active().matmul_rows(w, x.data(), n, expect.data(), rows, 0, rows);
-    for (int64_t t = 0; t < n; ++t) {
-      for (int64_t r = 0; r < rows; ++r) expect[t * rows + r] += bias[r];
+  for (const Shape& shape : {Shape{101, 256, 5}, Shape{40, 1024, 600}, Shape{37, 1024, 1}})
+    for (DType dt : {DType::F32, DType::Q4_0, DType::Q8_0, DType::Q6_K}) {
+      const int64_t rows = shape.rows, cols = shape.cols, n = shape.n_tokens;
+      const std::vector<uint8_t> bytes = make_weights(dt, rows, cols, 3);
+      const Matrix w{dt, rows, cols, bytes.data()};
+      const std::vector<float> x = random_floats(static_cast<size_t>(n * cols), 4);
+      const std::vector<float> bias = random_floats(static_cast<size_t>(rows), 5);
+      std::vector<float> expect(static_cast<size_t>(n * rows)), got(expect.size());
+      active().matmul_rows(w, x.data(), n, expect.data(), rows, 0, rows);
+      for (int64_t t = 0; t < n; ++t) {
+        for (int64_t r = 0; r < rows; ++r) expect[t * rows + r] += bias[r];
+      }
+      matmul(w, x.data(), n, got.data(), pool, bias.data());
+      // Same kernel on the same rows: only the row split differs, and rows are independent.
+      EXPECT_EQ(got, expect) << dtype_name(dt) << " " << rows << "x" << cols << ", " << n;
     }
-    matmul(w, x.data(), n, got.data(), pool, bias.data());
-    // Same kernel on the same rows: only the row split differs, and rows are independent.
-    EXPECT_EQ(got, expect) << dtype_name(dt);
-  }
 }
 
 }  // namespace

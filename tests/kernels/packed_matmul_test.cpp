@@ -104,18 +104,19 @@ GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(PackedMatmul);
 
 // matmul() splits a packed matrix over the pool on 8-row group boundaries.
 TEST(PackedMatmul, PoolSplitMatchesSingleThread) {
-  for (DType dt : {DType::Q4_0, DType::Q8_0}) {
-    ThreadPool pool(3);
-    const int64_t rows = 200, cols = 128, n = 5;
-    const std::vector<uint8_t> bytes = make_weights(dt, rows, cols, 3);
-    std::vector<std::byte> packed(bytes.size());
-    const Matrix p = pack_for_matmul(Matrix{dt, rows, cols, bytes.data()}, packed.data());
-    const std::vector<float> x = random_floats(static_cast<size_t>(n * cols), 4);
-    std::vector<float> expect(static_cast<size_t>(n * rows)), got(expect.size());
-    active().matmul_rows(p, x.data(), n, expect.data(), rows, 0, rows);
-    matmul(p, x.data(), n, got.data(), pool);
-    EXPECT_EQ(got, expect) << dtype_name(dt);
-  }
+  for (int64_t n : {1, 5, 600})
+    for (DType dt : {DType::Q4_0, DType::Q8_0}) {
+      ThreadPool pool(3);
+      const int64_t rows = 200, cols = n > 100 ? 1024 : 128;
+      const std::vector<uint8_t> bytes = make_weights(dt, rows, cols, 3);
+      std::vector<std::byte> packed(bytes.size());
+      const Matrix p = pack_for_matmul(Matrix{dt, rows, cols, bytes.data()}, packed.data());
+      const std::vector<float> x = random_floats(static_cast<size_t>(n * cols), 4);
+      std::vector<float> expect(static_cast<size_t>(n * rows)), got(expect.size());
+      active().matmul_rows(p, x.data(), n, expect.data(), rows, 0, rows);
+      matmul(p, x.data(), n, got.data(), pool);
+      EXPECT_EQ(got, expect) << dtype_name(dt) << ", " << n << " tokens";
+    }
 }
 
 }  // namespace
