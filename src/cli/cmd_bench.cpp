@@ -105,6 +105,7 @@ int run(BenchFlags& f) {
                           {"weights", model->weight_summary()},
                           {"threads", pool.size()},
                           {"isa", isa_name(kernels::active().isa)},
+                          {"kv_type", dtype_name(f.options.kv_type)},
                           {"read_bandwidth_gbps", {{"median", bw}, {"samples", r.bandwidth_gbps}}},
                           {"fma_peak_gflops", r.fma_peak_gflops},
                           {"prefill",
@@ -128,8 +129,9 @@ int run(BenchFlags& f) {
     std::cout << out.dump(2) << "\n";
     return 0;
   }
-  std::printf("model    %s\nweights  %s\nthreads  %d, kernels %s\n", f.model.model.c_str(),
-              model->weight_summary().c_str(), pool.size(), isa_name(kernels::active().isa));
+  std::printf("model    %s\nweights  %s\nthreads  %d, kernels %s, KV cache %s\n",
+              f.model.model.c_str(), model->weight_summary().c_str(), pool.size(),
+              isa_name(kernels::active().isa), std::string(dtype_name(f.options.kv_type)).c_str());
   std::printf(
       "memory   read bandwidth %.1f GB/s (median of %zu probes, one before each decode run)\n", bw,
       r.bandwidth_gbps.size());
