@@ -49,6 +49,27 @@ struct AttnCase {
   int n_heads, n_kv_heads, head_dim;
 };
 
+// The case's shape with q and out; the cache (flat or paged, f32 or f16) is the caller's to set.
+AttentionArgs case_args(const AttnCase& c, const std::vector<float>& q, std::vector<float>& out) {
+  AttentionArgs a;
+  a.q = q.data(), a.out = out.data();
+  a.n_q = c.n_q, a.q_pos0 = c.q_pos0, a.n_heads = c.n_heads, a.n_kv_heads = c.n_kv_heads;
+  a.head_dim = c.head_dim, a.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  return a;
+}
+
+// Runs `a` (whose out is `out`) and compares with the naive loop over k and v as f32. Outputs are
+// convex combinations of |v| <= 1: errors come from the f32 scores (head_dim-long dots of
+// magnitude <= 4·d·scale), exp and the n_ctx-long sums; 1e-5 absolute covers (d + n_ctx)·u times
+// these magnitudes with margin for d = 128.
+void expect_naive_result(const AttentionArgs& a, const std::vector<float>& out,
+                         const std::vector<float>& k, const std::vector<float>& v,
+                         ThreadPool& pool) {
+  attention(a, pool);
+  const std::vector<double> expect = naive_attention(a, k, v);
+  for (size_t i = 0; i < out.size(); ++i) ASSERT_NEAR(out[i], expect[i], 1e-5) << i;
+}
+
 // Query heads sharing a KV head run together; with fewer (token, KV head) pairs than the pool's 3
 // threads a group is split: {1, 40, 8, 1, 64} into 3 + 3 + 2 heads, {1, 17, 8, 2, 32} into 4 + 4
 // per KV head, {1, 9, 5, 1, 16} into 2 + 2 + 1. {9, 70, 4, 2, 32} and {6, 60, 2, 1, 16} read past
@@ -65,16 +86,9 @@ TEST(Attention, MatchesNaiveTripleLoop) {
     const auto k = random_floats(static_cast<size_t>(n_ctx * c.n_kv_heads * c.head_dim), 2, -2, 2);
     const auto v = random_floats(static_cast<size_t>(n_ctx * c.n_kv_heads * c.head_dim), 3);
     std::vector<float> out(q.size(), 123.0f);
-    AttentionArgs a;
-    a.q = q.data(), a.out = out.data(), a.k = k.data(), a.v = v.data();
-    a.n_q = c.n_q, a.q_pos0 = c.q_pos0, a.n_heads = c.n_heads, a.n_kv_heads = c.n_kv_heads;
-    a.head_dim = c.head_dim, a.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-    attention(a, pool);
-    const std::vector<double> expect = naive_attention(a, k, v);
-    // Outputs are convex combinations of |v| <= 1: errors come from the f32 scores (head_dim-long
-    // dots of magnitude <= 4·d·scale), exp and the n_ctx-long sums; 1e-5 absolute covers
-    // (d + n_ctx)·u times these magnitudes with margin for d = 128.
-    for (size_t i = 0; i < out.size(); ++i) ASSERT_NEAR(out[i], expect[i], 1e-5) << i;
+    AttentionArgs a = case_args(c, q, out);
+    a.k = k.data(), a.v = v.data();
+    expect_naive_result(a, out, k, v, pool);
   }
 }
 
@@ -104,19 +118,14 @@ TEST(Attention, F16CacheMatchesNaiveOnRoundedValues) {
     }
     for (bool paged : {false, true}) {
       std::vector<float> out(q.size(), 123.0f);
-      AttentionArgs a;
+      AttentionArgs a = case_args(c, q, out);
       a.kv_type = DType::F16;
-      a.q = q.data(), a.out = out.data();
       if (paged) {
         a.k_blocks = k_blocks.data(), a.v_blocks = v_blocks.data(), a.block_size = kBlock;
       } else {
         a.k = kh.data(), a.v = vh.data();
       }
-      a.n_q = c.n_q, a.q_pos0 = c.q_pos0, a.n_heads = c.n_heads, a.n_kv_heads = c.n_kv_heads;
-      a.head_dim = c.head_dim, a.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-      attention(a, pool);
-      const std::vector<double> expect = naive_attention(a, k, v);
-      for (size_t i = 0; i < out.size(); ++i) ASSERT_NEAR(out[i], expect[i], 1e-5) << i;
+      expect_naive_result(a, out, k, v, pool);
     }
   }
 }
