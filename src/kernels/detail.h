@@ -20,8 +20,10 @@ void matmul_rows_scalar(const Matrix& w, const float* x, int64_t n_tokens, float
                         int64_t r0, int64_t r1);
 void matmul_rows_avx2(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
                       int64_t r0, int64_t r1);
-// Float weights (f32 / f16 / bf16) for several tokens: 16-row panels converted to f32 and
-// transposed once per call, then 16 rows x 6 tokens of FMAs (gemm_float_avx2.cpp).
+// Float weights of type DT (f32 / f16 / bf16) for several tokens: 16-row panels converted to f32
+// and transposed once per call, then 16 rows x 6 tokens of FMAs. Instantiated for those three types
+// in gemm_float_avx2.cpp (not inline: each copy stays in the AVX2 object file).
+template <DType DT>
 void float_gemm_avx2(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
                      int64_t r0, int64_t r1);
 void matmul_rows_avx512(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,

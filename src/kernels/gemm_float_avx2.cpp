@@ -4,16 +4,15 @@
 // The dot-product kernel of matmul_avx2.cpp (2 rows x 4 tokens) spends 6 loads and 2 weight
 // conversions on 8 FMAs and ends every row with horizontal sums; it ran at about half the FMA
 // peak. Here panels of 16 rows are converted to f32 and transposed to [k][16], a chunk of
-// columns at a time (see float_gemm for the blocking). A kernel of 16 rows x 6 tokens then keeps
-// 12 accumulators: per k, 2 panel loads and 6 broadcasts of x feed 12 FMAs, and each token's 16
-// results are consecutive outputs, so they are stored (or added, after the first column chunk)
+// columns at a time (see float_gemm_avx2 for the blocking). A kernel of 16 rows x 6 tokens then
+// keeps 12 accumulators: per k, 2 panel loads and 6 broadcasts of x feed 12 FMAs, and each token's
+// 16 results are consecutive outputs, so they are stored (or added, after the first column chunk)
 // as they are: no horizontal sums.
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cstdint>
 
-#include "core/error.h"
 #include "kernels/detail.h"
 #include "kernels/float_load_avx2.h"
 
@@ -154,9 +153,11 @@ void panel_token_range(const float* panel, int64_t kc, const float* x, int64_t n
 constexpr int64_t kColChunk = 512;
 constexpr int64_t kTokenChunk = 128;
 
+}  // namespace
+
 template <DType DT>
-void float_gemm(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
-                int64_t r0, int64_t r1) {
+void float_gemm_avx2(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
+                     int64_t r0, int64_t r1) {
   float* panel = scratch_f32(kPanelRows * kColChunk + kColChunk, 5);
   float* zeros = panel + kPanelRows * kColChunk;  // the x of padding tokens
   std::fill(zeros, zeros + kColChunk, 0.0f);
@@ -173,20 +174,11 @@ void float_gemm(const Matrix& w, const float* x, int64_t n_tokens, float* y, int
   }
 }
 
-}  // namespace
-
-void float_gemm_avx2(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
-                     int64_t r0, int64_t r1) {
-  switch (w.dtype) {
-    case DType::F32:
-      return float_gemm<DType::F32>(w, x, n_tokens, y, ldy, r0, r1);
-    case DType::F16:
-      return float_gemm<DType::F16>(w, x, n_tokens, y, ldy, r0, r1);
-    case DType::BF16:
-      return float_gemm<DType::BF16>(w, x, n_tokens, y, ldy, r0, r1);
-    default:
-      fail("float_gemm_avx2: {} is not a float weight type", dtype_name(w.dtype));
-  }
-}
+template void float_gemm_avx2<DType::F32>(const Matrix&, const float*, int64_t, float*, int64_t,
+                                          int64_t, int64_t);
+template void float_gemm_avx2<DType::F16>(const Matrix&, const float*, int64_t, float*, int64_t,
+                                          int64_t, int64_t);
+template void float_gemm_avx2<DType::BF16>(const Matrix&, const float*, int64_t, float*, int64_t,
+                                           int64_t, int64_t);
 
 }  // namespace autoglm::kernels::detail

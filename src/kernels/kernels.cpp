@@ -164,7 +164,7 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
   }
   const KernelTable& k = active();
   const int group = a.n_heads / a.n_kv_heads;
-  const int64_t elem_bytes = a.kv_type == DType::F16 ? 2 : 4;
+  const int64_t elem_bytes = dtype_info(a.kv_type).block_bytes;
   const int64_t row_bytes = int64_t{a.n_kv_heads} * a.head_dim * elem_bytes;  // per position
   // Position j lives in block j / block_size of a paged cache, or at k + j * row_bytes.
   auto cache_row = [&](const void* flat, const void* const* blocks, int64_t j) {

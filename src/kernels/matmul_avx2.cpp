@@ -164,7 +164,7 @@ void float_rows(const Matrix& w, const float* x, int64_t n_tokens, float* y, int
   // The panel GEMM converts each weight once per call (per 128 tokens): at 16 tokens that cost
   // cancels its faster FMA loop (single-thread kernels_bench, f16 and bf16: equal within noise);
   // at 512 tokens it is about 1.5x faster.
-  if (n_tokens >= kPanelGemmMinTokens) return float_gemm_avx2(w, x, n_tokens, y, ldy, r0, r1);
+  if (n_tokens >= kPanelGemmMinTokens) return float_gemm_avx2<DT>(w, x, n_tokens, y, ldy, r0, r1);
   constexpr int64_t kRowChunk = 16;  // see quant_rows: weights reused from L2 across token groups
   for (int64_t c0 = r0; c0 < r1; c0 += kRowChunk) {
     const int64_t c1 = c0 + kRowChunk < r1 ? c0 + kRowChunk : r1;

@@ -15,7 +15,8 @@
 #include <cmath>
 #include <cstdint>
 
-#include "core/half.h"
+#include <immintrin.h>
+
 #include "kernels/detail.h"
 #include "kernels/prefetch_simd.h"
 
@@ -42,17 +43,37 @@ inline typename V::T vexp(typename V::T x) {
   return V::scale_pow2(p, n);
 }
 
+// Elements i.. of a row as f32: f32 rows as they are, IEEE-half rows (an f16 KV cache) converted
+// on the load (F16C / AVX-512F), so an f16 row costs one conversion per vector and half the bytes.
+// The single-element form uses F16C too (exact, like core/half.h's f16_to_f32, which stays out of
+// the ISA translation units: see kernels/detail.h).
 template <class V>
-float simd_dot(const float* a, const float* b, int64_t n) {
+inline typename V::T load_row(const float* p) {
+  return V::load(p);
+}
+template <class V>
+inline typename V::T load_row(const uint16_t* p) {
+  return V::load_f16(p);
+}
+inline float row_elem(const float* row, int64_t i) {
+  return row[i];
+}
+inline float row_elem(const uint16_t* row, int64_t i) {
+  return _cvtsh_ss(row[i]);
+}
+
+// Σ a[i]·b[i], b f32 or IEEE half.
+template <class V, class E = float>
+float simd_dot(const float* a, const E* b, int64_t n) {
   typename V::T acc0 = V::zero(), acc1 = V::zero();  // two chains hide the FMA latency
   int64_t i = 0;
   for (; i + 2 * V::W <= n; i += 2 * V::W) {
-    acc0 = V::fmadd(V::load(a + i), V::load(b + i), acc0);
-    acc1 = V::fmadd(V::load(a + i + V::W), V::load(b + i + V::W), acc1);
+    acc0 = V::fmadd(V::load(a + i), load_row<V>(b + i), acc0);
+    acc1 = V::fmadd(V::load(a + i + V::W), load_row<V>(b + i + V::W), acc1);
   }
-  for (; i + V::W <= n; i += V::W) acc0 = V::fmadd(V::load(a + i), V::load(b + i), acc0);
+  for (; i + V::W <= n; i += V::W) acc0 = V::fmadd(V::load(a + i), load_row<V>(b + i), acc0);
   float sum = V::hsum(V::add(acc0, acc1));
-  for (; i < n; ++i) sum += a[i] * b[i];
+  for (; i < n; ++i) sum += a[i] * row_elem(b, i);
   return sum;
 }
 
@@ -115,35 +136,20 @@ void simd_add(float* y, const float* x, int64_t n) {
   for (; i < n; ++i) y[i] += x[i];
 }
 
-template <class V>
-void simd_axpy(float a, const float* x, float* y, int64_t n) {
+// y[i] += a·x[i], x f32 or IEEE half.
+template <class V, class E = float>
+void simd_axpy(float a, const E* x, float* y, int64_t n) {
   const typename V::T va = V::set1(a);
   int64_t i = 0;
-  for (; i + V::W <= n; i += V::W) V::store(y + i, V::fmadd(va, V::load(x + i), V::load(y + i)));
-  for (; i < n; ++i) y[i] += a * x[i];
+  for (; i + V::W <= n; i += V::W)
+    V::store(y + i, V::fmadd(va, load_row<V>(x + i), V::load(y + i)));
+  for (; i < n; ++i) y[i] += a * row_elem(x, i);
 }
 
 // KV-cache rows come from DRAM once per step and lie a whole cache row apart (every KV head of a
 // position is stored together), a pattern the hardware prefetcher follows poorly: each block call
 // asks for the row kRowsAhead ahead while it works on the current one.
 constexpr int64_t kRowsAhead = 4;
-
-// Elements i.. of a cache row as f32: f32 rows as they are, f16 rows converted on the load (F16C /
-// AVX-512F), so an f16 cache costs one conversion per vector and reads half the bytes.
-template <class V>
-inline typename V::T load_row(const float* p) {
-  return V::load(p);
-}
-template <class V>
-inline typename V::T load_row(const uint16_t* p) {
-  return V::load_f16(p);
-}
-inline float row_elem(const float* row, int64_t i) {
-  return row[i];
-}
-inline float row_elem(const uint16_t* row, int64_t i) {
-  return f16_to_f32(row[i]);
-}
 
 // Four heads per pass over each key: each key vector is loaded once for 4 dot products, and the 4
 // accumulators are independent FMA chains.
@@ -168,15 +174,7 @@ void simd_dot_heads(const float* q, int64_t n_heads, const E* const* keys, int64
         out[(h + j) * out_stride + r] = scale * sum;
       }
     }
-    for (; h < n_heads; ++h) {
-      const float* qh = q + h * n;
-      typename V::T acc = V::zero();
-      int64_t i = 0;
-      for (; i + V::W <= n; i += V::W) acc = V::fmadd(V::load(qh + i), load_row<V>(key + i), acc);
-      float sum = V::hsum(acc);
-      for (; i < n; ++i) sum += qh[i] * row_elem(key, i);
-      out[h * out_stride + r] = scale * sum;
-    }
+    for (; h < n_heads; ++h) out[h * out_stride + r] = scale * simd_dot<V>(q + h * n, key, n);
   }
 }
 
@@ -203,12 +201,8 @@ void simd_axpy_heads(const float* coef, int64_t coef_stride, int64_t n_heads,
       }
       for (int k = 0; k < kVecs; ++k) V::store(yh + i + k * V::W, acc[k]);
     }
-    for (int64_t r = 0; r < n_rows && i < n; ++r) {
-      const typename V::T cr = V::set1(c[r]);
-      int64_t j = i;
-      for (; j + V::W <= n; j += V::W)
-        V::store(yh + j, V::fmadd(cr, load_row<V>(values[r] + j), V::load(yh + j)));
-      for (; j < n; ++j) yh[j] += c[r] * row_elem(values[r], j);
+    if (i < n) {
+      for (int64_t r = 0; r < n_rows; ++r) simd_axpy<V>(c[r], values[r] + i, yh + i, n - i);
     }
   }
 }

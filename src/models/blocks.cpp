@@ -64,26 +64,20 @@ void apply_rope(ForwardState& st, float* q, float* k) {
   }
 }
 
-// The new tokens' K and V rows into each sequence's cache, converted to the cache's type (f16:
-// round to nearest even, as the scalar reference conversion).
+// The new tokens' K and V rows into each sequence's cache, in the cache's type: quantize_row copies
+// f32 rows and rounds f16 ones to nearest even.
 void store_kv(ForwardState& st, int64_t layer, const float* k, const float* v) {
   const int64_t kv_dim = st.spec.kv_dim();
   const auto& kt = kernels::active();
   for (size_t s = 0; s < st.seqs.size(); ++s) {
     KvCache& cache = *st.seqs[s].cache;
-    const DType type = cache.kv_type();
-    auto put = [&](std::byte* dst, const float* src) {
-      if (type == DType::F32) {
-        std::memcpy(dst, src, sizeof(float) * static_cast<size_t>(kv_dim));
-      } else {
-        kt.quantize_row(type, src, dst, kv_dim);
-      }
-    };
     const int64_t n = static_cast<int64_t>(st.seqs[s].tokens.size());
     const int64_t first = st.seq_first[s];
     for (int64_t i = 0; i < n; ++i) {
-      put(cache.k_row(layer, cache.size() + i), k + (first + i) * kv_dim);
-      put(cache.v_row(layer, cache.size() + i), v + (first + i) * kv_dim);
+      kt.quantize_row(cache.kv_type(), k + (first + i) * kv_dim,
+                      cache.k_row(layer, cache.size() + i), kv_dim);
+      kt.quantize_row(cache.kv_type(), v + (first + i) * kv_dim,
+                      cache.v_row(layer, cache.size() + i), kv_dim);
     }
   }
 }

@@ -7,9 +7,10 @@
 namespace autoglm::models {
 
 int64_t kv_elem_bytes(DType kv_type) {
-  if (kv_type == DType::F16) return 2;
-  if (kv_type == DType::F32) return 4;
-  fail("a KV cache of {} is not supported: choose f16 (the default) or f32", dtype_name(kv_type));
+  if (kv_type != DType::F16 && kv_type != DType::F32) {
+    fail("a KV cache of {} is not supported: choose f16 (the default) or f32", dtype_name(kv_type));
+  }
+  return dtype_info(kv_type).block_bytes;
 }
 
 KvPool::KvPool(const ModelSpec& spec, int64_t n_blocks, int64_t block_size, DType kv_type)
@@ -46,11 +47,9 @@ KvCache::KvCache(const ModelSpec& spec, int64_t capacity, DType kv_type)
                                          (capacity + kPrivateBlockSize - 1) / kPrivateBlockSize,
                                          kPrivateBlockSize, kv_type)),
       pool_(own_pool_.get()),
-      capacity_(capacity),
-      kv_dim_(spec.kv_dim()) {}
+      capacity_(capacity) {}
 
-KvCache::KvCache(KvPool& pool, int64_t capacity)
-    : pool_(&pool), capacity_(capacity), kv_dim_(pool.kv_dim()) {}
+KvCache::KvCache(KvPool& pool, int64_t capacity) : pool_(&pool), capacity_(capacity) {}
 
 KvCache::~KvCache() {
   clear();
@@ -84,14 +83,12 @@ void KvCache::rewind(int64_t n_tokens) {
 
 std::byte* KvCache::k_row(int64_t layer, int64_t pos) {
   const int64_t bs = pool_->block_size();
-  return pool_->k(blocks_[static_cast<size_t>(pos / bs)], layer) +
-         (pos % bs) * kv_dim_ * kv_elem_bytes(kv_type());
+  return pool_->k(blocks_[static_cast<size_t>(pos / bs)], layer) + (pos % bs) * pool_->row_bytes();
 }
 
 std::byte* KvCache::v_row(int64_t layer, int64_t pos) {
   const int64_t bs = pool_->block_size();
-  return pool_->v(blocks_[static_cast<size_t>(pos / bs)], layer) +
-         (pos % bs) * kv_dim_ * kv_elem_bytes(kv_type());
+  return pool_->v(blocks_[static_cast<size_t>(pos / bs)], layer) + (pos % bs) * pool_->row_bytes();
 }
 
 void KvCache::layer_blocks(int64_t layer, std::vector<const void*>& k,

@@ -27,6 +27,8 @@ class KvPool {
   DType kv_type() const { return kv_type_; }
   int64_t block_size() const { return block_size_; }
   int64_t kv_dim() const { return kv_dim_; }  // nkv * d
+  // Bytes of one position's row of one layer (kv_dim elements of kv_type).
+  int64_t row_bytes() const { return layer_bytes_ / block_size_; }
   int64_t n_blocks() const { return n_blocks_; }
   int64_t free_blocks() const { return static_cast<int64_t>(free_.size()); }
   int64_t used_blocks() const { return n_blocks_ - free_blocks(); }
@@ -84,13 +86,12 @@ class KvCache {
   void layer_blocks(int64_t layer, std::vector<const void*>& k, std::vector<const void*>& v) const;
   DType kv_type() const { return pool_->kv_type(); }
   int64_t block_size() const { return pool_->block_size(); }
-  int64_t row_width() const { return kv_dim_; }  // nkv * d
+  int64_t row_width() const { return pool_->kv_dim(); }  // nkv * d
 
  private:
   std::unique_ptr<KvPool> own_pool_;
   KvPool* pool_;
   int64_t capacity_;
-  int64_t kv_dim_;
   int64_t size_ = 0;
   std::vector<int32_t> blocks_;
 };
