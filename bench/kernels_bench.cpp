@@ -1,7 +1,7 @@
 // matmul_rows per weight dtype at the decode shape (1 token x [6144, 2048]) and the prefill shape
 // (512 tokens) and a batched-decode step (16 tokens), single thread, active ISA (AUTOGLM_ISA
-// selects another), in the file layout and, for q4_0 / q8_0, repacked in 8-row groups as the
-// loader does (layout 1). Reports weight GB/s (bytes_per_second: decode is memory-bound) and
+// selects another), in the file layout and repacked in 8-row groups as the loader does (rows8 1;
+// every type but q6_K). Reports weight GB/s (bytes_per_second: decode is memory-bound) and
 // GFLOP/s (prefill is compute-bound). The decode shape's 6144 x 2048 weights fit in a 32 MiB L3;
 // bm_matmul_dram cycles through copies of them over 1 GiB, so every weight comes from DRAM, and
 // reports beside the kernel's weight GB/s the read bandwidth of one thread, measured right after it
@@ -134,16 +134,16 @@ void bm_matmul_cached(benchmark::State& state) {
 BENCHMARK(bm_matmul_cached)
     ->ArgNames({"dtype", "tokens", "rows8"})
     ->ArgsProduct({{0, 1, 2, 3, 4, 5}, {1}, {0}})
-    ->ArgsProduct({{3, 4}, {1}, {1}});
+    ->ArgsProduct({{0, 1, 2, 3, 4}, {1}, {1}});
 BENCHMARK(bm_matmul_dram)
     ->ArgNames({"dtype", "rows8"})
     ->ArgsProduct({{0, 1, 2, 3, 4, 5}, {0}})
-    ->ArgsProduct({{3, 4}, {1}})
+    ->ArgsProduct({{0, 1, 2, 3, 4}, {1}})
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(bm_matmul_rows)
     ->ArgNames({"dtype", "tokens", "rows8"})
     ->ArgsProduct({{0, 1, 2, 3, 4, 5}, {1, 16, 512}, {0}})
-    ->ArgsProduct({{3, 4}, {1, 16, 512}, {1}})
+    ->ArgsProduct({{0, 1, 2, 3, 4}, {1, 16, 512}, {1}})
     ->Unit(benchmark::kMillisecond);
 
 }  // namespace

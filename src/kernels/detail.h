@@ -26,6 +26,11 @@ void matmul_rows_avx2(const Matrix& w, const float* x, int64_t n_tokens, float* 
 template <DType DT>
 void float_gemm_avx2(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
                      int64_t r0, int64_t r1);
+// The same over the Rows8 layout (pack_for_matmul): weights converted in registers, 8 rows per
+// FMA, every token count (matmul_float_rows8_avx2.cpp).
+template <DType DT>
+void float_rows8_avx2(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
+                      int64_t r0, int64_t r1);
 void matmul_rows_avx512(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
                         int64_t r0, int64_t r1);
 // KernelTable::quantize_acts and matmul_rows_quantized of the SIMD tables.

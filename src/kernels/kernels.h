@@ -52,8 +52,9 @@ struct QuantizedActs {
 
 struct KernelTable {
   Isa isa = Isa::Scalar;
-  // matmul_rows runs q4_0 and q8_0 in WeightLayout::Rows8 (8 rows per integer dot product)
-  // faster than in Rows; pack_for_matmul repacks at load when the active table says so.
+  // matmul_rows runs f32, f16, bf16, q4_0 and q8_0 in WeightLayout::Rows8 (8 rows per FMA or
+  // integer dot product) faster than in Rows; pack_for_matmul repacks at load when the active table
+  // says so.
   bool prefers_rows8 = false;
 
   // y[t, r] = Σ_c W[r, c] · x[t, c] for t < n_tokens, r in [r0, r1). x is [n_tokens, W.cols],

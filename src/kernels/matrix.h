@@ -14,6 +14,10 @@ enum class WeightLayout {
   Rows,  // the file's layout: row r at data + r * row_stride()
   // q4_0 / q8_0: rows 8g..8g+7 as cols/32 BlockQ4_0x8 / BlockQ8_0x8 (core/quant_blocks.h), so
   // one 256-bit integer dot product yields the block sums of 8 rows at once (no horizontal adds).
+  // f32 / f16 / bf16: rows 8g..8g+7 as cols/u units of u elements, unit j of row r at
+  // (8j + r)·u elements into the group (u = 1 for f32 and f16, 2 for bf16), so one load holds
+  // the 8 rows' weights at one column (a column pair for bf16): 8 outputs per FMA, no
+  // horizontal adds, and a weight converted once serves every token of a tile.
   Rows8,
 };
 

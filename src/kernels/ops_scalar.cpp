@@ -138,7 +138,8 @@ QuantizedActs quantize_acts(const float* x, int64_t n_tokens, int64_t cols) {
 
 void matmul_rows_scalar(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
                         int64_t r0, int64_t r1) {
-  float* row = w.dtype == DType::F32 ? nullptr : scratch_f32(w.cols, 0);
+  const bool converts = w.dtype != DType::F32 || w.layout == WeightLayout::Rows8;
+  float* row = converts ? scratch_f32(w.cols, 0) : nullptr;
   thread_local std::vector<std::byte> unpacked;
   for (int64_t r = r0; r < r1; ++r) {
     const float* wr = nullptr;

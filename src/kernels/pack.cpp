@@ -21,9 +21,22 @@ Rows8Geometry geometry(DType dt) {
                            : Rows8Geometry{sizeof(BlockQ8_0), 8};
 }
 
+bool is_float(DType dt) {
+  return dt == DType::F32 || dt == DType::F16 || dt == DType::BF16;
+}
+
+// Float Rows8 (matrix.h): bytes of one row's unit, the run of elements the kernel converts in one
+// step: one element for f32 and f16, a pair for bf16 (its 32-bit lanes split into two f32 by a
+// shift and a mask).
+size_t float_unit_bytes(DType dt) {
+  return dt == DType::F16 ? 2 : 4;
+}
+
 bool packs_to_rows8(const Matrix& w) {
-  return (w.dtype == DType::Q4_0 || w.dtype == DType::Q8_0) && w.layout == WeightLayout::Rows &&
-         w.rows % 8 == 0 && w.rows > 0 && w.cols % kQK == 0;
+  if (w.layout != WeightLayout::Rows || w.rows % 8 != 0 || w.rows <= 0) return false;
+  if (w.dtype == DType::Q4_0 || w.dtype == DType::Q8_0) return w.cols % kQK == 0;
+  if (w.dtype == DType::BF16) return w.cols % 2 == 0;
+  return is_float(w.dtype) && w.cols > 0;
 }
 
 // One block of 8 rows: scales first (8 x f16), then quant group k of row r at 32k + 4r. A row's
@@ -33,6 +46,20 @@ void interleave(const std::byte* const rows[8], std::byte* dst, const Rows8Geome
     std::memcpy(dst + 2 * r, rows[r], 2);
     for (int k = 0; k < g.groups; ++k)
       std::memcpy(dst + 16 + 32 * k + 4 * r, rows[r] + 2 + 4 * k, 4);
+  }
+}
+
+// Float Rows8: the destination written in order, unit j of the 8 rows of a group after another.
+// With the unit size a constant, each copy compiles to one move instead of a call to memcpy.
+template <size_t Unit>
+void interleave_units(const Matrix& w, std::byte* out) {
+  const size_t units = w.row_stride() / Unit;
+  for (int64_t group = 0; group < w.rows / 8; ++group) {
+    const std::byte* rows[8];
+    for (int r = 0; r < 8; ++r) rows[r] = w.row(8 * group + r);
+    for (size_t j = 0; j < units; ++j) {
+      for (int r = 0; r < 8; ++r, out += Unit) std::memcpy(out, rows[r] + j * Unit, Unit);
+    }
   }
 }
 
@@ -46,9 +73,20 @@ size_t packed_bytes(const Matrix& w) {
 Matrix pack_for_matmul(const Matrix& w, void* dst) {
   if (!packs_to_rows8(w)) {
     fail(
-        "pack_for_matmul: no packed layout for a {} matrix of {} x {} (q4_0 or q8_0, rows a "
-        "multiple of 8)",
+        "pack_for_matmul: no packed layout for a {} matrix of {} x {} (f32, f16, bf16 with an "
+        "even column count, q4_0 or q8_0; rows a multiple of 8)",
         dtype_name(w.dtype), w.rows, w.cols);
+  }
+  Matrix m = w;
+  m.data = dst;
+  m.layout = WeightLayout::Rows8;
+  if (is_float(w.dtype)) {
+    if (float_unit_bytes(w.dtype) == 2) {
+      interleave_units<2>(w, static_cast<std::byte*>(dst));
+    } else {
+      interleave_units<4>(w, static_cast<std::byte*>(dst));
+    }
+    return m;
   }
   const Rows8Geometry g = geometry(w.dtype);
   const int64_t n_blocks = w.cols / kQK;
@@ -60,15 +98,21 @@ Matrix pack_for_matmul(const Matrix& w, void* dst) {
       interleave(rows, out + (group * n_blocks + b) * 8 * g.block_bytes, g);
     }
   }
-  Matrix m = w;
-  m.data = dst;
-  m.layout = WeightLayout::Rows8;
   return m;
 }
 
 namespace detail {
 
 void unpack_row_x8(const Matrix& w, int64_t r, void* out) {
+  if (is_float(w.dtype)) {
+    const size_t unit = float_unit_bytes(w.dtype);
+    const size_t units = w.row_stride() / unit;
+    const std::byte* group =
+        static_cast<const std::byte*>(w.data) + (r / 8) * 8 * w.row_stride() + (r % 8) * unit;
+    for (size_t j = 0; j < units; ++j)
+      std::memcpy(static_cast<std::byte*>(out) + j * unit, group + j * 8 * unit, unit);
+    return;
+  }
   const Rows8Geometry g = geometry(w.dtype);
   const int64_t n_blocks = w.cols / kQK;
   const auto* base = static_cast<const std::byte*>(w.data);

@@ -1,5 +1,6 @@
 // Load-time repacking of the matmul weights into the layout the active kernels run fastest
-// (kernels::pack_for_matmul; today q4_0 in 8-row interleaved groups on AVX2 / AVX-512).
+// (kernels::pack_for_matmul: f32, f16, bf16, q8_0 and q4_0 in 8-row interleaved groups on AVX2 /
+// AVX-512).
 #pragma once
 
 #include <cstddef>

@@ -1,5 +1,6 @@
-// q4_0 and q8_0 repacked into 8-row groups (WeightLayout::Rows8): the SIMD kernels on the packed
-// matrix against the scalar reference on the file layout, and the packing itself.
+// q4_0, q8_0, f32, f16 and bf16 repacked into 8-row groups (WeightLayout::Rows8): the SIMD
+// kernels on the packed matrix against the scalar reference on the file layout, and the packing
+// itself.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -18,8 +19,10 @@ struct Shape {
   int64_t rows, cols, n_tokens;
 };
 
+const DType kPackedTypes[] = {DType::Q4_0, DType::Q8_0, DType::F32, DType::F16, DType::BF16};
+
 TEST(PackRows8, UnpackGivesBackEveryRow) {
-  for (DType dt : {DType::Q4_0, DType::Q8_0}) {
+  for (DType dt : kPackedTypes) {
     const int64_t rows = 24, cols = 96;
     const std::vector<uint8_t> bytes = make_weights(dt, rows, cols, 5);
     const Matrix w{dt, rows, cols, bytes.data()};
@@ -40,9 +43,16 @@ TEST(PackRows8, RefusesWhatItCannotPack) {
   const std::vector<uint8_t> bytes = make_weights(DType::Q4_0, 12, 64, 5);
   std::vector<std::byte> dst(bytes.size());
   EXPECT_THROW(pack_for_matmul(Matrix{DType::Q4_0, 12, 64, bytes.data()}, dst.data()), Error);
-  const std::vector<uint8_t> f16 = make_weights(DType::F16, 8, 64, 5);
+  const std::vector<uint8_t> f16 = make_weights(DType::F16, 12, 64, 5);
   std::vector<std::byte> dst16(f16.size());
-  EXPECT_THROW(pack_for_matmul(Matrix{DType::F16, 8, 64, f16.data()}, dst16.data()), Error);
+  EXPECT_THROW(pack_for_matmul(Matrix{DType::F16, 12, 64, f16.data()}, dst16.data()), Error);
+  // bf16 is packed in column pairs: an odd column count has no layout.
+  const std::vector<uint8_t> bf16 = make_weights(DType::BF16, 8, 63, 5);
+  std::vector<std::byte> dst_bf16(bf16.size());
+  EXPECT_THROW(pack_for_matmul(Matrix{DType::BF16, 8, 63, bf16.data()}, dst_bf16.data()), Error);
+  const std::vector<uint8_t> q6 = make_weights(DType::Q6_K, 8, 256, 5);
+  std::vector<std::byte> dst_q6(q6.size());
+  EXPECT_THROW(pack_for_matmul(Matrix{DType::Q6_K, 8, 256, q6.data()}, dst_q6.data()), Error);
 }
 
 class PackedMatmul : public ::testing::TestWithParam<std::tuple<Isa, DType, Shape>> {};
@@ -82,11 +92,15 @@ TEST_P(PackedMatmul, MatchesScalarOnFileLayoutWithinDerivedBound) {
 
 std::vector<std::tuple<Isa, DType, Shape>> cases() {
   std::vector<std::tuple<Isa, DType, Shape>> out;
-  // 1 token (decode), 2-3 (remainders), 4-9 (token groups), rows past one 64-row chunk.
-  const std::vector<Shape> shapes = {{8, 64, 1},   {24, 96, 3},    {64, 256, 5}, {8, 512, 17},
-                                     {72, 768, 4}, {136, 2048, 9}, {16, 32, 2}};
+  // 1 token (decode), 2-3 (remainders), 4-9 (token groups), rows past one 64-row chunk; for the
+  // float kernels also decode over 4 groups and a remainder (56 rows), token tiles of 4 and 6 with
+  // every remainder (7, 11), column chunks of 512 with a short last one (1280), several token
+  // chunks (200).
+  const std::vector<Shape> shapes = {{8, 64, 1},    {24, 96, 3},    {64, 256, 5}, {8, 512, 17},
+                                     {72, 768, 4},  {136, 2048, 9}, {16, 32, 2},  {56, 160, 1},
+                                     {40, 1280, 7}, {24, 1280, 11}, {32, 96, 200}};
   for (Isa isa : simd_isas()) {
-    for (DType dt : {DType::Q4_0, DType::Q8_0}) {
+    for (DType dt : kPackedTypes) {
       for (const Shape& s : shapes) out.emplace_back(isa, dt, s);
     }
   }
@@ -105,7 +119,7 @@ GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(PackedMatmul);
 // matmul() splits a packed matrix over the pool on 8-row group boundaries.
 TEST(PackedMatmul, PoolSplitMatchesSingleThread) {
   for (int64_t n : {1, 5, 600})
-    for (DType dt : {DType::Q4_0, DType::Q8_0}) {
+    for (DType dt : kPackedTypes) {
       ThreadPool pool(3);
       const int64_t rows = 200, cols = n > 100 ? 1024 : 128;
       const std::vector<uint8_t> bytes = make_weights(dt, rows, cols, 3);
