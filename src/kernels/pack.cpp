@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
 #include "kernels/detail.h"
 
 namespace autoglm::kernels {
@@ -49,17 +50,30 @@ void interleave(const std::byte* const rows[8], std::byte* dst, const Rows8Geome
   }
 }
 
-// Float Rows8: the destination written in order, unit j of the 8 rows of a group after another.
+// Float Rows8, one group: the destination written in order, unit j of the 8 rows after another.
 // With the unit size a constant, each copy compiles to one move instead of a call to memcpy.
 template <size_t Unit>
-void interleave_units(const Matrix& w, std::byte* out) {
+void interleave_units(const Matrix& w, int64_t group, std::byte* out) {
   const size_t units = w.row_stride() / Unit;
-  for (int64_t group = 0; group < w.rows / 8; ++group) {
+  const std::byte* rows[8];
+  for (int r = 0; r < 8; ++r) rows[r] = w.row(8 * group + r);
+  for (size_t j = 0; j < units; ++j) {
+    for (int r = 0; r < 8; ++r, out += Unit) std::memcpy(out, rows[r] + j * Unit, Unit);
+  }
+}
+
+// Rows 8·group..8·group+7 of w into their place in dst.
+void pack_group(const Matrix& w, int64_t group, std::byte* dst) {
+  std::byte* out = dst + group * 8 * static_cast<int64_t>(w.row_stride());
+  if (is_float(w.dtype)) {
+    if (float_unit_bytes(w.dtype) == 2) return interleave_units<2>(w, group, out);
+    return interleave_units<4>(w, group, out);
+  }
+  const Rows8Geometry g = geometry(w.dtype);
+  for (int64_t b = 0; b < w.cols / kQK; ++b) {
     const std::byte* rows[8];
-    for (int r = 0; r < 8; ++r) rows[r] = w.row(8 * group + r);
-    for (size_t j = 0; j < units; ++j) {
-      for (int r = 0; r < 8; ++r, out += Unit) std::memcpy(out, rows[r] + j * Unit, Unit);
-    }
+    for (int r = 0; r < 8; ++r) rows[r] = w.row(8 * group + r) + b * g.block_bytes;
+    interleave(rows, out + b * 8 * static_cast<int64_t>(g.block_bytes), g);
   }
 }
 
@@ -70,34 +84,25 @@ size_t packed_bytes(const Matrix& w) {
                                                      : 0;
 }
 
-Matrix pack_for_matmul(const Matrix& w, void* dst) {
+Matrix pack_for_matmul(const Matrix& w, void* dst, ThreadPool* pool) {
   if (!packs_to_rows8(w)) {
     fail(
         "pack_for_matmul: no packed layout for a {} matrix of {} x {} (f32, f16, bf16 with an "
         "even column count, q4_0 or q8_0; rows a multiple of 8)",
         dtype_name(w.dtype), w.rows, w.cols);
   }
+  auto* out = static_cast<std::byte*>(dst);
+  const auto pack_groups = [&](int64_t begin, int64_t end) {
+    for (int64_t group = begin; group < end; ++group) pack_group(w, group, out);
+  };
+  if (pool != nullptr) {
+    pool->parallel_for(w.rows / 8, pack_groups, 16);
+  } else {
+    pack_groups(0, w.rows / 8);
+  }
   Matrix m = w;
   m.data = dst;
   m.layout = WeightLayout::Rows8;
-  if (is_float(w.dtype)) {
-    if (float_unit_bytes(w.dtype) == 2) {
-      interleave_units<2>(w, static_cast<std::byte*>(dst));
-    } else {
-      interleave_units<4>(w, static_cast<std::byte*>(dst));
-    }
-    return m;
-  }
-  const Rows8Geometry g = geometry(w.dtype);
-  const int64_t n_blocks = w.cols / kQK;
-  auto* out = static_cast<std::byte*>(dst);
-  for (int64_t group = 0; group < w.rows / 8; ++group) {
-    for (int64_t b = 0; b < n_blocks; ++b) {
-      const std::byte* rows[8];
-      for (int r = 0; r < 8; ++r) rows[r] = w.row(8 * group + r) + b * g.block_bytes;
-      interleave(rows, out + (group * n_blocks + b) * 8 * g.block_bytes, g);
-    }
-  }
   return m;
 }
 

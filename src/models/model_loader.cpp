@@ -135,7 +135,7 @@ std::unique_ptr<Model> Model::load(const fs::path& path, const LoadOptions& opti
   StoreBinder binder(model->store_, options.dtype, pool, model->owned_);
   model->arch_->bind(model->spec_, binder, model->weights_);
   model->weight_summary_ = binder.summary();
-  if (const int packed = pack_weights(model->weights_, model->owned_); packed > 0) {
+  if (const int packed = pack_weights(model->weights_, model->owned_, pool); packed > 0) {
     model->weight_summary_ +=
         fmt::format("; {} matrices repacked in 8-row groups for the {} kernels", packed,
                     isa_name(kernels::active().isa));

@@ -24,15 +24,16 @@ void release_mapped_pages(const void* p, size_t n) {
 
 class Packer {
  public:
-  explicit Packer(std::vector<std::unique_ptr<std::byte[]>>& owned) : owned_(owned) {}
+  Packer(std::vector<std::unique_ptr<std::byte[]>>& owned, ThreadPool& pool)
+      : owned_(owned), pool_(pool) {}
 
   void pack(Linear& l) {
     if (!l.present()) return;
     const size_t bytes = kernels::packed_bytes(l.w);
     if (bytes == 0) return;
-    auto buffer = std::make_unique<std::byte[]>(bytes);
+    auto buffer = std::make_unique_for_overwrite<std::byte[]>(bytes);  // pack writes every byte
     const kernels::Matrix source = l.w;
-    l.w = kernels::pack_for_matmul(source, buffer.get());
+    l.w = kernels::pack_for_matmul(source, buffer.get(), &pool_);
     release(source);
     owned_.push_back(std::move(buffer));
     ++packed_;
@@ -52,17 +53,19 @@ class Packer {
   }
 
   std::vector<std::unique_ptr<std::byte[]>>& owned_;
+  ThreadPool& pool_;
   int packed_ = 0;
 };
 
 }  // namespace
 
-int pack_weights(ModelWeights& weights, std::vector<std::unique_ptr<std::byte[]>>& owned) {
+int pack_weights(ModelWeights& weights, std::vector<std::unique_ptr<std::byte[]>>& owned,
+                 ThreadPool& pool) {
   // AUTOGLM_REPACK=0 keeps the file layout: to measure what repacking gains, or to rule it out.
   if (const char* env = std::getenv("AUTOGLM_REPACK"); env != nullptr && std::string(env) == "0") {
     return 0;
   }
-  Packer packer(owned);
+  Packer packer(owned, pool);
   for (LayerWeights& l : weights.layers) {
     for (Linear* m : {&l.qkv, &l.q, &l.k, &l.v, &l.o, &l.gate_up, &l.gate, &l.up, &l.down,
                       &l.shared_gate, &l.shared_up, &l.shared_down}) {

@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/thread_pool.h"
 #include "models/weights.h"
 
 namespace autoglm::models {
@@ -15,7 +16,8 @@ namespace autoglm::models {
 // owns (a load-time conversion) is freed at once, a source in the mapped file is handed back to the
 // page cache, so the peak stays about one matrix above the final size. The embedding table (and
 // an output layer tied to it) keeps the file layout: its rows are looked up one by one.
-// Returns the number of matrices packed.
-int pack_weights(ModelWeights& weights, std::vector<std::unique_ptr<std::byte[]>>& owned);
+// Each matrix's row groups are split over the pool. Returns the number of matrices packed.
+int pack_weights(ModelWeights& weights, std::vector<std::unique_ptr<std::byte[]>>& owned,
+                 ThreadPool& pool);
 
 }  // namespace autoglm::models

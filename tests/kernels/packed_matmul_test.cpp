@@ -39,6 +39,19 @@ TEST(PackRows8, UnpackGivesBackEveryRow) {
   }
 }
 
+TEST(PackRows8, PoolGivesTheSameBytes) {
+  ThreadPool pool(3);
+  for (DType dt : kPackedTypes) {
+    const int64_t rows = 8 * 37, cols = 64;  // 37 groups: uneven chunks over 3 threads
+    const std::vector<uint8_t> bytes = make_weights(dt, rows, cols, 6);
+    const Matrix w{dt, rows, cols, bytes.data()};
+    std::vector<std::byte> alone(bytes.size()), split(bytes.size());
+    pack_for_matmul(w, alone.data());
+    pack_for_matmul(w, split.data(), &pool);
+    EXPECT_EQ(alone, split) << dtype_name(dt);
+  }
+}
+
 TEST(PackRows8, RefusesWhatItCannotPack) {
   const std::vector<uint8_t> bytes = make_weights(DType::Q4_0, 12, 64, 5);
   std::vector<std::byte> dst(bytes.size());
