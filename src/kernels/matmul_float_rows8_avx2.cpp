@@ -9,10 +9,8 @@
 // converts and transposes each weight into a buffer and reads it back; this needs neither).
 //
 // Tiles: decode (one token) takes 4 groups at a time, so each x broadcast feeds 4 FMAs (8 for
-// bf16's column pair); several tokens take 2 groups x kTileTokens tokens, 12 (f32, f16) or 8
-// (bf16, whose two converted halves need 2 more registers) accumulators of the 16 ymm registers.
-// Columns go in chunks of kColChunk: a tile's weights (2 groups x 512 columns: 16-32 KiB) stay in
-// L1 for all the token tiles of a chunk, and a chunk's x (kTokenChunk tokens) in L2.
+// bf16's column pair); several tokens take 2 groups x 6 tokens, 12 accumulators, over chunks of
+// columns (bf16 first converted to an f32 panel per chunk; see kTileTokens).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -23,17 +21,11 @@
 namespace autoglm::kernels::detail {
 namespace {
 
-constexpr int64_t kColChunk = 512;
-constexpr int64_t kTokenChunk = 96;
-
-template <DType DT>
-constexpr int kTileTokens = DT == DType::BF16 ? 4 : 6;
-
 // Bytes of a group's 8 weights of one column.
 template <DType DT>
 constexpr int64_t kColumnBytes = DT == DType::F32 ? 32 : 16;
 
-// The 8 rows of one group at column k (f32, f16), p = the group's start.
+// The 8 rows of one group at column k (f32, f16), p = the group's column 0.
 template <DType DT>
 inline __m256 load_column(const uint8_t* p, int64_t k) {
   if constexpr (DT == DType::F32) {
@@ -43,28 +35,36 @@ inline __m256 load_column(const uint8_t* p, int64_t k) {
   }
 }
 
-// y[t0 + t, row0 + 8g ..] for NG groups x NT tokens over columns [k0, k1) (even for bf16):
-// written when `first`, added to what earlier column chunks left there otherwise. Every loop over
-// the accumulators is unrolled: GCC 12 left the final one rolled, which indexes the array with a
-// variable, so the array lived on the stack and every FMA's result was stored there.
+// One tile: NG groups x NT tokens over kc columns.
+struct TileArgs {
+  const uint8_t* group;  // the first group's weights at the first column
+  int64_t group_bytes;   // from one group to the next
+  const float* x;        // the first token's x at the first column
+  int64_t ldx;           // from one token's x to the next
+  int64_t kc;            // columns (even for bf16)
+  float* y;              // the first token's output for the first group's row 0
+  int64_t ldy;           // from one token's outputs to the next
+  bool first;            // write y (the first column chunk) instead of adding to it
+};
+
+// y[t, 8g..8g+7] (+)= Σ_k w[8g..8g+7, k] · x[t, k]. Every loop over the accumulators is unrolled:
+// GCC 12 left the final one rolled, which indexes the array with a variable, so the array lived
+// on the stack and every FMA's result was stored there.
 template <DType DT, int NG, int NT>
-void tile(const Matrix& w, const float* x, int64_t t0, int64_t row0, int64_t k0, int64_t k1,
-          bool first, float* y, int64_t ldy) {
-  const int64_t group_bytes = 8 * static_cast<int64_t>(w.row_stride());
-  const uint8_t* group = static_cast<const uint8_t*>(w.data) + (row0 / 8) * group_bytes;
+void tile(const TileArgs& a) {
   const float* xt[NT];
-  for (int t = 0; t < NT; ++t) xt[t] = x + (t0 + t) * w.cols;
+  for (int t = 0; t < NT; ++t) xt[t] = a.x + t * a.ldx;
   __m256 acc[NG][NT];
   for (int g = 0; g < NG; ++g) {
     for (int t = 0; t < NT; ++t) acc[g][t] = _mm256_setzero_ps();
   }
   if constexpr (DT == DType::BF16) {
     const __m256i high = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
-    for (int64_t k = k0; k < k1; k += 2) {
+    for (int64_t k = 0; k < a.kc; k += 2) {
       __m256 even[NG], odd[NG];
       for (int g = 0; g < NG; ++g) {
-        const __m256i v =
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(group + g * group_bytes + k * 16));
+        const __m256i v = _mm256_loadu_si256(
+            reinterpret_cast<const __m256i*>(a.group + g * a.group_bytes + k * 16));
         even[g] = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
         odd[g] = _mm256_castsi256_ps(_mm256_and_si256(v, high));
       }
@@ -78,9 +78,9 @@ void tile(const Matrix& w, const float* x, int64_t t0, int64_t row0, int64_t k0,
       }
     }
   } else {
-    for (int64_t k = k0; k < k1; ++k) {
+    for (int64_t k = 0; k < a.kc; ++k) {
       __m256 wv[NG];
-      for (int g = 0; g < NG; ++g) wv[g] = load_column<DT>(group + g * group_bytes, k);
+      for (int g = 0; g < NG; ++g) wv[g] = load_column<DT>(a.group + g * a.group_bytes, k);
       for (int t = 0; t < NT; ++t) {
         const __m256 xb = _mm256_broadcast_ss(xt[t] + k);
         for (int g = 0; g < NG; ++g) acc[g][t] = _mm256_fmadd_ps(wv[g], xb, acc[g][t]);
@@ -91,48 +91,102 @@ void tile(const Matrix& w, const float* x, int64_t t0, int64_t row0, int64_t k0,
   for (int g = 0; g < NG; ++g) {
 #pragma GCC unroll 8
     for (int t = 0; t < NT; ++t) {
-      float* out = y + (t0 + t) * ldy + row0 + 8 * g;
-      _mm256_storeu_ps(out, first ? acc[g][t] : _mm256_add_ps(_mm256_loadu_ps(out), acc[g][t]));
+      float* out = a.y + t * a.ldy + 8 * g;
+      _mm256_storeu_ps(out, a.first ? acc[g][t] : _mm256_add_ps(_mm256_loadu_ps(out), acc[g][t]));
     }
   }
 }
 
-// One token: 4 groups per pass over all columns, then the 1-3 groups left.
+// The tile for rows from row0 of w, all columns, one token: decode.
+template <DType DT, int NG>
+void decode_tile(const Matrix& w, const float* x, float* y, int64_t row0) {
+  const int64_t group_bytes = 8 * static_cast<int64_t>(w.row_stride());
+  const auto* group = static_cast<const uint8_t*>(w.data) + (row0 / 8) * group_bytes;
+  tile<DT, NG, 1>({group, group_bytes, x, w.cols, w.cols, y + row0, 0, true});
+}
+
+// One token: 4 groups per pass over all columns (each broadcast of x feeds 4 FMAs, 8 for bf16),
+// then the 1-3 groups left.
 template <DType DT>
 void decode(const Matrix& w, const float* x, float* y, int64_t r0, int64_t r1) {
   int64_t r = r0;
-  for (; r + 32 <= r1; r += 32) tile<DT, 4, 1>(w, x, 0, r, 0, w.cols, true, y, 0);
-  for (; r < r1; r += 8) tile<DT, 1, 1>(w, x, 0, r, 0, w.cols, true, y, 0);
+  for (; r + 32 <= r1; r += 32) decode_tile<DT, 4>(w, x, y, r);
+  for (; r < r1; r += 8) decode_tile<DT, 1>(w, x, y, r);
 }
 
-// Tokens [t0, t1) against NG groups from row0, columns [k0, k1): whole tiles of kTileTokens,
-// then one tile of the tokens left.
+// 12 accumulators (2 groups x 6 tokens) of the 16 ymm registers. bf16 is multiplied in the f32
+// panels of bf16_to_panel, because its in-register form needs 2 more registers (the even and odd
+// columns of each group): 2 groups x 4 tokens ran prefill at 63% of the FMA peak, against 71% for
+// the panel GEMM of gemm_float_avx2.cpp.
+constexpr int kTileTokens = 6;
+
+// NG groups (a.group ...) against tokens [0, n) of a.x, kTileTokens at a time, then the rest.
 template <DType DT, int NG>
-void token_tiles(const Matrix& w, const float* x, int64_t t0, int64_t t1, int64_t row0, int64_t k0,
-                 int64_t k1, float* y, int64_t ldy) {
-  constexpr int NT = kTileTokens<DT>;
-  const bool first = k0 == 0;
-  int64_t t = t0;
-  for (; t + NT <= t1; t += NT) tile<DT, NG, NT>(w, x, t, row0, k0, k1, first, y, ldy);
-  switch (t1 - t) {
+void token_tiles(TileArgs a, int64_t n) {
+  constexpr int NT = kTileTokens;
+  int64_t t = 0;
+  for (; t + NT <= n; t += NT, a.x += NT * a.ldx, a.y += NT * a.ldy) tile<DT, NG, NT>(a);
+  switch (n - t) {
     case 5:
-      if constexpr (NT > 5) tile<DT, NG, 5>(w, x, t, row0, k0, k1, first, y, ldy);
-      break;
+      return tile<DT, NG, 5>(a);
     case 4:
-      if constexpr (NT > 4) tile<DT, NG, 4>(w, x, t, row0, k0, k1, first, y, ldy);
-      break;
+      return tile<DT, NG, 4>(a);
     case 3:
-      tile<DT, NG, 3>(w, x, t, row0, k0, k1, first, y, ldy);
-      break;
+      return tile<DT, NG, 3>(a);
     case 2:
-      tile<DT, NG, 2>(w, x, t, row0, k0, k1, first, y, ldy);
-      break;
+      return tile<DT, NG, 2>(a);
     case 1:
-      tile<DT, NG, 1>(w, x, t, row0, k0, k1, first, y, ldy);
-      break;
+      return tile<DT, NG, 1>(a);
     default:
-      break;
+      return;
   }
+}
+
+// Columns [k0, k0 + kc) of the ng groups at `group` (bf16 column pairs) as f32 in
+// panel[g][k][8]: the layout of f32 Rows8 groups kc columns long.
+void bf16_to_panel(const uint8_t* group, int64_t group_bytes, int ng, int64_t k0, int64_t kc,
+                   float* panel) {
+  const __m256i high = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
+  for (int g = 0; g < ng; ++g) {
+    const uint8_t* src = group + g * group_bytes + k0 * 16;
+    float* dst = panel + g * kc * 8;
+    for (int64_t k = 0; k < kc; k += 2) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + k * 16));
+      _mm256_storeu_ps(dst + k * 8, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
+      _mm256_storeu_ps(dst + k * 8 + 8, _mm256_castsi256_ps(_mm256_and_si256(v, high)));
+    }
+  }
+}
+
+// Columns of kColChunk: a tile's weights (2 groups x 512 columns: 16 KiB of f16, 32 of f32 and of
+// bf16's f32 panel) stay in L1 while every token tile of the chunk passes over them, and the
+// chunk's x (kTokenChunk tokens x 512 columns, 192 KiB) in L2.
+constexpr int64_t kColChunk = 512;
+constexpr int64_t kTokenChunk = 96;
+
+// Groups of rows [r, r + 8·ng) (ng = 1 or 2), columns [k0, k0 + kc), tokens [t0, t0 + n).
+template <DType DT>
+void group_chunk(const Matrix& w, const float* x, int64_t t0, int64_t n, int64_t r, int ng,
+                 int64_t k0, int64_t kc, float* y, int64_t ldy) {
+  const int64_t group_bytes = 8 * static_cast<int64_t>(w.row_stride());
+  const auto* group = static_cast<const uint8_t*>(w.data) + (r / 8) * group_bytes;
+  TileArgs a{group + k0 * kColumnBytes<DT>,
+             group_bytes,
+             x + t0 * w.cols + k0,
+             w.cols,
+             kc,
+             y + t0 * ldy + r,
+             ldy,
+             k0 == 0};
+  constexpr DType kKernelType = DT == DType::BF16 ? DType::F32 : DT;
+  if constexpr (DT == DType::BF16) {
+    float* panel = scratch_f32(2 * kColChunk * 8, 5);
+    bf16_to_panel(group, group_bytes, ng, k0, kc, panel);
+    a.group = reinterpret_cast<const uint8_t*>(panel);
+    a.group_bytes = kc * 32;
+  }
+  if (ng == 2) return token_tiles<kKernelType, 2>(a, n);
+  token_tiles<kKernelType, 1>(a, n);
 }
 
 }  // namespace
@@ -142,12 +196,12 @@ void float_rows8_avx2(const Matrix& w, const float* x, int64_t n_tokens, float* 
                       int64_t r0, int64_t r1) {
   if (n_tokens == 1) return decode<DT>(w, x, y, r0, r1);
   for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokenChunk) {
-    const int64_t t1 = std::min(n_tokens, t0 + kTokenChunk);
+    const int64_t n = std::min(kTokenChunk, n_tokens - t0);
     for (int64_t k0 = 0; k0 < w.cols; k0 += kColChunk) {
-      const int64_t k1 = std::min(w.cols, k0 + kColChunk);
-      int64_t r = r0;
-      for (; r + 16 <= r1; r += 16) token_tiles<DT, 2>(w, x, t0, t1, r, k0, k1, y, ldy);
-      if (r < r1) token_tiles<DT, 1>(w, x, t0, t1, r, k0, k1, y, ldy);
+      const int64_t kc = std::min(kColChunk, w.cols - k0);
+      for (int64_t r = r0; r < r1; r += 16) {
+        group_chunk<DT>(w, x, t0, n, r, r + 16 <= r1 ? 2 : 1, k0, kc, y, ldy);
+      }
     }
   }
 }
