@@ -66,7 +66,7 @@ void unpack_row_x8(const Matrix& w, int64_t r, void* out);
 
 // Per-thread f32 scratch of at least n floats (grows, never shrinks). Slots: 0 the scalar matmul's
 // dequantized row, 1 attention scores, 2 MoE routing, 3 activation scales, 4 bf16 split x, 5 the
-// f32 weight panels of float_gemm_avx2 and of bf16 in float_rows8_avx2.
+// f32 weight panel of float_gemm_avx2.
 constexpr int kScratchSlots = 6;
 float* scratch_f32(int64_t n, int slot);
 

@@ -9,8 +9,8 @@
 // converts and transposes each weight into a buffer and reads it back; this needs neither).
 //
 // Tiles: decode (one token) takes 4 groups at a time, so each x broadcast feeds 4 FMAs (8 for
-// bf16's column pair); several tokens take 2 groups x 6 tokens, 12 accumulators, over chunks of
-// columns (bf16 first converted to an f32 panel per chunk; see kTileTokens).
+// bf16's column pair); several tokens take 2 groups x 6 tokens (4 for bf16; see kTileTokens) over
+// chunks of columns.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -114,23 +114,26 @@ void decode(const Matrix& w, const float* x, float* y, int64_t r0, int64_t r1) {
   for (; r < r1; r += 8) decode_tile<DT, 1>(w, x, y, r);
 }
 
-// 12 accumulators (2 groups x 6 tokens) of the 16 ymm registers. bf16 is multiplied in the f32
-// panels of bf16_to_panel, because its in-register form needs 2 more registers (the even and odd
-// columns of each group): 2 groups x 4 tokens ran prefill at 63% of the FMA peak, against 71% for
-// the panel GEMM of gemm_float_avx2.cpp.
-constexpr int kTileTokens = 6;
+// 2 groups x 6 tokens: 12 accumulators of the 16 ymm registers. bf16 converts each load into two
+// vectors (its even and odd columns), so it takes 4 tokens (8 accumulators). Tried for bf16, in
+// pairs of runs in one session: 6 tokens spills registers and 5 was slower in kernels_bench; f32
+// panels converted once per column chunk (as gemm_float_avx2.cpp does) gave the same 512-token
+// prefill (36.0 / 38.6 against 36.1 / 37.9 tokens/s) and 16-sequence steps 7-17% slower.
+template <DType DT>
+constexpr int kTileTokens = DT == DType::BF16 ? 4 : 6;
 
-// NG groups (a.group ...) against tokens [0, n) of a.x, kTileTokens at a time, then the rest.
-template <DType DT, int NG>
+// NG groups (a.group ...) against tokens [0, n) of a.x, NT at a time, then the rest.
+template <DType DT, int NG, int NT = kTileTokens<DT>>
 void token_tiles(TileArgs a, int64_t n) {
-  constexpr int NT = kTileTokens;
   int64_t t = 0;
   for (; t + NT <= n; t += NT, a.x += NT * a.ldx, a.y += NT * a.ldy) tile<DT, NG, NT>(a);
   switch (n - t) {
     case 5:
-      return tile<DT, NG, 5>(a);
+      if constexpr (NT > 5) tile<DT, NG, 5>(a);
+      return;
     case 4:
-      return tile<DT, NG, 4>(a);
+      if constexpr (NT > 4) tile<DT, NG, 4>(a);
+      return;
     case 3:
       return tile<DT, NG, 3>(a);
     case 2:
@@ -142,25 +145,9 @@ void token_tiles(TileArgs a, int64_t n) {
   }
 }
 
-// Columns [k0, k0 + kc) of the ng groups at `group` (bf16 column pairs) as f32 in
-// panel[g][k][8]: the layout of f32 Rows8 groups kc columns long.
-void bf16_to_panel(const uint8_t* group, int64_t group_bytes, int ng, int64_t k0, int64_t kc,
-                   float* panel) {
-  const __m256i high = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
-  for (int g = 0; g < ng; ++g) {
-    const uint8_t* src = group + g * group_bytes + k0 * 16;
-    float* dst = panel + g * kc * 8;
-    for (int64_t k = 0; k < kc; k += 2) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + k * 16));
-      _mm256_storeu_ps(dst + k * 8, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
-      _mm256_storeu_ps(dst + k * 8 + 8, _mm256_castsi256_ps(_mm256_and_si256(v, high)));
-    }
-  }
-}
-
-// Columns of kColChunk: a tile's weights (2 groups x 512 columns: 16 KiB of f16, 32 of f32 and of
-// bf16's f32 panel) stay in L1 while every token tile of the chunk passes over them, and the
-// chunk's x (kTokenChunk tokens x 512 columns, 192 KiB) in L2.
+// Columns of kColChunk: a tile's weights (2 groups x 512 columns: 16 KiB of f16 and bf16, 32 of
+// f32) stay in L1 while every token tile of the chunk passes over them, and the chunk's x
+// (kTokenChunk tokens x 512 columns, 192 KiB) in L2.
 constexpr int64_t kColChunk = 512;
 constexpr int64_t kTokenChunk = 96;
 
@@ -178,15 +165,8 @@ void group_chunk(const Matrix& w, const float* x, int64_t t0, int64_t n, int64_t
              y + t0 * ldy + r,
              ldy,
              k0 == 0};
-  constexpr DType kKernelType = DT == DType::BF16 ? DType::F32 : DT;
-  if constexpr (DT == DType::BF16) {
-    float* panel = scratch_f32(2 * kColChunk * 8, 5);
-    bf16_to_panel(group, group_bytes, ng, k0, kc, panel);
-    a.group = reinterpret_cast<const uint8_t*>(panel);
-    a.group_bytes = kc * 32;
-  }
-  if (ng == 2) return token_tiles<kKernelType, 2>(a, n);
-  token_tiles<kKernelType, 1>(a, n);
+  if (ng == 2) return token_tiles<DT, 2>(a, n);
+  token_tiles<DT, 1>(a, n);
 }
 
 }  // namespace
