@@ -1,6 +1,7 @@
 // AVX2 matmul rows (also the float path of the AVX-512 table). f32 / f16 (F16C vcvtph2ps) / bf16
-// (shift or mask to f32) weights: 8-wide FMA against f32 activations; one token (decode) and up to
-// 31 tokens here, 32 and more in the panel GEMM of gemm_float_avx2.cpp. q8_0 / q4_0 / q6_K:
+// (shift or mask to f32) weights: 8-wide FMA against f32 activations. Packed (Rows8) matrices go to
+// matmul_float_rows8_avx2.cpp; in the file layout, one token (decode) and up to 31 tokens run
+// here, 32 and more in the panel GEMM of gemm_float_avx2.cpp. q8_0 / q4_0 / q6_K:
 // activations quantized to 8-bit blocks of 32 (quantize_acts_avx2, the same rounding as the scalar
 // quantize_acts; kernels::matmul does it once per matmul and gives every chunk of rows to
 // matmul_rows_quantized_avx2), dot products with maddubs + madd (matmul_quant_simd.h,

@@ -71,8 +71,9 @@ void matmul_rows_avx512(const Matrix& w, const float* x, int64_t n_tokens, float
     case DType::F32:
     case DType::F16:
     case DType::BF16:
-      // The AVX2 float kernels (every AVX-512 CPU has AVX2, FMA and F16C): the decode kernel with
-      // 8 independent FMA chains and bf16 split loads, and the panel GEMM from 32 tokens. The
+      // The AVX2 float kernels (every AVX-512 CPU has AVX2, FMA and F16C): over 8-row groups
+      // (matmul_float_rows8_avx2.cpp), or in the file layout the decode kernel with 8 independent
+      // FMA chains and bf16 split loads and the panel GEMM from 32 tokens. The
       // AVX-512 kernels they replace kept one FMA chain per row (decode) or per token (prefill,
       // 97 GFLOP/s on 2 threads on the Zen 4 host of 2026-11-25), and Zen 4 runs a 512-bit FMA as
       // two 256-bit halves, so 256-bit code loses no peak there.
