@@ -4,9 +4,11 @@
 // kernel computed: one thread of q4_0 decode reached 10-11 tokens/s against a 13-15 GB/s read
 // probe (compute and memory waits added up instead of overlapping). Asking for the lines 2 KiB
 // ahead took it to 14-15 tokens/s, and 2 threads from a median of 15.7 to 17.2 (4 alternating
-// runs each; 1 and 3 KiB were slower). The float kernels read 4 rows at once, which the hardware
-// prefetcher follows well: prefetching there measured slower, so they do not. The attention ops
-// (ops_simd.h) prefetch KV-cache rows with prefetch_lines.
+// runs each; 1 and 3 KiB were slower). That kernel read one 8-row group at a time. Decode now
+// reads 4 groups at once (matmul_rows8_simd.h x8_decode_rows, and the float kernels 4 rows or
+// groups), which the hardware prefetcher follows as well or better without it; prefetch_ahead is
+// left to the single-token remainder of several-token calls. The attention ops (ops_simd.h)
+// prefetch KV-cache rows with prefetch_lines.
 #pragma once
 
 #include <xmmintrin.h>
