@@ -20,9 +20,12 @@ inline __m256i dot_u8s8(__m256i u8, __m256i s8) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u8, s8), _mm256_set1_epi16(1));
 }
 
-// int16 pair sums: exact for the 8 steps of a q4 block (8 · 2 · 15 · 127 = 30480 < 2^15).
+// int16 pair sums: exact for the 8 steps of a q4 block (every partial sum is at most
+// 8 · 2 · 15 · 127 = 30480 < 2^15 in magnitude). The saturating add never saturates here; it is
+// used because GCC does not reassociate it: with the plain add, GCC 12 summed each step's two
+// products first, which kept 8 more products live and spilled sums of the 2-group tile.
 inline __m256i nib_dot_step(__m256i acc, __m256i u4, __m256i s8) {
-  return _mm256_add_epi16(acc, _mm256_maddubs_epi16(u4, s8));
+  return _mm256_adds_epi16(acc, _mm256_maddubs_epi16(u4, s8));
 }
 inline __m256i nib_dot_finish(__m256i acc) {
   return _mm256_madd_epi16(acc, _mm256_set1_epi16(1));
