@@ -5,11 +5,15 @@
 // GFLOP/s (prefill is compute-bound). The decode shape's 6144 x 2048 weights fit in a 32 MiB L3;
 // bm_matmul_dram cycles through copies of them over 1 GiB, so every weight comes from DRAM, and
 // reports beside the kernel's weight GB/s the read bandwidth of one thread, measured right after it
-// (read_GB/s).
+// (read_GB/s). bm_attention_decode times one layer's decode attention over a paged KV cache.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -131,6 +135,79 @@ void bm_matmul_cached(benchmark::State& state) {
   run_matmul(state, cached_rows(kDtypes[state.range(0)]));
 }
 
+// Decode attention of the benchmark shape (16 query heads sharing 2 KV heads of 128) over a paged
+// cache of `context` positions in blocks of 16 (the server's default), on 1 or 2 threads (with 2,
+// one KV head each, as in the model). Each iteration is the next of 28 layers, each with its own
+// cache, as in a decode step: at 2048 positions the 28 layers' f16 K and V take 56 MiB, more than
+// the L3, so the rows come from DRAM as they do in the model. Reports the cache GB/s (K and V
+// bytes per second) and the multiply-adds as GFLOP/s (q·k and p·v for every head and position).
+void bm_attention_decode(benchmark::State& state) {
+  constexpr int kHeads = 16, kKvHeads = 2, kHeadDim = 128, kLayers = 28;
+  constexpr int64_t kBlock = 16;
+  const bool f16 = state.range(0) != 0;
+  const int64_t context = state.range(1);
+  const int64_t elem = f16 ? 2 : 4;
+  const int64_t row_bytes = int64_t{kKvHeads} * kHeadDim * elem;
+  const int64_t n_blocks = (context + kBlock - 1) / kBlock;
+  const int64_t layer_bytes = n_blocks * kBlock * row_bytes;
+  // Random finite values of either type: f16 halves of magnitude [0.5, 1), or f32 in [-1, 1).
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<uint8_t> k_bytes(static_cast<size_t>(kLayers * layer_bytes)), v_bytes(k_bytes.size());
+  for (size_t i = 0; i < k_bytes.size(); i += static_cast<size_t>(elem)) {
+    if (f16) {
+      const uint16_t hk = static_cast<uint16_t>(0x3800 + rng() % 0x400);
+      const uint16_t hv = static_cast<uint16_t>(0xb800 + rng() % 0x400);
+      std::memcpy(&k_bytes[i], &hk, 2);
+      std::memcpy(&v_bytes[i], &hv, 2);
+    } else {
+      const float fk = dist(rng), fv = dist(rng);
+      std::memcpy(&k_bytes[i], &fk, 4);
+      std::memcpy(&v_bytes[i], &fv, 4);
+    }
+  }
+  // Blocks in a shuffled order, as a long-running server's pool hands them out.
+  std::vector<int64_t> order(static_cast<size_t>(n_blocks));
+  for (int64_t b = 0; b < n_blocks; ++b) order[static_cast<size_t>(b)] = b;
+  std::shuffle(order.begin(), order.end(), rng);
+  std::vector<const void*> k_blocks, v_blocks;  // [layer][block]
+  for (int64_t l = 0; l < kLayers; ++l) {
+    for (int64_t b : order) {
+      k_blocks.push_back(k_bytes.data() + l * layer_bytes + b * kBlock * row_bytes);
+      v_blocks.push_back(v_bytes.data() + l * layer_bytes + b * kBlock * row_bytes);
+    }
+  }
+  std::vector<float> q(kHeads * kHeadDim), out(kHeads * kHeadDim);
+  for (float& f : q) f = dist(rng);
+  autoglm::kernels::AttentionArgs a;
+  a.q = q.data();
+  a.out = out.data();
+  a.kv_type = f16 ? DType::F16 : DType::F32;
+  a.block_size = kBlock;
+  a.n_q = 1;
+  a.q_pos0 = context - 1;
+  a.n_heads = kHeads;
+  a.n_kv_heads = kKvHeads;
+  a.head_dim = kHeadDim;
+  a.scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
+  autoglm::ThreadPool pool(static_cast<int>(state.range(2)));
+  int64_t layer = 0;
+  for (auto _ : state) {
+    a.k_blocks = k_blocks.data() + layer * n_blocks;
+    a.v_blocks = v_blocks.data() + layer * n_blocks;
+    autoglm::kernels::attention(a, pool);
+    benchmark::DoNotOptimize(out.data());
+    layer = (layer + 1) % kLayers;
+  }
+  state.SetLabel(std::string(f16 ? "f16" : "f32") + " cache " +
+                 autoglm::isa_name(autoglm::kernels::active().isa));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * 2 * context * row_bytes);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * 2.0 * kHeads * kHeadDim * static_cast<double>(context) *
+                             static_cast<double>(state.iterations()) * 1e-9,
+                         benchmark::Counter::kIsRate);
+}
+
 BENCHMARK(bm_matmul_cached)
     ->ArgNames({"dtype", "tokens", "rows8"})
     ->ArgsProduct({{0, 1, 2, 3, 4, 5}, {1}, {0}})
@@ -145,6 +222,11 @@ BENCHMARK(bm_matmul_rows)
     ->ArgsProduct({{0, 1, 2, 3, 4, 5}, {1, 16, 512}, {0}})
     ->ArgsProduct({{0, 1, 2, 3, 4}, {1, 16, 512}, {1}})
     ->Unit(benchmark::kMillisecond);
+BENCHMARK(bm_attention_decode)
+    ->ArgNames({"f16", "context", "threads"})
+    ->ArgsProduct({{1, 0}, {512, 2048, 8192}, {1, 2}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

@@ -32,6 +32,9 @@ struct Avx512 {
   }
   static T scale_pow2(T p, T n) { return _mm512_scalef_ps(p, n); }  // p · 2^n
   static float hsum(T v) { return _mm512_reduce_add_ps(v); }
+  static void hsum8(const T* v, float* out) {
+    for (int j = 0; j < 8; ++j) out[j] = _mm512_reduce_add_ps(v[j]);
+  }
   static float hmax(T v) { return _mm512_reduce_max_ps(v); }
   static T dup_pairs(const float* p) {
     return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7),

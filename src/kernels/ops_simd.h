@@ -4,8 +4,9 @@
 // the scalar formula.
 //
 // V provides: T, W, load, load_f16 (W IEEE halves as f32), store, set1, zero, add, sub, mul, fmadd,
-// max, hsum, hmax, to_int/ldexp helpers (via exp), dup_pairs (c0 c0 c1 c1 ... from W/2 floats),
-// swap_pairs, sign_even (-1, +1, -1, +1, ...).
+// max, hsum, hsum8 (the sums of 8 vectors, in order, into 8 floats), hmax, to_int/ldexp helpers
+// (via exp), dup_pairs (c0 c0 c1 c1 ... from W/2 floats), swap_pairs, sign_even (-1, +1, -1, +1,
+// ...).
 #pragma once
 
 #if !defined(__AVX2__)
@@ -151,41 +152,121 @@ void simd_axpy(float a, const E* x, float* y, int64_t n) {
 // asks for the row kRowsAhead ahead while it works on the current one.
 constexpr int64_t kRowsAhead = 4;
 
-// Four heads per pass over each key: each key vector is loaded once for 4 dot products, and the 4
-// accumulators are independent FMA chains.
+// Scores of four heads against two keys (rows r0, r1) at once: each key vector is loaded once for
+// 4 heads and each query vector once for 2 keys (6 loads feed 8 FMAs, in 8 independent chains),
+// and the 8 sums are reduced together (V::hsum8) rather than one horizontal sum each, which had
+// cost about as many operations as the FMAs of a 128-wide head. Returns the sums in
+// out[2 * head + row].
 template <class V, class E>
-void simd_dot_heads(const float* q, int64_t n_heads, const E* const* keys, int64_t n_rows,
-                    int64_t n, float scale, float* out, int64_t out_stride) {
-  for (int64_t r = 0; r < n_rows; ++r) {
-    const E* key = keys[r];
-    if (r + kRowsAhead < n_rows) prefetch_lines(keys[r + kRowsAhead], n * int64_t{sizeof(E)});
-    int64_t h = 0;
-    for (; h + 4 <= n_heads; h += 4) {
-      const float* q0 = q + h * n;
-      typename V::T acc[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
-      int64_t i = 0;
-      for (; i + V::W <= n; i += V::W) {
-        const typename V::T k = load_row<V>(key + i);
-        for (int j = 0; j < 4; ++j) acc[j] = V::fmadd(V::load(q0 + j * n + i), k, acc[j]);
-      }
-      for (int j = 0; j < 4; ++j) {
-        float sum = V::hsum(acc[j]);
-        for (int64_t t = i; t < n; ++t) sum += q0[j * n + t] * row_elem(key, t);
-        out[(h + j) * out_stride + r] = scale * sum;
-      }
+inline void dot_4heads_2rows(const float* q0, const E* k0, const E* k1, int64_t n, float* out) {
+  typename V::T acc[8];
+  for (auto& a : acc) a = V::zero();
+  int64_t i = 0;
+  for (; i + V::W <= n; i += V::W) {
+    const typename V::T kv0 = load_row<V>(k0 + i);
+    const typename V::T kv1 = load_row<V>(k1 + i);
+    for (int j = 0; j < 4; ++j) {
+      const typename V::T qv = V::load(q0 + j * n + i);
+      acc[2 * j] = V::fmadd(qv, kv0, acc[2 * j]);
+      acc[2 * j + 1] = V::fmadd(qv, kv1, acc[2 * j + 1]);
     }
-    for (; h < n_heads; ++h) out[h * out_stride + r] = scale * simd_dot<V>(q + h * n, key, n);
+  }
+  V::hsum8(acc, out);
+  for (; i < n; ++i) {
+    const float e0 = row_elem(k0, i), e1 = row_elem(k1, i);
+    for (int j = 0; j < 4; ++j) {
+      out[2 * j] += q0[j * n + i] * e0;
+      out[2 * j + 1] += q0[j * n + i] * e1;
+    }
   }
 }
 
-// Eight vectors of one head's output stay in registers while every row of the block is added in,
-// so the output is loaded and stored once per block instead of once per row (which had cost a
-// store per FMA).
+// Four heads against one key (the odd row of a block): 4 independent FMA chains.
+template <class V, class E>
+inline void dot_4heads_1row(const float* q0, const E* key, int64_t n, float* out) {
+  typename V::T acc[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
+  int64_t i = 0;
+  for (; i + V::W <= n; i += V::W) {
+    const typename V::T k = load_row<V>(key + i);
+    for (int j = 0; j < 4; ++j) acc[j] = V::fmadd(V::load(q0 + j * n + i), k, acc[j]);
+  }
+  for (int j = 0; j < 4; ++j) {
+    out[j] = V::hsum(acc[j]);
+    for (int64_t t = i; t < n; ++t) out[j] += q0[j * n + t] * row_elem(key, t);
+  }
+}
+
+template <class V, class E>
+void simd_dot_heads(const float* q, int64_t n_heads, const E* const* keys, int64_t n_rows,
+                    int64_t n, float scale, float* out, int64_t out_stride) {
+  int64_t r = 0;
+  for (; r + 2 <= n_rows; r += 2) {
+    for (int64_t a = r; a < r + 2 && a + kRowsAhead < n_rows; ++a)
+      prefetch_lines(keys[a + kRowsAhead], n * int64_t{sizeof(E)});
+    int64_t h = 0;
+    for (; h + 4 <= n_heads; h += 4) {
+      float sums[8];
+      dot_4heads_2rows<V>(q + h * n, keys[r], keys[r + 1], n, sums);
+      for (int j = 0; j < 4; ++j) {
+        out[(h + j) * out_stride + r] = scale * sums[2 * j];
+        out[(h + j) * out_stride + r + 1] = scale * sums[2 * j + 1];
+      }
+    }
+    for (; h < n_heads; ++h) {
+      out[h * out_stride + r] = scale * simd_dot<V>(q + h * n, keys[r], n);
+      out[h * out_stride + r + 1] = scale * simd_dot<V>(q + h * n, keys[r + 1], n);
+    }
+  }
+  if (r < n_rows) {  // the last row of an odd count
+    int64_t h = 0;
+    for (; h + 4 <= n_heads; h += 4) {
+      float sums[4];
+      dot_4heads_1row<V>(q + h * n, keys[r], n, sums);
+      for (int j = 0; j < 4; ++j) out[(h + j) * out_stride + r] = scale * sums[j];
+    }
+    for (; h < n_heads; ++h) out[h * out_stride + r] = scale * simd_dot<V>(q + h * n, keys[r], n);
+  }
+}
+
+// Four heads x two vectors of the output stay in registers while every row of the block is added
+// in: each value vector is loaded (and, from an f16 cache, converted) once for 4 heads, where one
+// head at a time converted every value row once per head. The output is loaded and stored once per
+// block. Heads past a multiple of 4 take one head at a time, 8 vectors of its output.
 template <class V, class E>
 void simd_axpy_heads(const float* coef, int64_t coef_stride, int64_t n_heads,
                      const E* const* values, int64_t n_rows, float* y, int64_t n) {
+  int64_t h = 0;
+  for (; h + 4 <= n_heads; h += 4) {
+    int64_t i = 0;
+    for (; i + 2 * V::W <= n; i += 2 * V::W) {
+      typename V::T acc[4][2];
+      for (int j = 0; j < 4; ++j) {
+        acc[j][0] = V::load(y + (h + j) * n + i);
+        acc[j][1] = V::load(y + (h + j) * n + i + V::W);
+      }
+      for (int64_t r = 0; r < n_rows; ++r) {
+        if (h == 0 && i == 0 && r + kRowsAhead < n_rows)
+          prefetch_lines(values[r + kRowsAhead], n * int64_t{sizeof(E)});
+        const typename V::T v0 = load_row<V>(values[r] + i);
+        const typename V::T v1 = load_row<V>(values[r] + i + V::W);
+        for (int j = 0; j < 4; ++j) {
+          const typename V::T c = V::set1(coef[(h + j) * coef_stride + r]);
+          acc[j][0] = V::fmadd(c, v0, acc[j][0]);
+          acc[j][1] = V::fmadd(c, v1, acc[j][1]);
+        }
+      }
+      for (int j = 0; j < 4; ++j) {
+        V::store(y + (h + j) * n + i, acc[j][0]);
+        V::store(y + (h + j) * n + i + V::W, acc[j][1]);
+      }
+    }
+    for (int j = 0; i < n && j < 4; ++j) {
+      for (int64_t r = 0; r < n_rows; ++r)
+        simd_axpy<V>(coef[(h + j) * coef_stride + r], values[r] + i, y + (h + j) * n + i, n - i);
+    }
+  }
   constexpr int kVecs = 8;
-  for (int64_t h = 0; h < n_heads; ++h) {
+  for (; h < n_heads; ++h) {
     const float* c = coef + h * coef_stride;
     float* yh = y + h * n;
     int64_t i = 0;

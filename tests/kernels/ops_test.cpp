@@ -116,8 +116,9 @@ TEST_P(Ops, AxpyWithinFmaDifference) {
   }
 }
 
-// Several heads against a block of rows: 4 heads per pass plus single-head tails (1, 3, 4, 5, 8
-// heads), 1 or 5 rows, outputs n_rows + 2 apart as in attention's [head][position] scores.
+// Several heads against a block of rows: 4 heads x 2 rows per pass plus single-head and odd-row
+// tails (1, 3, 4, 5, 8 heads), 1 or 5 rows, outputs n_rows + 2 apart as in attention's
+// [head][position] scores.
 TEST_P(Ops, DotHeadsWithinTwiceTheSummationBound) {
   for (int64_t n_heads : {1, 3, 4, 5, 8}) {
     for (int64_t n_rows : {1, 5}) {
@@ -143,9 +144,10 @@ TEST_P(Ops, DotHeadsWithinTwiceTheSummationBound) {
   }
 }
 
-// 1 and 70 rows, lengths below, at and past the 8-vector register block.
+// 1 and 70 rows, lengths below, at and past the 8-vector register block; 4 heads at a time and
+// single-head tails.
 TEST_P(Ops, AxpyHeadsWithinTheSummationBound) {
-  for (int64_t n_heads : {1, 3, 8}) {
+  for (int64_t n_heads : {1, 3, 5, 8}) {
     for (int64_t n_rows : {1, 70}) {
       for (int64_t n : kLengths) {
         auto a = random_floats(static_cast<size_t>(n_heads * n), 22);
@@ -222,7 +224,7 @@ TEST_P(Ops, DotHeadsF16RowsMatchTheF32OpOnRoundedRows) {
 }
 
 TEST_P(Ops, AxpyHeadsF16RowsMatchTheF32OpOnRoundedRows) {
-  for (int64_t n_heads : {1, 3, 8}) {
+  for (int64_t n_heads : {1, 3, 5, 8}) {
     for (int64_t n_rows : {1, 70}) {
       for (int64_t n : kLengths) {
         const auto y0 = random_floats(static_cast<size_t>(n_heads * n), 32);
