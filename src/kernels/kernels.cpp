@@ -120,21 +120,48 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadP
       matmul_grain(w.cols, n_tokens));
 }
 
+namespace {
+
 // Cache rows per call of dot_heads / axpy_heads.
 constexpr int64_t kRowBlock = 64;
 
+// Where the rows of one KV head lie: a flat cache [n_ctx][n_kv_heads][head_dim], or a paged one
+// whose blocks are [n_kv_heads][block_size][head_dim].
+struct HeadRows {
+  const std::byte* flat = nullptr;
+  const void* const* blocks = nullptr;
+  int64_t block_size = 0;
+  int64_t row_stride = 0;   // bytes from one position's row to the next within a block or the cache
+  int64_t head_offset = 0;  // bytes from a block's (or the flat cache's) start to this head's rows
+
+  // rows[r] = position j0 + r, for r < n: one division per call, not one per row.
+  template <class E>
+  void fill(int64_t j0, int64_t n, const E** rows) const {
+    if (blocks == nullptr) {
+      for (int64_t r = 0; r < n; ++r)
+        rows[r] = reinterpret_cast<const E*>(flat + head_offset + (j0 + r) * row_stride);
+      return;
+    }
+    int64_t b = j0 / block_size, o = j0 % block_size;
+    for (int64_t r = 0; r < n; ++r) {
+      rows[r] = reinterpret_cast<const E*>(static_cast<const std::byte*>(blocks[b]) + head_offset +
+                                           o * row_stride);
+      if (++o == block_size) o = 0, ++b;
+    }
+  }
+};
+
 // One unit of attention: query heads [h0, h0 + nh) of one token, all sharing one KV head, over
-// cache positions [0, n_ctx). row(kv, j) is position j's row of K (kv 0) or V (kv 1), already
-// offset to the KV head; E is the cache's element type.
-template <class E, class RowFn>
+// cache positions [0, n_ctx). E is the cache's element type.
+template <class E>
 void attend(const KernelTable& k, const float* q, int64_t nh, int64_t n_ctx, int head_dim,
-            float scale, RowFn row, float* out) {
+            float scale, const HeadRows& keys, const HeadRows& values, float* out) {
   float* scores = detail::scratch_f32(nh * n_ctx, 1);  // [nh, n_ctx]
   // Blocks of kRowBlock cache rows: 32 KiB of a 128-wide f32 head, L1-sized.
   const E* rows[kRowBlock];
   for (int64_t j0 = 0; j0 < n_ctx; j0 += kRowBlock) {
     const int64_t nr = std::min(kRowBlock, n_ctx - j0);
-    for (int64_t r = 0; r < nr; ++r) rows[r] = static_cast<const E*>(row(0, j0 + r));
+    keys.fill(j0, nr, rows);
     if constexpr (std::is_same_v<E, float>) {
       k.dot_heads(q, nh, rows, nr, head_dim, scale, scores + j0, n_ctx);
     } else {
@@ -145,7 +172,7 @@ void attend(const KernelTable& k, const float* q, int64_t nh, int64_t n_ctx, int
   std::fill(out, out + nh * head_dim, 0.0f);
   for (int64_t j0 = 0; j0 < n_ctx; j0 += kRowBlock) {
     const int64_t nr = std::min(kRowBlock, n_ctx - j0);
-    for (int64_t r = 0; r < nr; ++r) rows[r] = static_cast<const E*>(row(1, j0 + r));
+    values.fill(j0, nr, rows);
     if constexpr (std::is_same_v<E, float>) {
       k.axpy_heads(scores + j0, n_ctx, nh, rows, nr, out, head_dim);
     } else {
@@ -153,6 +180,8 @@ void attend(const KernelTable& k, const float* q, int64_t nh, int64_t n_ctx, int
     }
   }
 }
+
+}  // namespace
 
 void attention(const AttentionArgs& a, ThreadPool& pool) {
   if (a.n_heads <= 0 || a.n_kv_heads <= 0 || a.n_heads % a.n_kv_heads != 0 || a.head_dim <= 0) {
@@ -164,13 +193,17 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
   }
   const KernelTable& k = active();
   const int group = a.n_heads / a.n_kv_heads;
-  const int64_t elem_bytes = dtype_info(a.kv_type).block_bytes;
-  const int64_t row_bytes = int64_t{a.n_kv_heads} * a.head_dim * elem_bytes;  // per position
-  // Position j lives in block j / block_size of a paged cache, or at k + j * row_bytes.
-  auto cache_row = [&](const void* flat, const void* const* blocks, int64_t j) {
-    return blocks ? static_cast<const std::byte*>(blocks[j / a.block_size]) +
-                        (j % a.block_size) * row_bytes
-                  : static_cast<const std::byte*>(flat) + j * row_bytes;
+  const int64_t head_bytes = int64_t{a.head_dim} * dtype_info(a.kv_type).block_bytes;
+  // Position j of KV head h: flat, at j * (n_kv_heads rows) + h; paged, at (h * block_size +
+  // j % block_size) rows into block j / block_size.
+  auto head_rows = [&](const void* flat, const void* const* blocks, int64_t h) {
+    HeadRows r;
+    r.flat = static_cast<const std::byte*>(flat);
+    r.blocks = blocks;
+    r.block_size = a.block_size;
+    r.row_stride = blocks ? head_bytes : a.n_kv_heads * head_bytes;
+    r.head_offset = h * (blocks ? a.block_size * head_bytes : head_bytes);
+    return r;
   };
   const int64_t q_stride = static_cast<int64_t>(a.n_heads) * a.head_dim;  // per query token
   // The query heads that share a KV head (GQA: 8 per KV head in GLM-4) are computed together, so
@@ -194,15 +227,12 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
           const int64_t n_ctx = a.q_pos0 + t + 1;  // causal: positions [0, q_pos0 + t]
           const float* q = a.q + t * q_stride + h0 * a.head_dim;
           float* out = a.out + t * q_stride + h0 * a.head_dim;
-          const int64_t head_off = kv_head * a.head_dim * elem_bytes;
-          auto row = [&](int kv, int64_t j) -> const void* {
-            return (kv == 0 ? cache_row(a.k, a.k_blocks, j) : cache_row(a.v, a.v_blocks, j)) +
-                   head_off;
-          };
+          const HeadRows keys = head_rows(a.k, a.k_blocks, kv_head);
+          const HeadRows values = head_rows(a.v, a.v_blocks, kv_head);
           if (a.kv_type == DType::F16) {
-            attend<uint16_t>(k, q, nh, n_ctx, a.head_dim, a.scale, row, out);
+            attend<uint16_t>(k, q, nh, n_ctx, a.head_dim, a.scale, keys, values, out);
           } else {
-            attend<float>(k, q, nh, n_ctx, a.head_dim, a.scale, row, out);
+            attend<float>(k, q, nh, n_ctx, a.head_dim, a.scale, keys, values, out);
           }
         }
       },

@@ -30,7 +30,7 @@ struct AttentionArgs {
   const void* k = nullptr;  // [n_ctx, n_kv_heads, head_dim] of kv_type (post-RoPE)
   const void* v = nullptr;  // [n_ctx, n_kv_heads, head_dim] of kv_type
   // A paged cache instead of k/v: position j is row j % block_size of block j / block_size, each
-  // block [block_size, n_kv_heads, head_dim].
+  // block [n_kv_heads, block_size, head_dim] (each KV head's rows contiguous).
   const void* const* k_blocks = nullptr;
   const void* const* v_blocks = nullptr;
   int64_t block_size = 0;

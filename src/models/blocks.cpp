@@ -64,20 +64,24 @@ void apply_rope(ForwardState& st, float* q, float* k) {
   }
 }
 
-// The new tokens' K and V rows into each sequence's cache, in the cache's type: quantize_row copies
-// f32 rows and rounds f16 ones to nearest even.
+// The new tokens' K and V rows into each sequence's cache, one KV head at a time (the cache keeps
+// each head's rows together), in the cache's type: quantize_row copies f32 rows and rounds f16
+// ones to nearest even.
 void store_kv(ForwardState& st, int64_t layer, const float* k, const float* v) {
   const int64_t kv_dim = st.spec.kv_dim();
+  const int64_t d = st.spec.head_dim;
   const auto& kt = kernels::active();
   for (size_t s = 0; s < st.seqs.size(); ++s) {
     KvCache& cache = *st.seqs[s].cache;
     const int64_t n = static_cast<int64_t>(st.seqs[s].tokens.size());
     const int64_t first = st.seq_first[s];
     for (int64_t i = 0; i < n; ++i) {
-      kt.quantize_row(cache.kv_type(), k + (first + i) * kv_dim,
-                      cache.k_row(layer, cache.size() + i), kv_dim);
-      kt.quantize_row(cache.kv_type(), v + (first + i) * kv_dim,
-                      cache.v_row(layer, cache.size() + i), kv_dim);
+      const int64_t pos = cache.size() + i;
+      for (int64_t h = 0; h < st.spec.n_kv_heads; ++h) {
+        const int64_t src = (first + i) * kv_dim + h * d;
+        kt.quantize_row(cache.kv_type(), k + src, cache.k_row(layer, pos, h), d);
+        kt.quantize_row(cache.kv_type(), v + src, cache.v_row(layer, pos, h), d);
+      }
     }
   }
 }

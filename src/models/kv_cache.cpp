@@ -17,7 +17,8 @@ KvPool::KvPool(const ModelSpec& spec, int64_t n_blocks, int64_t block_size, DTyp
     : kv_type_(kv_type),
       n_blocks_(n_blocks),
       block_size_(block_size),
-      kv_dim_(spec.kv_dim()),
+      n_kv_heads_(spec.n_kv_heads),
+      head_dim_(spec.head_dim),
       layer_bytes_(block_size * spec.kv_dim() * kv_elem_bytes(kv_type)),
       block_bytes_(2 * spec.n_layers * layer_bytes_),
       storage_(new std::byte[static_cast<size_t>(n_blocks * block_bytes_)]) {
@@ -81,14 +82,16 @@ void KvCache::rewind(int64_t n_tokens) {
   size_ = n_tokens;
 }
 
-std::byte* KvCache::k_row(int64_t layer, int64_t pos) {
+std::byte* KvCache::k_row(int64_t layer, int64_t pos, int64_t kv_head) {
   const int64_t bs = pool_->block_size();
-  return pool_->k(blocks_[static_cast<size_t>(pos / bs)], layer) + (pos % bs) * pool_->row_bytes();
+  return pool_->k(blocks_[static_cast<size_t>(pos / bs)], layer) +
+         (kv_head * bs + pos % bs) * pool_->head_row_bytes();
 }
 
-std::byte* KvCache::v_row(int64_t layer, int64_t pos) {
+std::byte* KvCache::v_row(int64_t layer, int64_t pos, int64_t kv_head) {
   const int64_t bs = pool_->block_size();
-  return pool_->v(blocks_[static_cast<size_t>(pos / bs)], layer) + (pos % bs) * pool_->row_bytes();
+  return pool_->v(blocks_[static_cast<size_t>(pos / bs)], layer) +
+         (kv_head * bs + pos % bs) * pool_->head_row_bytes();
 }
 
 void KvCache::layer_blocks(int64_t layer, std::vector<const void*>& k,

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <optional>
 #include <vector>
 
 #include "core/error.h"
@@ -92,15 +93,43 @@ TEST(Attention, MatchesNaiveTripleLoop) {
   }
 }
 
-// An f16 cache, flat and paged (blocks of 16 positions, so the 70-position case crosses several):
-// the kernel converts each row as it loads it, so it must match the naive loop run on the same
-// values rounded to f16, within the f32 tolerance above.
+// A paged copy of a flat f16 cache [n_ctx][n_kv_heads][head_dim]: blocks of `block` positions,
+// each [n_kv_heads][block][head_dim] as the KV pool stores them; the unused rows of the last block
+// hold NaN, so reading past the context would show.
+struct PagedF16 {
+  std::vector<uint16_t> k, v;
+  std::vector<const void*> k_blocks, v_blocks;
+
+  PagedF16(const std::vector<uint16_t>& kh, const std::vector<uint16_t>& vh, int64_t n_ctx,
+           int64_t n_kv_heads, int64_t head_dim, int64_t block) {
+    const int64_t row = n_kv_heads * head_dim;
+    const int64_t n_blocks = (n_ctx + block - 1) / block;
+    k.assign(static_cast<size_t>(n_blocks * block * row), 0x7e00);
+    v = k;
+    for (int64_t j = 0; j < n_ctx; ++j) {
+      for (int64_t h = 0; h < n_kv_heads; ++h) {
+        const int64_t to =
+            ((j / block) * n_kv_heads + h) * block * head_dim + (j % block) * head_dim;
+        std::copy_n(kh.begin() + j * row + h * head_dim, head_dim, k.begin() + to);
+        std::copy_n(vh.begin() + j * row + h * head_dim, head_dim, v.begin() + to);
+      }
+    }
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      k_blocks.push_back(k.data() + b * block * row);
+      v_blocks.push_back(v.data() + b * block * row);
+    }
+  }
+};
+
+// An f16 cache, flat and paged (blocks of 16 positions, so the 70-position case crosses several,
+// and of 24, which do not divide the kernel's 64-row steps): the kernel converts each row as it
+// loads it, so it must match the naive loop run on the same values rounded to f16, within the f32
+// tolerance above.
 TEST(Attention, F16CacheMatchesNaiveOnRoundedValues) {
   ThreadPool pool(3);
-  constexpr int64_t kBlock = 16;
   for (const AttnCase& c :
        {AttnCase{1, 0, 2, 2, 16}, AttnCase{3, 5, 4, 2, 16}, AttnCase{1, 40, 8, 1, 64},
-        AttnCase{9, 70, 4, 2, 32}, AttnCase{2, 30, 8, 2, 128}}) {
+        AttnCase{9, 70, 4, 2, 32}, AttnCase{2, 30, 8, 2, 128}, AttnCase{1, 150, 16, 2, 64}}) {
     const int64_t n_ctx = c.q_pos0 + c.n_q;
     const int64_t row = int64_t{c.n_kv_heads} * c.head_dim;
     const auto q = random_floats(static_cast<size_t>(c.n_q * c.n_heads * c.head_dim), 1, -2, 2);
@@ -111,17 +140,15 @@ TEST(Attention, F16CacheMatchesNaiveOnRoundedValues) {
       kh[i] = f32_to_f16(k[i]), vh[i] = f32_to_f16(v[i]);
       k[i] = f16_to_f32(kh[i]), v[i] = f16_to_f32(vh[i]);
     }
-    std::vector<const void*> k_blocks, v_blocks;
-    for (int64_t j = 0; j < n_ctx; j += kBlock) {
-      k_blocks.push_back(kh.data() + j * row);
-      v_blocks.push_back(vh.data() + j * row);
-    }
-    for (bool paged : {false, true}) {
+    for (int64_t block : {0, 16, 24}) {  // 0: the flat cache
       std::vector<float> out(q.size(), 123.0f);
       AttentionArgs a = case_args(c, q, out);
       a.kv_type = DType::F16;
-      if (paged) {
-        a.k_blocks = k_blocks.data(), a.v_blocks = v_blocks.data(), a.block_size = kBlock;
+      std::optional<PagedF16> paged;
+      if (block > 0) {
+        paged.emplace(kh, vh, n_ctx, c.n_kv_heads, c.head_dim, block);
+        a.k_blocks = paged->k_blocks.data(), a.v_blocks = paged->v_blocks.data();
+        a.block_size = block;
       } else {
         a.k = kh.data(), a.v = vh.data();
       }
