@@ -151,35 +151,75 @@ struct HeadRows {
   }
 };
 
-// One unit of attention: query heads [h0, h0 + nh) of one token, all sharing one KV head, over
-// cache positions [0, n_ctx). E is the cache's element type.
+// The query heads of one token that share one KV head (the group: 8 per KV head in GLM-4), over
+// cache positions [j_begin, j_end). E is the cache's element type. out [nh, head_dim] gets
+// Σ p·v with p the softmax of the range's scores. With `partial`, the range is one chunk of the
+// context: partial[h] = {m, l}, the chunk's largest score and its normalizer Σ e^(s - m), from
+// which merge_chunks weighs the chunks.
+struct ChunkStats {
+  float m = 0.0f, l = 0.0f;
+};
+
 template <class E>
-void attend(const KernelTable& k, const float* q, int64_t nh, int64_t n_ctx, int head_dim,
-            float scale, const HeadRows& keys, const HeadRows& values, float* out) {
-  float* scores = detail::scratch_f32(nh * n_ctx, 1);  // [nh, n_ctx]
+void attend(const KernelTable& k, const float* q, int64_t nh, int64_t j_begin, int64_t j_end,
+            int head_dim, float scale, const HeadRows& keys, const HeadRows& values, float* out,
+            ChunkStats* partial) {
+  const int64_t n = j_end - j_begin;
+  float* scores = detail::scratch_f32(nh * n, 1);  // [nh, n]
   // Blocks of kRowBlock cache rows: 32 KiB of a 128-wide f32 head, L1-sized.
   const E* rows[kRowBlock];
-  for (int64_t j0 = 0; j0 < n_ctx; j0 += kRowBlock) {
-    const int64_t nr = std::min(kRowBlock, n_ctx - j0);
-    keys.fill(j0, nr, rows);
+  for (int64_t j0 = 0; j0 < n; j0 += kRowBlock) {
+    const int64_t nr = std::min(kRowBlock, n - j0);
+    keys.fill(j_begin + j0, nr, rows);
     if constexpr (std::is_same_v<E, float>) {
-      k.dot_heads(q, nh, rows, nr, head_dim, scale, scores + j0, n_ctx);
+      k.dot_heads(q, nh, rows, nr, head_dim, scale, scores + j0, n);
     } else {
-      k.dot_heads_f16(q, nh, rows, nr, head_dim, scale, scores + j0, n_ctx);
+      k.dot_heads_f16(q, nh, rows, nr, head_dim, scale, scores + j0, n);
     }
   }
-  for (int64_t h = 0; h < nh; ++h) k.softmax(scores + h * n_ctx, n_ctx);
+  for (int64_t h = 0; h < nh; ++h) {
+    float* s = scores + h * n;
+    const int64_t top = std::max_element(s, s + n) - s;
+    const float m = s[top];
+    k.softmax(s, n);
+    // p[top] = e^0 / l: the normalizer without a second pass of exponentials.
+    if (partial != nullptr) partial[h] = {m, 1.0f / s[top]};
+  }
   std::fill(out, out + nh * head_dim, 0.0f);
-  for (int64_t j0 = 0; j0 < n_ctx; j0 += kRowBlock) {
-    const int64_t nr = std::min(kRowBlock, n_ctx - j0);
-    values.fill(j0, nr, rows);
+  for (int64_t j0 = 0; j0 < n; j0 += kRowBlock) {
+    const int64_t nr = std::min(kRowBlock, n - j0);
+    values.fill(j_begin + j0, nr, rows);
     if constexpr (std::is_same_v<E, float>) {
-      k.axpy_heads(scores + j0, n_ctx, nh, rows, nr, out, head_dim);
+      k.axpy_heads(scores + j0, n, nh, rows, nr, out, head_dim);
     } else {
-      k.axpy_heads_f16(scores + j0, n_ctx, nh, rows, nr, out, head_dim);
+      k.axpy_heads_f16(scores + j0, n, nh, rows, nr, out, head_dim);
     }
   }
 }
+
+// out = Σ_c w_c·o_c / Σ_c w_c with w_c = l_c·e^(m_c - max m): the softmax over the whole context
+// from the chunks' softmaxes (o_c = Σ p·v within chunk c). Empty chunks have l = 0.
+void merge_chunks(const float* chunk_out, const ChunkStats* stats, int64_t n_chunks,
+                  int64_t chunk_stride, int head_dim, float* out) {
+  float top = -INFINITY;
+  for (int64_t c = 0; c < n_chunks; ++c) {
+    if (stats[c * chunk_stride].l > 0.0f) top = std::max(top, stats[c * chunk_stride].m);
+  }
+  std::fill(out, out + head_dim, 0.0f);
+  float total = 0.0f;
+  for (int64_t c = 0; c < n_chunks; ++c) {
+    const ChunkStats st = stats[c * chunk_stride];
+    if (st.l <= 0.0f) continue;
+    const float w = st.l * std::exp(st.m - top);
+    total += w;
+    const float* o = chunk_out + c * chunk_stride * head_dim;
+    for (int i = 0; i < head_dim; ++i) out[i] += w * o[i];
+  }
+  for (int i = 0; i < head_dim; ++i) out[i] /= total;
+}
+
+// A chunk of the context must carry this many positions before a split pays for its merge.
+constexpr int64_t kMinChunkPositions = 256;
 
 }  // namespace
 
@@ -206,37 +246,68 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
     return r;
   };
   const int64_t q_stride = static_cast<int64_t>(a.n_heads) * a.head_dim;  // per query token
-  // The query heads that share a KV head (GQA: 8 per KV head in GLM-4) are computed together, so
-  // each K and V row is read once for all of them instead of once per head: at a long context the
-  // cache is read as often as the weights. When there are fewer (token, KV head) pairs than
-  // threads (decode on many cores), each group is split so that every thread has work.
+  // One unit of work is a (token, KV head) pair: the group's query heads are computed together, so
+  // each K and V row is read once for all of them instead of once per head. With fewer pairs than
+  // threads (decode on many cores: 1 token x 2 KV heads for GLM-4), each pair's context is split
+  // into chunks that are merged afterwards, so every thread has work and each row is still read
+  // once (splitting the group's heads instead had each thread read the whole context).
   const int64_t pairs = a.n_q * a.n_kv_heads;
-  const int64_t splits = std::min<int64_t>(group, (pool.size() + pairs - 1) / pairs);
-  const int heads_per_unit = static_cast<int>((group + splits - 1) / splits);
-  const int64_t work_per_unit = 2 * (a.q_pos0 + a.n_q) * a.head_dim * heads_per_unit;
+  const int64_t n_ctx_max = a.q_pos0 + a.n_q;
+  const int64_t chunks = pairs >= pool.size()
+                             ? 1
+                             : std::clamp<int64_t>(n_ctx_max / kMinChunkPositions, 1,
+                                                   (pool.size() + pairs - 1) / pairs);
+  const int64_t units = pairs * chunks;
+  // The chunks' outputs and statistics, [units][group][head_dim] and [units][group].
+  thread_local std::vector<float> chunk_out;
+  thread_local std::vector<ChunkStats> chunk_stats;
+  if (chunks > 1) {
+    chunk_out.resize(static_cast<size_t>(units * group * a.head_dim));
+    chunk_stats.resize(static_cast<size_t>(units * group));
+  }
+  float* chunk_out_p = chunk_out.data();
+  ChunkStats* chunk_stats_p = chunk_stats.data();
+  const int64_t work_per_unit = 2 * (n_ctx_max / chunks + 1) * a.head_dim * group;
   const int64_t grain = std::max<int64_t>(1, kMinChunkWork / std::max<int64_t>(1, work_per_unit));
   pool.parallel_for(
-      pairs * splits,
+      units,
       [&](int64_t i0, int64_t i1) {
         for (int64_t i = i0; i < i1; ++i) {
-          const int64_t t = i / (a.n_kv_heads * splits);
-          const int64_t kv_head = (i / splits) % a.n_kv_heads;
-          const int64_t h0 = kv_head * group + (i % splits) * heads_per_unit;
-          const int64_t nh = std::min<int64_t>(heads_per_unit, (kv_head + 1) * group - h0);
-          if (nh <= 0) continue;
+          const int64_t pair = i / chunks, c = i % chunks;
+          const int64_t t = pair / a.n_kv_heads;
+          const int64_t kv_head = pair % a.n_kv_heads;
+          const int64_t h0 = kv_head * group;
           const int64_t n_ctx = a.q_pos0 + t + 1;  // causal: positions [0, q_pos0 + t]
+          const int64_t j_begin = n_ctx * c / chunks, j_end = n_ctx * (c + 1) / chunks;
           const float* q = a.q + t * q_stride + h0 * a.head_dim;
-          float* out = a.out + t * q_stride + h0 * a.head_dim;
+          float* out = chunks > 1 ? chunk_out_p + i * group * a.head_dim
+                                  : a.out + t * q_stride + h0 * a.head_dim;
+          ChunkStats* stats = chunks > 1 ? chunk_stats_p + i * group : nullptr;
+          if (j_begin == j_end) {  // a chunk of a context shorter than the chunk count
+            for (int h = 0; h < group; ++h) stats[h] = {};
+            continue;
+          }
           const HeadRows keys = head_rows(a.k, a.k_blocks, kv_head);
           const HeadRows values = head_rows(a.v, a.v_blocks, kv_head);
           if (a.kv_type == DType::F16) {
-            attend<uint16_t>(k, q, nh, n_ctx, a.head_dim, a.scale, keys, values, out);
+            attend<uint16_t>(k, q, group, j_begin, j_end, a.head_dim, a.scale, keys, values, out,
+                             stats);
           } else {
-            attend<float>(k, q, nh, n_ctx, a.head_dim, a.scale, keys, values, out);
+            attend<float>(k, q, group, j_begin, j_end, a.head_dim, a.scale, keys, values, out,
+                          stats);
           }
         }
       },
       grain);
+  if (chunks == 1) return;
+  for (int64_t pair = 0; pair < pairs; ++pair) {
+    const int64_t t = pair / a.n_kv_heads, h0 = (pair % a.n_kv_heads) * group;
+    for (int h = 0; h < group; ++h) {
+      const int64_t first = pair * chunks * group + h;  // chunk 0's entry for head h
+      merge_chunks(chunk_out_p + first * a.head_dim, chunk_stats_p + first, chunks, group,
+                   a.head_dim, a.out + t * q_stride + (h0 + h) * a.head_dim);
+    }
+  }
 }
 
 void rope_angles(int64_t pos, int rot_dims, float theta, float* cos, float* sin) {

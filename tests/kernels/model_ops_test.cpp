@@ -71,17 +71,20 @@ void expect_naive_result(const AttentionArgs& a, const std::vector<float>& out,
   for (size_t i = 0; i < out.size(); ++i) ASSERT_NEAR(out[i], expect[i], 1e-5) << i;
 }
 
-// Query heads sharing a KV head run together; with fewer (token, KV head) pairs than the pool's 3
-// threads a group is split: {1, 40, 8, 1, 64} into 3 + 3 + 2 heads, {1, 17, 8, 2, 32} into 4 + 4
-// per KV head, {1, 9, 5, 1, 16} into 2 + 2 + 1. {9, 70, 4, 2, 32} and {6, 60, 2, 1, 16} read past
-// the first 64-row block of the cache, with causal ends on both sides of its boundary.
+// Query heads sharing a KV head run together. {9, 70, 4, 2, 32} and {6, 60, 2, 1, 16} read past
+// the first 64-row block of the cache, with causal ends on both sides of its boundary. With fewer
+// (token, KV head) pairs than the pool's 3 threads and at least 512 positions, each pair's context
+// is split into chunks whose softmaxes are merged: {1, 700, 8, 1, 64} into 2 chunks,
+// {1, 1000, 8, 1, 64} and {1, 2047, 16, 1, 128} into 3 (of 333-683 positions), and
+// {2, 600, 4, 1, 32} (2 pairs) into 2 per token, with different context lengths.
 TEST(Attention, MatchesNaiveTripleLoop) {
   ThreadPool pool(3);
   for (const AttnCase& c :
        {AttnCase{1, 0, 2, 2, 16}, AttnCase{3, 5, 4, 2, 16}, AttnCase{5, 0, 8, 1, 128},
         AttnCase{4, 11, 6, 3, 24}, AttnCase{1, 40, 4, 4, 128}, AttnCase{1, 40, 8, 1, 64},
         AttnCase{1, 17, 8, 2, 32}, AttnCase{1, 9, 5, 1, 16}, AttnCase{9, 70, 4, 2, 32},
-        AttnCase{6, 60, 2, 1, 16}}) {
+        AttnCase{6, 60, 2, 1, 16}, AttnCase{1, 700, 8, 1, 64}, AttnCase{1, 1000, 8, 1, 64},
+        AttnCase{1, 2047, 16, 1, 128}, AttnCase{2, 600, 4, 1, 32}}) {
     const int64_t n_ctx = c.q_pos0 + c.n_q;
     const auto q = random_floats(static_cast<size_t>(c.n_q * c.n_heads * c.head_dim), 1, -2, 2);
     const auto k = random_floats(static_cast<size_t>(n_ctx * c.n_kv_heads * c.head_dim), 2, -2, 2);
