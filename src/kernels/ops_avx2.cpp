@@ -1,6 +1,7 @@
 // AVX2 + FMA element-wise ops (the algorithms are in ops_simd.h).
 #include <immintrin.h>
 
+#include "kernels/hsum8_avx2.h"
 #include "kernels/ops_simd.h"
 
 namespace autoglm::kernels::detail {
@@ -35,18 +36,7 @@ struct Avx2 {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
-  // The 8 sums by an hadd tree: 6 hadds, 2 lane permutes and an add, where 8 hsum calls take
-  // about 40 operations.
-  static void hsum8(const T* v, float* out) {
-    const __m256 t0 = _mm256_hadd_ps(v[0], v[1]);  // per 128-bit lane: v0 0+1, 2+3, v1 0+1, 2+3
-    const __m256 t1 = _mm256_hadd_ps(v[2], v[3]);
-    const __m256 t2 = _mm256_hadd_ps(v[4], v[5]);
-    const __m256 t3 = _mm256_hadd_ps(v[6], v[7]);
-    const __m256 u0 = _mm256_hadd_ps(t0, t1);  // lane 0: v0..v3 over elements 0-3; lane 1: 4-7
-    const __m256 u1 = _mm256_hadd_ps(t2, t3);
-    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20),
-                                        _mm256_permute2f128_ps(u0, u1, 0x31)));
-  }
+  static void hsum8(const T* v, float* out) { hsum8_ps256(v, out); }
   static float hmax(T v) {
     __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_max_ps(s, _mm_movehl_ps(s, s));
