@@ -151,15 +151,16 @@ struct HeadRows {
   }
 };
 
-// The query heads of one token that share one KV head (the group: 8 per KV head in GLM-4), over
-// cache positions [j_begin, j_end). E is the cache's element type. out [nh, head_dim] gets
-// Σ p·v with p the softmax of the range's scores. With `partial`, the range is one chunk of the
-// context: partial[h] = {m, l}, the chunk's largest score and its normalizer Σ e^(s - m), from
-// which merge_chunks weighs the chunks.
+// One chunk of a head's context: its largest score m and its softmax normalizer l = Σ e^(s - m).
+// l = 0 marks an empty chunk.
 struct ChunkStats {
   float m = 0.0f, l = 0.0f;
 };
 
+// The query heads of one token that share one KV head (the group: 8 per KV head in GLM-4), over
+// cache positions [j_begin, j_end). E is the cache's element type. out [nh, head_dim] gets
+// Σ p·v with p the softmax of the range's scores. With `partial`, the range is one chunk of the
+// context, and partial[h] gets head h's ChunkStats, by which merge_chunks weighs the chunks.
 template <class E>
 void attend(const KernelTable& k, const float* q, int64_t nh, int64_t j_begin, int64_t j_end,
             int head_dim, float scale, const HeadRows& keys, const HeadRows& values, float* out,
