@@ -180,11 +180,14 @@ void attend(const KernelTable& k, const float* q, int64_t nh, int64_t j_begin, i
   }
   for (int64_t h = 0; h < nh; ++h) {
     float* s = scores + h * n;
+    if (partial == nullptr) {
+      k.softmax(s, n);
+      continue;
+    }
     const int64_t top = std::max_element(s, s + n) - s;
     const float m = s[top];
     k.softmax(s, n);
-    // p[top] = e^0 / l: the normalizer without a second pass of exponentials.
-    if (partial != nullptr) partial[h] = {m, 1.0f / s[top]};
+    partial[h] = {m, 1.0f / s[top]};  // p[top] = e^0 / l: l without a second pass of exponentials
   }
   std::fill(out, out + nh * head_dim, 0.0f);
   for (int64_t j0 = 0; j0 < n; j0 += kRowBlock) {
