@@ -35,11 +35,11 @@ void matmul_rows_avx512(const Matrix& w, const float* x, int64_t n_tokens, float
                         int64_t r0, int64_t r1);
 // KernelTable::quantize_acts and matmul_rows_quantized of the SIMD tables.
 void quantize_acts_avx2(const float* x, int64_t n_tokens, int64_t cols, int8_t* q, float* d,
-                        int32_t* s);
+                        int32_t* q4_offset);
 void matmul_rows_quantized_avx2(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens,
                                 float* y, int64_t ldy, int64_t r0, int64_t r1);
 void quantize_acts_avx512(const float* x, int64_t n_tokens, int64_t cols, int8_t* q, float* d,
-                          int32_t* s);
+                          int32_t* q4_offset);
 void matmul_rows_quantized_avx512(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens,
                                   float* y, int64_t ldy, int64_t r0, int64_t r1);
 
@@ -53,9 +53,12 @@ void dequantize_row_scalar(DType src_type, const void* src, float* dst, int64_t 
 struct ActBuffers {
   int8_t* q = nullptr;
   float* d = nullptr;
-  int32_t* s = nullptr;
+  int32_t* q4_offset = nullptr;
 };
 ActBuffers act_buffers(int64_t n_tokens, int64_t cols);
+
+// QuantizedActs::q4_offset of a block from its two partial sums of q (i % 4 < 2 and i % 4 >= 2).
+int32_t q4_offset_halves(int32_t sum_low, int32_t sum_high);
 
 // Quantizes x [n_tokens, cols] (cols % 32 == 0) into act_buffers(). Rounds to nearest:
 // |x - d·q| <= d/2 with d = amax/127 per block of 32.

@@ -70,20 +70,20 @@ QuantizedActs quantize_once(const KernelTable& k, const float* x, int64_t n_toke
                             ThreadPool& pool) {
   thread_local std::vector<int8_t> q;
   thread_local std::vector<float> d;
-  thread_local std::vector<int32_t> s;
+  thread_local std::vector<int32_t> q4_offset;
   const int64_t n_blocks = cols / kQK;
   if (static_cast<int64_t>(q.size()) < n_tokens * cols)
     q.resize(static_cast<size_t>(n_tokens * cols));
   if (static_cast<int64_t>(d.size()) < n_tokens * n_blocks) {
     d.resize(static_cast<size_t>(n_tokens * n_blocks));
-    s.resize(static_cast<size_t>(n_tokens * n_blocks));
+    q4_offset.resize(static_cast<size_t>(n_tokens * n_blocks));
   }
   // The workers write through these pointers: named inside the lambda, the thread_locals would be
   // each worker's own.
-  const QuantizedActs out{q.data(), d.data(), s.data()};
+  const QuantizedActs out{q.data(), d.data(), q4_offset.data()};
   int8_t* qp = q.data();
   float* dp = d.data();
-  int32_t* sp = s.data();
+  int32_t* op = q4_offset.data();
   // Quantizing costs a few operations per element, not a multiply-add per weight: a chunk needs
   // many tokens' worth to pay for waking a worker. One token (decode) stays on this thread.
   const int64_t grain = std::max<int64_t>(1, 4 * kMinChunkWork / cols);
@@ -91,7 +91,7 @@ QuantizedActs quantize_once(const KernelTable& k, const float* x, int64_t n_toke
       n_tokens,
       [&](int64_t t0, int64_t t1) {
         k.quantize_acts(x + t0 * cols, t1 - t0, cols, qp + t0 * cols, dp + t0 * n_blocks,
-                        sp + t0 * n_blocks);
+                        op + t0 * n_blocks);
       },
       grain);
   return out;

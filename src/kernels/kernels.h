@@ -45,9 +45,13 @@ struct AttentionArgs {
 // Activations quantized for the integer dot products: per token, cols/32 blocks of 32 int8 with an
 // f32 scale (like q8_0 but the scale stays f32). q[t * cols + i] ≈ x[t, i] / d[t * n_blocks + b].
 struct QuantizedActs {
-  const int8_t* q = nullptr;   // [n_tokens, cols]
-  const float* d = nullptr;    // [n_tokens, cols / 32]
-  const int32_t* s = nullptr;  // [n_tokens, cols / 32] Σ q of each block (q4_0's -8 offset)
+  const int8_t* q = nullptr;  // [n_tokens, cols]
+  const float* d = nullptr;   // [n_tokens, cols / 32]
+  // [n_tokens, cols / 32] the -8 offset of q4_0, -8·Σq per block, split into two int16 halves:
+  // the low half sums q[i] over i % 4 < 2, the high half over i % 4 >= 2. AVX2's 16-bit sums of
+  // nibble products pair x that way, so they start from it (matmul_rows8_simd.h). Each half is at
+  // most 8·16·127 = 16256 in magnitude.
+  const int32_t* q4_offset = nullptr;
 };
 
 struct KernelTable {
@@ -66,11 +70,11 @@ struct KernelTable {
 
   // The integer path of matmul_rows in two steps, so that a matmul split over threads quantizes x
   // once instead of once per chunk: quantize_acts writes x [n_tokens, cols] (cols % 32 == 0) as
-  // QuantizedActs into the caller's q [n_tokens · cols], d and s [n_tokens · cols / 32];
+  // QuantizedActs into the caller's q [n_tokens · cols], d and q4_offset [n_tokens · cols / 32];
   // matmul_rows_quantized then takes q8_0, q4_0 and q6_K weights (Rows or Rows8) and gives
   // exactly what matmul_rows gives. Null in the scalar table (it has no integer kernels).
   void (*quantize_acts)(const float* x, int64_t n_tokens, int64_t cols, int8_t* q, float* d,
-                        int32_t* s) = nullptr;
+                        int32_t* q4_offset) = nullptr;
   void (*matmul_rows_quantized)(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens,
                                 float* y, int64_t ldy, int64_t r0, int64_t r1) = nullptr;
 

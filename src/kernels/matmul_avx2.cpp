@@ -20,10 +20,16 @@ inline __m256i dot_u8s8(__m256i u8, __m256i s8) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u8, s8), _mm256_set1_epi16(1));
 }
 
-// int16 pair sums: exact for the 8 steps of a q4 block (every partial sum is at most
-// 8 · 2 · 15 · 127 = 30480 < 2^15 in magnitude). The saturating add never saturates here; it is
-// used because GCC does not reassociate it: with the plain add, GCC 12 summed each step's two
-// products first, which kept 8 more products live and spilled sums of the 2-group tile.
+// int16 pair sums, which start from the -8 offset (QuantizedActs::q4_offset), so that they end as
+// Σ (nibble - 8)·x with no subtraction per block and row group. Exact for the 8 steps of a q4
+// block: after any step, each int16 half holds Σ (n - 8)·x over the elements done and -8·x over
+// the others, 16 terms of at most 8 · 127 in magnitude: |sum| <= 16256 < 2^15. The saturating add
+// never saturates; it is used because GCC does not reassociate it: with the plain add, GCC 12
+// summed each step's two products first, which kept 8 more products live and spilled sums of the
+// 2-group tile.
+inline __m256i nib_dot_init(int32_t q4_offset) {
+  return _mm256_set1_epi32(q4_offset);
+}
 inline __m256i nib_dot_step(__m256i acc, __m256i u4, __m256i s8) {
   return _mm256_adds_epi16(acc, _mm256_maddubs_epi16(u4, s8));
 }
@@ -192,11 +198,12 @@ void float_rows(const Matrix& w, const float* x, int64_t n_tokens, float* y, int
 }
 
 // d = amax/127 per block of 32, q = round-to-nearest-even(x / d) (vcvtps2dq, as nearbyint in the
-// scalar quantize_acts), Σq per block from the int32 values (|x·id| <= 127: no saturation).
+// scalar quantize_acts), the q4_0 offset's two partial sums of q from the int32 values (|x·id| <=
+// 127: no saturation).
 }  // namespace
 
 void quantize_acts_avx2(const float* x, int64_t n_tokens, int64_t cols, int8_t* q_out, float* d_out,
-                        int32_t* s_out) {
+                        int32_t* offset_out) {
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   for (int64_t b = 0; b < n_tokens * (cols / 32); ++b) {
     __m256 v[4];
@@ -215,10 +222,10 @@ void quantize_acts_avx2(const float* x, int64_t n_tokens, int64_t cols, int8_t* 
     for (int k = 0; k < 4; ++k) q[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], id));
     const __m256i sum =
         _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+    // Lane i of s sums the q of elements i, i + 4, i + 8, ...; then lanes 0 + 1 and 2 + 3.
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    s_out[b] = _mm_cvtsi128_si32(s);
+    offset_out[b] = q4_offset_halves(_mm_cvtsi128_si32(s), _mm_extract_epi32(s, 2));
     // int32 -> int16 -> int8 packs work within 128-bit lanes; the permute puts the 32 bytes back
     // in element order.
     const __m256i p16a = _mm256_packs_epi32(q[0], q[1]);
@@ -249,8 +256,8 @@ void matmul_rows_avx2(const Matrix& w, const float* x, int64_t n_tokens, float* 
     case DType::Q8_0:
     case DType::Q6_K: {
       const ActBuffers buf = act_buffers(n_tokens, w.cols);
-      quantize_acts_avx2(x, n_tokens, w.cols, buf.q, buf.d, buf.s);
-      return matmul_rows_quantized_avx2(w, {buf.q, buf.d, buf.s}, n_tokens, y, ldy, r0, r1);
+      quantize_acts_avx2(x, n_tokens, w.cols, buf.q, buf.d, buf.q4_offset);
+      return matmul_rows_quantized_avx2(w, {buf.q, buf.d, buf.q4_offset}, n_tokens, y, ldy, r0, r1);
     }
     default:
       return matmul_rows_scalar(w, x, n_tokens, y, ldy, r0, r1);  // throws on a non-weight dtype

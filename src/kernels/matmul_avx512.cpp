@@ -18,6 +18,10 @@ inline __m256i dot_u8s8(__m256i u8, __m256i s8) {
   return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u8, s8);
 }
 
+// The int32 sums start from the whole offset, the sum of QuantizedActs::q4_offset's halves.
+inline __m256i nib_dot_init(int32_t q4_offset) {
+  return _mm256_madd_epi16(_mm256_set1_epi32(q4_offset), _mm256_set1_epi16(1));
+}
 inline __m256i nib_dot_step(__m256i acc, __m256i u4, __m256i s8) {
   return _mm256_dpbusd_epi32(acc, u4, s8);
 }
@@ -38,7 +42,7 @@ namespace {
 }  // namespace
 
 void quantize_acts_avx512(const float* x, int64_t n_tokens, int64_t cols, int8_t* q_out,
-                          float* d_out, int32_t* s_out) {
+                          float* d_out, int32_t* offset_out) {
   const __m512 sign_mask = _mm512_set1_ps(-0.0f);
   for (int64_t b = 0; b < n_tokens * (cols / 32); ++b) {
     const __m512 v0 = _mm512_loadu_ps(x + b * 32);
@@ -48,11 +52,15 @@ void quantize_acts_avx512(const float* x, int64_t n_tokens, int64_t cols, int8_t
     const float d = _mm512_reduce_max_ps(amax) / 127.0f;
     const __m512 id = _mm512_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
     d_out[b] = d;
-    // |x·id| <= 127 (plus rounding), so the saturating packs below never clip and the block sum
+    // |x·id| <= 127 (plus rounding), so the saturating packs below never clip and the block's sums
     // can be taken on the int32 values.
     const __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, id));
     const __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, id));
-    s_out[b] = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+    // Lane i of the sum holds elements i and i + 16: the q4_0 offset's halves are lanes with
+    // i % 4 < 2 and i % 4 >= 2.
+    const __m512i sum = _mm512_add_epi32(i0, i1);
+    offset_out[b] = q4_offset_halves(_mm512_mask_reduce_add_epi32(0x3333, sum),
+                                     _mm512_mask_reduce_add_epi32(0xcccc, sum));
     const __m128i q0 = _mm512_cvtsepi32_epi8(i0);
     const __m128i q1 = _mm512_cvtsepi32_epi8(i1);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(q_out + b * 32), _mm256_set_m128i(q1, q0));
@@ -82,8 +90,9 @@ void matmul_rows_avx512(const Matrix& w, const float* x, int64_t n_tokens, float
     case DType::Q8_0:
     case DType::Q6_K: {
       const ActBuffers buf = act_buffers(n_tokens, w.cols);
-      quantize_acts_avx512(x, n_tokens, w.cols, buf.q, buf.d, buf.s);
-      return matmul_rows_quantized_avx512(w, {buf.q, buf.d, buf.s}, n_tokens, y, ldy, r0, r1);
+      quantize_acts_avx512(x, n_tokens, w.cols, buf.q, buf.d, buf.q4_offset);
+      return matmul_rows_quantized_avx512(w, {buf.q, buf.d, buf.q4_offset}, n_tokens, y, ldy, r0,
+                                          r1);
     }
     default:
       return matmul_rows_scalar(w, x, n_tokens, y, ldy, r0, r1);  // throws on a non-weight dtype

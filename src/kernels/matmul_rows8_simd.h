@@ -2,12 +2,14 @@
 // BlockQ8_0x8), shared by matmul_avx2.cpp and matmul_avx512.cpp. Each includer first defines
 //   dot_u8s8(u8, s8):          8 int32 lanes, each the sum of 4 u8·s8 products (as for
 //                              matmul_quant_simd.h);
+//   nib_dot_init(q4_offset):   the sums of a block before its first step, which hold the -8
+//                              offset (QuantizedActs::q4_offset);
 //   nib_dot_step(acc, u4, s8): adds, per 32-bit lane, the 4 products of unsigned nibbles u4 with
 //                              signed bytes s8 (VNNI vpdpbusd, or AVX2 maddubs into int16 pairs);
 //   nib_dot_finish(acc):       the 8 int32 lane sums.
 // Lane r of a 32-byte load of packed qs belongs to row r, so the integer dot of one block yields
-// the 8 rows' sums in 8 lanes: no sign tricks (nibbles are unsigned; the -8 offset is taken off
-// once per block as 8·Σxq), no horizontal adds, and one f32 FMA per block for 8 rows. q8_0 keeps
+// the 8 rows' sums in 8 lanes: no sign tricks (nibbles are unsigned; the sums start from the -8
+// offset, -8·Σxq), no horizontal adds, and one f32 FMA per block for 8 rows. q8_0 keeps
 // the sign trick of matmul_quant_simd.h (|w| · x·sign(w)), with |w| shared by the tokens.
 #pragma once
 
@@ -52,7 +54,8 @@ inline void q4x8_group(const BlockQ4_0x8* blocks, int64_t n_blocks, const Quanti
     // The k loop below is not unrolled: GCC 12 then loads all 8 nibble vectors and the broadcasts
     // up front and spills them (llvm-mca, znver3: 50 cycles per block for 4 tokens, not ~30).
     __m256i sum[NT];
-    for (int t = 0; t < NT; ++t) sum[t] = _mm256_setzero_si256();
+    for (int t = 0; t < NT; ++t)
+      sum[t] = nib_dot_init(xa.q4_offset[(t0 + t) * blocks_per_token + b]);
 #pragma GCC unroll 1
     for (int k = 0; k < 4; ++k) {
       const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs + 32 * k));
@@ -66,11 +69,8 @@ inline void q4x8_group(const BlockQ4_0x8* blocks, int64_t n_blocks, const Quanti
     const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.d)));
     for (int t = 0; t < NT; ++t) {
       const int64_t xb = (t0 + t) * blocks_per_token + b;  // activation block index
-      // Σ (q - 8)·x = Σ q·x - 8·Σ x
-      const __m256i dot = _mm256_sub_epi32(nib_dot_finish(sum[t]),
-                                           _mm256_slli_epi32(_mm256_set1_epi32(xa.s[xb]), 3));
-      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(dw, _mm256_set1_ps(xa.d[xb])),
-                               acc[t]);
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(nib_dot_finish(sum[t])),
+                               _mm256_mul_ps(dw, _mm256_set1_ps(xa.d[xb])), acc[t]);
     }
   }
   for (int t = 0; t < NT; ++t) _mm256_storeu_ps(y + (t0 + t) * ldy + row0, acc[t]);
@@ -86,7 +86,9 @@ inline void q4x8_group(const BlockQ4_0x8* blocks, int64_t n_blocks, const Quanti
 // Measured on the AVX2 host, single thread, in pairs against q4x8_group<4>: in L1 (kernel alone,
 // 10 pairs) 121 against 105 GFLOP/s; kernels_bench 512 tokens 104-114 against 97-104 (3 sets
 // of 8-12 pairs), 16 tokens 86-96 against 91-98; the model (2 threads, 6 pairs) prefill 65.1
-// against 64.8 and 16-sequence steps 56.8 against 52.9 tokens/s, within the noise.
+// against 64.8 and 16-sequence steps 56.8 against 52.9 tokens/s, within the noise. Starting the
+// sums from the -8 offset (nib_dot_init) took a block from 215 vector ALU operations to 202
+// (objdump; llvm-mca, znver3: 67.2 to 64.9 cycles); timed, within this host's noise.
 inline void q4x8_pair4(const BlockQ4_0x8* g0, const BlockQ4_0x8* g1, int64_t n_blocks,
                        const QuantizedActs& xa, int64_t cols, int64_t t0, float* y, int64_t ldy,
                        int64_t row0) {
@@ -98,7 +100,8 @@ inline void q4x8_pair4(const BlockQ4_0x8* g0, const BlockQ4_0x8* g1, int64_t n_b
   for (int64_t b = 0; b < n_blocks; ++b) {
     const int8_t* xq = xa.q + t0 * x_step + b * kQK;  // token t0's block b
     __m256i sum[2][NT];
-    for (int t = 0; t < NT; ++t) sum[0][t] = sum[1][t] = _mm256_setzero_si256();
+    for (int t = 0; t < NT; ++t)
+      sum[0][t] = sum[1][t] = nib_dot_init(xa.q4_offset[(t0 + t) * blocks_per_token + b]);
 #pragma GCC unroll 1
     for (int k = 0; k < 4; ++k) {
       const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g0[b].qs + 32 * k));
@@ -126,14 +129,12 @@ inline void q4x8_pair4(const BlockQ4_0x8* g0, const BlockQ4_0x8* g1, int64_t n_b
 #pragma GCC unroll 8
     for (int t = 0; t < NT; ++t) {
       const int64_t xb = (t0 + t) * blocks_per_token + b;  // activation block index
-      const __m256i offset = _mm256_slli_epi32(_mm256_set1_epi32(xa.s[xb]), 3);  // 8·Σx
       const __m256 dx = _mm256_set1_ps(xa.d[xb]);
 #pragma GCC unroll 2
       for (int g = 0; g < 2; ++g) {
-        const __m256i dot = _mm256_sub_epi32(nib_dot_finish(sum[g][t]), offset);
         _mm256_store_ps(acc[g][t],
-                        _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(dw[g], dx),
-                                        _mm256_load_ps(acc[g][t])));
+                        _mm256_fmadd_ps(_mm256_cvtepi32_ps(nib_dot_finish(sum[g][t])),
+                                        _mm256_mul_ps(dw[g], dx), _mm256_load_ps(acc[g][t])));
       }
     }
   }
@@ -195,7 +196,7 @@ inline void q4x8_decode(const BlockQ4_0x8* groups, int64_t n_blocks, const Quant
   for (int64_t b = 0; b < n_blocks; ++b) {
     const int8_t* xq = xa.q + b * kQK;
     __m256i sum[NG];
-    for (int g = 0; g < NG; ++g) sum[g] = _mm256_setzero_si256();
+    for (int g = 0; g < NG; ++g) sum[g] = nib_dot_init(xa.q4_offset[b]);
 #pragma GCC unroll 1
     for (int k = 0; k < 4; ++k) {
       const __m256i x_lo = broadcast4(xq + 4 * k);
@@ -208,13 +209,12 @@ inline void q4x8_decode(const BlockQ4_0x8* groups, int64_t n_blocks, const Quant
       }
     }
     const __m256 dx = _mm256_set1_ps(xa.d[b]);
-    const __m256i offset = _mm256_slli_epi32(_mm256_set1_epi32(xa.s[b]), 3);  // 8·Σx
 #pragma GCC unroll 8
     for (int g = 0; g < NG; ++g) {
       const __m256 dw = _mm256_cvtph_ps(
           _mm_loadu_si128(reinterpret_cast<const __m128i*>(groups[g * n_blocks + b].d)));
-      const __m256i dot = _mm256_sub_epi32(nib_dot_finish(sum[g]), offset);
-      acc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(dw, dx), acc[g]);
+      acc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(nib_dot_finish(sum[g])), _mm256_mul_ps(dw, dx),
+                               acc[g]);
     }
   }
 #pragma GCC unroll 8

@@ -105,13 +105,13 @@ float* scratch_f32(int64_t n, int slot) {
 
 ActBuffers act_buffers(int64_t n_tokens, int64_t cols) {
   thread_local std::vector<int8_t> q;
-  thread_local std::vector<int32_t> s;
+  thread_local std::vector<int32_t> q4_offset;
   const int64_t n_blocks = cols / 32;
   if (static_cast<int64_t>(q.size()) < n_tokens * cols)
     q.resize(static_cast<size_t>(n_tokens * cols));
-  if (static_cast<int64_t>(s.size()) < n_tokens * n_blocks)
-    s.resize(static_cast<size_t>(n_tokens * n_blocks));
-  return {q.data(), scratch_f32(n_tokens * n_blocks, 3), s.data()};
+  if (static_cast<int64_t>(q4_offset.size()) < n_tokens * n_blocks)
+    q4_offset.resize(static_cast<size_t>(n_tokens * n_blocks));
+  return {q.data(), scratch_f32(n_tokens * n_blocks, 3), q4_offset.data()};
 }
 
 QuantizedActs quantize_acts(const float* x, int64_t n_tokens, int64_t cols) {
@@ -126,14 +126,20 @@ QuantizedActs quantize_acts(const float* x, int64_t n_tokens, int64_t cols) {
     const float db = amax / 127.0f;
     const float id = db != 0.0f ? 1.0f / db : 0.0f;
     d[b] = db;
-    int32_t sum = 0;
+    int32_t sum[2] = {0, 0};
     for (int j = 0; j < 32; ++j) {
       q[b * 32 + j] = static_cast<int8_t>(std::nearbyint(xb[j] * id));
-      sum += q[b * 32 + j];
+      sum[(j % 4) / 2] += q[b * 32 + j];
     }
-    buf.s[b] = sum;
+    buf.q4_offset[b] = q4_offset_halves(sum[0], sum[1]);
   }
-  return {q, d, buf.s};
+  return {q, d, buf.q4_offset};
+}
+
+int32_t q4_offset_halves(int32_t sum_low, int32_t sum_high) {
+  const auto low = static_cast<uint16_t>(-8 * sum_low);
+  const auto high = static_cast<uint16_t>(-8 * sum_high);
+  return static_cast<int32_t>(static_cast<uint32_t>(low) | (static_cast<uint32_t>(high) << 16));
 }
 
 void matmul_rows_scalar(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,

@@ -129,6 +129,89 @@ std::string case_name(const ::testing::TestParamInfo<std::tuple<Isa, DType, Shap
 INSTANTIATE_TEST_SUITE_P(AllVariants, PackedMatmul, ::testing::ValuesIn(cases()), case_name);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(PackedMatmul);
 
+// Every SIMD table quantizes activations exactly as the scalar quantize_acts does, including the
+// q4_0 offset's two int16 halves (-8·Σq over i % 4 < 2 and over i % 4 >= 2).
+TEST(QuantizedActs, SimdMatchesScalar) {
+  const int64_t n_tokens = 3, cols = 256, n_blocks = n_tokens * cols / 32;
+  std::vector<float> x = random_floats(static_cast<size_t>(n_tokens * cols), 21, -3.0f, 3.0f);
+  for (int j = 0; j < 32; ++j) x[32 + j] = 0.0f;           // an all-zero block: d = 0
+  for (int j = 0; j < 32; ++j) x[64 + j] = -1.0f - j % 2;  // every q at -64 or -127
+  const QuantizedActs ref = detail::quantize_acts(x.data(), n_tokens, cols);
+  const std::vector<int8_t> ref_q(ref.q, ref.q + n_tokens * cols);
+  const std::vector<float> ref_d(ref.d, ref.d + n_blocks);
+  const std::vector<int32_t> ref_off(ref.q4_offset, ref.q4_offset + n_blocks);
+  // Block 2: q alternates -64 (even i) and -127 (odd i); each half holds 8 of each.
+  const int32_t half = -8 * 8 * (-64 - 127);
+  EXPECT_EQ(ref_off[2], half | (half << 16));
+  EXPECT_EQ(ref_off[1], 0);
+  for (Isa isa : simd_isas()) {
+    std::vector<int8_t> q(ref_q.size());
+    std::vector<float> d(ref_d.size());
+    std::vector<int32_t> off(ref_off.size());
+    for_isa(isa).quantize_acts(x.data(), n_tokens, cols, q.data(), d.data(), off.data());
+    EXPECT_EQ(q, ref_q) << isa_label(isa);
+    EXPECT_EQ(d, ref_d) << isa_label(isa);
+    EXPECT_EQ(off, ref_off) << isa_label(isa);
+  }
+}
+
+// q4_0 at the ends of its integer range: nibbles 0 and 15 against activations of ±127 (d = 1, so
+// they quantize exactly), weight scales 1. Every product is then an integer, the float sums are
+// exact, and the SIMD kernels must give the scalar result bit for bit: a 16-bit sum that
+// overflowed or saturated would show. Shapes: decode over 4 groups and one, the 2-group x 4-token
+// tile, and 1-3 token remainders.
+TEST(PackedMatmul, Q4ExtremesAreExact) {
+  const int64_t rows = 48, cols = 128;
+  const uint16_t one = f32_to_f16(1.0f);
+  // pattern(r, i) picks weight nibble 15 or 0, sign(t, i) picks x = +127 or -127.
+  const auto nibble = [](int p, int64_t r, int64_t i) -> uint8_t {
+    switch (p) {
+      case 0:
+        return 15;
+      case 1:
+        return 0;
+      default:
+        return ((r + i / 2) % 3 == 0) ? 0 : 15;
+    }
+  };
+  for (int p = 0; p < 3; ++p) {
+    std::vector<BlockQ4_0> blocks(static_cast<size_t>(rows * cols / 32));
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t b = 0; b < cols / 32; ++b) {
+        BlockQ4_0& blk = blocks[static_cast<size_t>(r * (cols / 32) + b)];
+        blk.d = one;
+        for (int j = 0; j < 16; ++j) {
+          const int64_t i = b * 32 + j;
+          blk.qs[j] = static_cast<uint8_t>(nibble(p, r, i) | (nibble(p, r, i + 16) << 4));
+        }
+      }
+    }
+    const Matrix w{DType::Q4_0, rows, cols, blocks.data()};
+    std::vector<std::byte> packed(blocks.size() * sizeof(BlockQ4_0));
+    const Matrix pw = pack_for_matmul(w, packed.data());
+    for (int64_t n_tokens : {1, 4, 7}) {
+      for (int xs = 0; xs < 3; ++xs) {
+        std::vector<float> x(static_cast<size_t>(n_tokens * cols));
+        for (size_t i = 0; i < x.size(); ++i) {
+          const bool negative = xs == 0 || (xs == 2 && (i / 3) % 2 == 0);
+          x[i] = negative ? -127.0f : 127.0f;
+        }
+        std::vector<float> ref(static_cast<size_t>(n_tokens * rows));
+        for_isa(Isa::Scalar).matmul_rows(w, x.data(), n_tokens, ref.data(), rows, 0, rows);
+        for (Isa isa : simd_isas()) {
+          for (const Matrix& m : {w, pw}) {
+            std::vector<float> got(ref.size());
+            for_isa(isa).matmul_rows(m, x.data(), n_tokens, got.data(), rows, 0, rows);
+            EXPECT_EQ(got, ref) << isa_label(isa) << " pattern " << p << " x " << xs << ", "
+                                << n_tokens << " tokens, "
+                                << (m.layout == WeightLayout::Rows8 ? "rows8" : "rows");
+          }
+        }
+      }
+    }
+  }
+}
+
 // matmul() splits a packed matrix over the pool on 8-row group boundaries.
 TEST(PackedMatmul, PoolSplitMatchesSingleThread) {
   for (int64_t n : {1, 5, 600})
