@@ -45,7 +45,17 @@ struct TileArgs {
   float* y;              // the first token's output for the first group's row 0
   int64_t ldy;           // from one token's outputs to the next
   bool first;            // write y (the first column chunk) instead of adding to it
+  const uint8_t* next;   // weights to prefetch into L2, at the same offsets as group; or null
 };
+
+// Prefetches the line of a.next that holds column k of each of the NG groups (and the columns
+// after it in that line: 4 of f16 or of bf16 pairs' halves, 2 of f32).
+template <DType DT, int NG>
+inline void prefetch_next(const TileArgs& a, int64_t k) {
+  for (int g = 0; g < NG; ++g)
+    _mm_prefetch(reinterpret_cast<const char*>(a.next + g * a.group_bytes + k * kColumnBytes<DT>),
+                 _MM_HINT_T1);
+}
 
 // y[t, 8g..8g+7] (+)= Σ_k w[8g..8g+7, k] · x[t, k]. Every loop over the accumulators is unrolled:
 // GCC 12 left the final one rolled, which indexes the array with a variable, so the array lived
@@ -61,6 +71,7 @@ void tile(const TileArgs& a) {
   if constexpr (DT == DType::BF16) {
     const __m256i high = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
     for (int64_t k = 0; k < a.kc; k += 2) {
+      if (a.next != nullptr && k % 4 == 0) prefetch_next<DT, NG>(a, k);
       __m256 even[NG], odd[NG];
       for (int g = 0; g < NG; ++g) {
         const __m256i v = _mm256_loadu_si256(
@@ -79,6 +90,7 @@ void tile(const TileArgs& a) {
     }
   } else {
     for (int64_t k = 0; k < a.kc; ++k) {
+      if (a.next != nullptr && k % (64 / kColumnBytes<DT>) == 0) prefetch_next<DT, NG>(a, k);
       __m256 wv[NG];
       for (int g = 0; g < NG; ++g) wv[g] = load_column<DT>(a.group + g * a.group_bytes, k);
       for (int t = 0; t < NT; ++t) {
@@ -102,7 +114,7 @@ template <DType DT, int NG>
 void decode_tile(const Matrix& w, const float* x, float* y, int64_t row0) {
   const int64_t group_bytes = 8 * static_cast<int64_t>(w.row_stride());
   const auto* group = static_cast<const uint8_t*>(w.data) + (row0 / 8) * group_bytes;
-  tile<DT, NG, 1>({group, group_bytes, x, w.cols, w.cols, y + row0, 0, true});
+  tile<DT, NG, 1>({group, group_bytes, x, w.cols, w.cols, y + row0, 0, true, nullptr});
 }
 
 // One token: 4 groups per pass over all columns (each broadcast of x feeds 4 FMAs, 8 for bf16),
@@ -122,11 +134,24 @@ void decode(const Matrix& w, const float* x, float* y, int64_t r0, int64_t r1) {
 template <DType DT>
 constexpr int kTileTokens = DT == DType::BF16 ? 4 : 6;
 
-// NG groups (a.group ...) against tokens [0, n) of a.x, NT at a time, then the rest.
+// NG groups (a.group ...) against tokens [0, n) of a.x, NT at a time, then the rest. The first
+// tile reads the weights from memory and the others from L1, so the tile after the first (or the
+// only one) prefetches a.next, the next group pair's weights: they are then in L2 when its first
+// tile starts, and the reads from memory are spread over the whole chunk instead of stalling one
+// tile. Measured on the AVX2 host, one thread, weights from DRAM (6144 x 2048, 4 copies), with and
+// without, alternating in one process: 4 tokens f16 20.5 -> 29.3 and bf16 24.2 -> 34.2 GFLOP/s,
+// 16 tokens f16 45.5 -> 52.9 and bf16 36.3 -> 42.3, 512 tokens +3-5%. Model (2 threads, 3 pairs
+// of runs): 16-sequence steps f16 +5-16%, bf16 +12-15%; 16-token prefill f16 +24-37%.
 template <DType DT, int NG, int NT = kTileTokens<DT>>
 void token_tiles(TileArgs a, int64_t n) {
+  const uint8_t* next = a.next;
+  const int64_t prefetch_at = n > NT ? NT : 0;
   int64_t t = 0;
-  for (; t + NT <= n; t += NT, a.x += NT * a.ldx, a.y += NT * a.ldy) tile<DT, NG, NT>(a);
+  for (; t + NT <= n; t += NT, a.x += NT * a.ldx, a.y += NT * a.ldy) {
+    a.next = t == prefetch_at ? next : nullptr;
+    tile<DT, NG, NT>(a);
+  }
+  a.next = t == prefetch_at ? next : nullptr;
   switch (n - t) {
     case 5:
       if constexpr (NT > 5) tile<DT, NG, 5>(a);
@@ -151,10 +176,11 @@ void token_tiles(TileArgs a, int64_t n) {
 constexpr int64_t kColChunk = 512;
 constexpr int64_t kTokenChunk = 96;
 
-// Groups of rows [r, r + 8·ng) (ng = 1 or 2), columns [k0, k0 + kc), tokens [t0, t0 + n).
+// Groups of rows [r, r + 8·ng) (ng = 1 or 2), columns [k0, k0 + kc), tokens [t0, t0 + n); with
+// prefetch_next_pair, the same columns of groups r + 16 .. r + 31 are prefetched.
 template <DType DT>
 void group_chunk(const Matrix& w, const float* x, int64_t t0, int64_t n, int64_t r, int ng,
-                 int64_t k0, int64_t kc, float* y, int64_t ldy) {
+                 int64_t k0, int64_t kc, float* y, int64_t ldy, bool prefetch_next_pair) {
   const int64_t group_bytes = 8 * static_cast<int64_t>(w.row_stride());
   const auto* group = static_cast<const uint8_t*>(w.data) + (r / 8) * group_bytes;
   TileArgs a{group + k0 * kColumnBytes<DT>,
@@ -164,7 +190,8 @@ void group_chunk(const Matrix& w, const float* x, int64_t t0, int64_t n, int64_t
              kc,
              y + t0 * ldy + r,
              ldy,
-             k0 == 0};
+             k0 == 0,
+             prefetch_next_pair ? group + k0 * kColumnBytes<DT> + 2 * group_bytes : nullptr};
   if (ng == 2) return token_tiles<DT, 2>(a, n);
   token_tiles<DT, 1>(a, n);
 }
@@ -180,7 +207,8 @@ void float_rows8_avx2(const Matrix& w, const float* x, int64_t n_tokens, float* 
     for (int64_t k0 = 0; k0 < w.cols; k0 += kColChunk) {
       const int64_t kc = std::min(kColChunk, w.cols - k0);
       for (int64_t r = r0; r < r1; r += 16) {
-        group_chunk<DT>(w, x, t0, n, r, r + 16 <= r1 ? 2 : 1, k0, kc, y, ldy);
+        const bool next_pair = r + 32 <= r1;
+        group_chunk<DT>(w, x, t0, n, r, r + 16 <= r1 ? 2 : 1, k0, kc, y, ldy, next_pair);
       }
     }
   }
