@@ -91,6 +91,7 @@ OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBe
       model.forward(std::span(&step, 1), scratch, pool, logits);
     }
     r.decode_tps.push_back(o.decode_tokens / (now_seconds() - t0));
+    r.bandwidth_gbps.push_back(measure_read_bandwidth(pool, size_t{512} << 20, 3).median_gbps);
   }
   for (int rep = 0; rep < o.repeats && o.batch > 0; ++rep) {
     r.batch_tps.push_back(batched_decode_tps(model, o, prompt, scratch, pool, logits));
@@ -99,6 +100,7 @@ OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBe
   r.prefill_median_tps = median(r.prefill_tps);
   r.decode_median_tps = median(r.decode_tps);
   r.bandwidth_median_gbps = median(r.bandwidth_gbps);
+  r.bandwidth_max_gbps = *std::max_element(r.bandwidth_gbps.begin(), r.bandwidth_gbps.end());
 
   const models::ModelWeights& w = model.weights();
   const double embed_bytes =

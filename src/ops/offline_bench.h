@@ -37,10 +37,13 @@ struct OfflineBenchResult {
   bool float_weights = false;     // f32 / f16 / bf16 matrices: prefill runs on the f32 FMAs
   std::vector<double> batch_tps;  // aggregate tokens/s of batched decode, each repeat
   double batch_median_tps = 0;
-  // Read bandwidth measured right before each decode repeat: the host is shared and its bandwidth
-  // moves by tens of percent within a minute, so the roofline is taken next to the decode runs.
+  // Read bandwidth measured right before and right after each decode repeat: the host is shared
+  // and its bandwidth moves by tens of percent within a minute, so the roofline is taken next to
+  // the decode runs. The highest probe is the stricter roofline: a decode that outran the median
+  // probe shows that the probes caught the host at a slow moment.
   std::vector<double> bandwidth_gbps;
   double bandwidth_median_gbps = 0;
+  double bandwidth_max_gbps = 0;
 };
 
 OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBenchOptions& options,

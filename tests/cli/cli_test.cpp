@@ -155,6 +155,12 @@ TEST(Cli, BenchReportsSpeedAndBandwidth) {
   const auto j = nlohmann::json::parse(r.stdout_only);
   EXPECT_GT(j["decode"]["median_tokens_per_s"].get<double>(), 0);
   EXPECT_GT(j["read_bandwidth_gbps"]["median"].get<double>(), 0);
+  // One probe before and one after the decode run; the highest is at least the median.
+  EXPECT_EQ(j["read_bandwidth_gbps"]["samples"].size(), 2u);
+  EXPECT_GE(j["read_bandwidth_gbps"]["max"].get<double>(),
+            j["read_bandwidth_gbps"]["median"].get<double>());
+  EXPECT_LE(j["decode"]["roofline_fraction_of_max"].get<double>(),
+            j["decode"]["roofline_fraction"].get<double>());
   // The compute peak is probed with AVX2 FMAs, on every host whose kernels are not scalar.
   if (j["isa"].get<std::string>() != "scalar") {
     EXPECT_GT(j["fma_peak_gflops"].get<double>(), 1.0);
