@@ -181,21 +181,6 @@ inline void dot_4heads_2rows(const float* q0, const E* k0, const E* k1, int64_t 
   }
 }
 
-// Four heads against one key (the odd row of a block): 4 independent FMA chains.
-template <class V, class E>
-inline void dot_4heads_1row(const float* q0, const E* key, int64_t n, float* out) {
-  typename V::T acc[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
-  int64_t i = 0;
-  for (; i + V::W <= n; i += V::W) {
-    const typename V::T k = load_row<V>(key + i);
-    for (int j = 0; j < 4; ++j) acc[j] = V::fmadd(V::load(q0 + j * n + i), k, acc[j]);
-  }
-  for (int j = 0; j < 4; ++j) {
-    out[j] = V::hsum(acc[j]);
-    for (int64_t t = i; t < n; ++t) out[j] += q0[j * n + t] * row_elem(key, t);
-  }
-}
-
 template <class V, class E>
 void simd_dot_heads(const float* q, int64_t n_heads, const E* const* keys, int64_t n_rows,
                     int64_t n, float scale, float* out, int64_t out_stride) {
@@ -217,12 +202,12 @@ void simd_dot_heads(const float* q, int64_t n_heads, const E* const* keys, int64
       out[h * out_stride + r + 1] = scale * simd_dot<V>(q + h * n, keys[r + 1], n);
     }
   }
-  if (r < n_rows) {  // the last row of an odd count
+  if (r < n_rows) {  // the last row of an odd count: the 2-row tile with that row twice
     int64_t h = 0;
     for (; h + 4 <= n_heads; h += 4) {
-      float sums[4];
-      dot_4heads_1row<V>(q + h * n, keys[r], n, sums);
-      for (int j = 0; j < 4; ++j) out[(h + j) * out_stride + r] = scale * sums[j];
+      float sums[8];
+      dot_4heads_2rows<V>(q + h * n, keys[r], keys[r], n, sums);
+      for (int j = 0; j < 4; ++j) out[(h + j) * out_stride + r] = scale * sums[2 * j];
     }
     for (; h < n_heads; ++h) out[h * out_stride + r] = scale * simd_dot<V>(q + h * n, keys[r], n);
   }
