@@ -50,7 +50,7 @@ inline void q4x8_group(const BlockQ4_0x8* blocks, int64_t n_blocks, const Quanti
   for (int64_t b = 0; b < n_blocks; ++b) {
     const BlockQ4_0x8& blk = blocks[b];
     if constexpr (NT == 1) prefetch_ahead<sizeof(BlockQ4_0x8)>(&blk);
-    if (next != nullptr) prefetch_l2<sizeof(BlockQ4_0x8)>(next + b);
+    if (next != nullptr) prefetch_lines<_MM_HINT_T1>(next + b, sizeof(BlockQ4_0x8));
     const int8_t* xq = xa.q + ((t0 * blocks_per_token) + b) * kQK;  // token t0's block b
     const int64_t x_step = blocks_per_token * kQK;                  // to the next token's
     // The k loop below is not unrolled: GCC 12 then loads all 8 nibble vectors and the broadcasts
@@ -102,8 +102,8 @@ inline void q4x8_pair4(const BlockQ4_0x8* g0, const BlockQ4_0x8* g1, int64_t n_b
   for (int64_t b = 0; b < n_blocks; ++b) {
     const int8_t* xq = xa.q + t0 * x_step + b * kQK;  // token t0's block b
     if (next != nullptr) {
-      prefetch_l2<sizeof(BlockQ4_0x8)>(next + b);
-      prefetch_l2<sizeof(BlockQ4_0x8)>(next + n_blocks + b);
+      prefetch_lines<_MM_HINT_T1>(next + b, sizeof(BlockQ4_0x8));
+      prefetch_lines<_MM_HINT_T1>(next + n_blocks + b, sizeof(BlockQ4_0x8));
     }
     __m256i sum[2][NT];
     for (int t = 0; t < NT; ++t)
@@ -160,7 +160,7 @@ inline void q8x8_group(const BlockQ8_0x8* blocks, int64_t n_blocks, const Quanti
   for (int64_t b = 0; b < n_blocks; ++b) {
     const BlockQ8_0x8& blk = blocks[b];
     if constexpr (NT == 1) prefetch_ahead<sizeof(BlockQ8_0x8)>(&blk);
-    if (next != nullptr) prefetch_l2<sizeof(BlockQ8_0x8)>(next + b);
+    if (next != nullptr) prefetch_lines<_MM_HINT_T1>(next + b, sizeof(BlockQ8_0x8));
     const int8_t* xq = xa.q + ((t0 * blocks_per_token) + b) * kQK;
     const int64_t x_step = blocks_per_token * kQK;
     __m256i sum[NT];

@@ -8,8 +8,8 @@
 // reads 4 groups at once (matmul_rows8_simd.h x8_decode_rows, and the float kernels 4 rows or
 // groups), which the hardware prefetcher follows as well or better without it; prefetch_ahead is
 // left to the single-token remainder of several-token calls. Several-token calls prefetch the
-// weights of their next row chunk into L2 (prefetch_l2) while they compute on the current one.
-// The attention ops (ops_simd.h) prefetch KV-cache rows with prefetch_lines.
+// weights of their next row chunk into L2 (prefetch_lines<_MM_HINT_T1>) while they compute on the
+// current one. The attention ops (ops_simd.h) prefetch KV-cache rows with prefetch_lines.
 #pragma once
 
 #include <xmmintrin.h>
@@ -21,19 +21,13 @@ namespace {
 
 inline constexpr int kPrefetchAhead = 2048;
 
-// Prefetches every 64-byte line of the `bytes` at p. Prefetches past the end of a buffer are
-// harmless: a prefetch never faults.
+// Prefetches every 64-byte line of the `bytes` at p, into L1 (T0, the default) or into L2 (T1, for
+// data needed after the current pass: the next row chunk of a several-token matmul). Prefetches
+// past the end of a buffer are harmless: a prefetch never faults.
+template <_mm_hint Hint = _MM_HINT_T0>
 inline void prefetch_lines(const void* p, int64_t bytes) {
   const char* q = static_cast<const char*>(p);
-  for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(q + o, _MM_HINT_T0);
-}
-
-// The lines of the Bytes at p into L2 (and, on some CPUs, L1), for data needed after the current
-// pass: the next row chunk of a several-token matmul.
-template <int Bytes>
-inline void prefetch_l2(const void* p) {
-  const char* q = static_cast<const char*>(p);
-  for (int o = 0; o < Bytes; o += 64) _mm_prefetch(q + o, _MM_HINT_T1);
+  for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(q + o, Hint);
 }
 
 // The weight stream: the Bytes at p, kPrefetchAhead bytes further on.
