@@ -82,16 +82,11 @@ void KvCache::rewind(int64_t n_tokens) {
   size_ = n_tokens;
 }
 
-std::byte* KvCache::k_row(int64_t layer, int64_t pos, int64_t kv_head) {
+std::byte* KvCache::row(int64_t layer, int64_t pos, int64_t kv_head, bool value) {
   const int64_t bs = pool_->block_size();
-  return pool_->k(blocks_[static_cast<size_t>(pos / bs)], layer) +
-         (kv_head * bs + pos % bs) * pool_->head_row_bytes();
-}
-
-std::byte* KvCache::v_row(int64_t layer, int64_t pos, int64_t kv_head) {
-  const int64_t bs = pool_->block_size();
-  return pool_->v(blocks_[static_cast<size_t>(pos / bs)], layer) +
-         (kv_head * bs + pos % bs) * pool_->head_row_bytes();
+  const int32_t block = blocks_[static_cast<size_t>(pos / bs)];
+  std::byte* base = value ? pool_->v(block, layer) : pool_->k(block, layer);
+  return base + (kv_head * bs + pos % bs) * pool_->head_row_bytes();
 }
 
 void KvCache::layer_blocks(int64_t layer, std::vector<const void*>& k,

@@ -83,8 +83,12 @@ class KvCache {
   void rewind(int64_t n_tokens);
 
   // Position pos's row of one KV head of one layer: head_dim elements of kv_type().
-  std::byte* k_row(int64_t layer, int64_t pos, int64_t kv_head);
-  std::byte* v_row(int64_t layer, int64_t pos, int64_t kv_head);
+  std::byte* k_row(int64_t layer, int64_t pos, int64_t kv_head) {
+    return row(layer, pos, kv_head, false);
+  }
+  std::byte* v_row(int64_t layer, int64_t pos, int64_t kv_head) {
+    return row(layer, pos, kv_head, true);
+  }
   // Block pointers of one layer for the attention kernel.
   void layer_blocks(int64_t layer, std::vector<const void*>& k, std::vector<const void*>& v) const;
   DType kv_type() const { return pool_->kv_type(); }
@@ -92,6 +96,9 @@ class KvCache {
   int64_t row_width() const { return pool_->kv_dim(); }  // nkv * d
 
  private:
+  // Position pos's row of one KV head of one layer, in K or (value) V.
+  std::byte* row(int64_t layer, int64_t pos, int64_t kv_head, bool value);
+
   std::unique_ptr<KvPool> own_pool_;
   KvPool* pool_;
   int64_t capacity_;
