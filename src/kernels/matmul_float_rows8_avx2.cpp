@@ -48,6 +48,17 @@ struct TileArgs {
   const uint8_t* next;   // weights to prefetch into L2, at the same offsets as group; or null
 };
 
+// How far ahead in its own weight streams decode prefetches (into L2; a prefetch never faults,
+// so reaching past the matrix's end is harmless). The hardware prefetcher alone kept too few lines
+// in flight: every FMA waits on its load, so the out-of-order window fills with work that hangs on
+// the oldest missing line. Weights from DRAM, in one process alternating with the 4-stream read
+// probe over the same bytes (3 runs each), as a fraction of the probe, without -> with:
+// one thread f16 78-82% -> 85-88%, bf16 79-82% -> 86-87%; two threads f16 80-86% -> 88-91%, bf16
+// 86-91% -> 90-95%. T0 and T1 gave the same; 256 and 512 bytes a little less; 1-2 KiB was slower
+// than none. 8 groups per pass, or two accumulators per group, added nothing. The q4_0 / q8_0
+// decode kernels gained nothing from the same prefetch (256 or 384 bytes, within +-3%).
+constexpr int64_t kDecodeAhead = 384;
+
 // Prefetches the line of a.next that holds column k of each of the NG groups (and the columns
 // after it in that line: 4 of f16 or of bf16 pairs' halves, 2 of f32).
 template <DType DT, int NG>
@@ -114,7 +125,7 @@ template <DType DT, int NG>
 void decode_tile(const Matrix& w, const float* x, float* y, int64_t row0) {
   const int64_t group_bytes = 8 * static_cast<int64_t>(w.row_stride());
   const auto* group = static_cast<const uint8_t*>(w.data) + (row0 / 8) * group_bytes;
-  tile<DT, NG, 1>({group, group_bytes, x, w.cols, w.cols, y + row0, 0, true, nullptr});
+  tile<DT, NG, 1>({group, group_bytes, x, w.cols, w.cols, y + row0, 0, true, group + kDecodeAhead});
 }
 
 // One token: 4 groups per pass over all columns (each broadcast of x feeds 4 FMAs, 8 for bf16),
