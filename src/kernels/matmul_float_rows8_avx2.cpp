@@ -10,7 +10,7 @@
 //
 // Tiles: decode (one token) takes 4 groups at a time, so each x broadcast feeds 4 FMAs (8 for
 // bf16's column pair); several tokens take 2 groups x 6 tokens (4 for bf16; see kTileTokens) over
-// chunks of columns.
+// all columns.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -44,7 +44,6 @@ struct TileArgs {
   int64_t kc;            // columns (even for bf16)
   float* y;              // the first token's output for the first group's row 0
   int64_t ldy;           // from one token's outputs to the next
-  bool first;            // write y (the first column chunk) instead of adding to it
   const uint8_t* next;   // weights to prefetch into L2, at the same offsets as group; or null
 };
 
@@ -68,7 +67,7 @@ inline void prefetch_next(const TileArgs& a, int64_t k) {
                  _MM_HINT_T1);
 }
 
-// y[t, 8g..8g+7] (+)= Σ_k w[8g..8g+7, k] · x[t, k]. Every loop over the accumulators is unrolled:
+// y[t, 8g..8g+7] = Σ_k w[8g..8g+7, k] · x[t, k]. Every loop over the accumulators is unrolled:
 // GCC 12 left the final one rolled, which indexes the array with a variable, so the array lived
 // on the stack and every FMA's result was stored there.
 template <DType DT, int NG, int NT>
@@ -114,8 +113,7 @@ void tile(const TileArgs& a) {
   for (int g = 0; g < NG; ++g) {
 #pragma GCC unroll 8
     for (int t = 0; t < NT; ++t) {
-      float* out = a.y + t * a.ldy + 8 * g;
-      _mm256_storeu_ps(out, a.first ? acc[g][t] : _mm256_add_ps(_mm256_loadu_ps(out), acc[g][t]));
+      _mm256_storeu_ps(a.y + t * a.ldy + 8 * g, acc[g][t]);
     }
   }
 }
@@ -125,7 +123,7 @@ template <DType DT, int NG>
 void decode_tile(const Matrix& w, const float* x, float* y, int64_t row0) {
   const int64_t group_bytes = 8 * static_cast<int64_t>(w.row_stride());
   const auto* group = static_cast<const uint8_t*>(w.data) + (row0 / 8) * group_bytes;
-  tile<DT, NG, 1>({group, group_bytes, x, w.cols, w.cols, y + row0, 0, true, group + kDecodeAhead});
+  tile<DT, NG, 1>({group, group_bytes, x, w.cols, w.cols, y + row0, 0, group + kDecodeAhead});
 }
 
 // One token: 4 groups per pass over all columns (each broadcast of x feeds 4 FMAs, 8 for bf16),
@@ -146,7 +144,7 @@ template <DType DT>
 constexpr int kTileTokens = DT == DType::BF16 ? 4 : 6;
 
 // NG groups (a.group ...) against tokens [0, n) of a.x, NT at a time, then the rest. The first
-// tile reads the weights from memory and the others from L1, so the tile after the first (or the
+// tile reads the weights from memory and the others from L2, so the tile after the first (or the
 // only one) prefetches a.next, the next group pair's weights: they are then in L2 when its first
 // tile starts, and the reads from memory are spread over the whole chunk instead of stalling one
 // tile. Measured on the AVX2 host, one thread, weights from DRAM (6144 x 2048, 4 copies), with and
@@ -181,28 +179,30 @@ void token_tiles(TileArgs a, int64_t n) {
   }
 }
 
-// Columns of kColChunk: a tile's weights (2 groups x 512 columns: 16 KiB of f16 and bf16, 32 of
-// f32) stay in L1 while every token tile of the chunk passes over them, and the chunk's x
-// (kTokenChunk tokens x 512 columns, 192 KiB) in L2.
-constexpr int64_t kColChunk = 512;
+// Tokens of a chunk share each pass over the weights. The tiles run over all columns: a group
+// pair's weights (64 KiB of f16 at 2048 columns) stay in L2 while the chunk's token tiles pass
+// over them, and x streams from L2/L3. Blocking columns for L1 instead (chunks of 512, the
+// weights of a tile in L1) was slower: one thread, 512 tokens, in one process alternating, f16
+// 58-61 GFLOP/s against 64-76 over all columns (6144 x 2048, 2048 x 6144, 1024 x 13696), bf16
+// 49-52 against 58-63; 16 tokens 51-58 against 58-66 (f16), 46-47 against 55-57 (bf16). Token
+// chunks of 48-512 gave the same as 96.
 constexpr int64_t kTokenChunk = 96;
 
-// Groups of rows [r, r + 8·ng) (ng = 1 or 2), columns [k0, k0 + kc), tokens [t0, t0 + n); with
-// prefetch_next_pair, the same columns of groups r + 16 .. r + 31 are prefetched.
+// Groups of rows [r, r + 8·ng) (ng = 1 or 2), tokens [t0, t0 + n); with prefetch_next_pair, groups
+// r + 16 .. r + 31 are prefetched.
 template <DType DT>
 void group_chunk(const Matrix& w, const float* x, int64_t t0, int64_t n, int64_t r, int ng,
-                 int64_t k0, int64_t kc, float* y, int64_t ldy, bool prefetch_next_pair) {
+                 float* y, int64_t ldy, bool prefetch_next_pair) {
   const int64_t group_bytes = 8 * static_cast<int64_t>(w.row_stride());
   const auto* group = static_cast<const uint8_t*>(w.data) + (r / 8) * group_bytes;
-  TileArgs a{group + k0 * kColumnBytes<DT>,
+  TileArgs a{group,
              group_bytes,
-             x + t0 * w.cols + k0,
+             x + t0 * w.cols,
              w.cols,
-             kc,
+             w.cols,
              y + t0 * ldy + r,
              ldy,
-             k0 == 0,
-             prefetch_next_pair ? group + k0 * kColumnBytes<DT> + 2 * group_bytes : nullptr};
+             prefetch_next_pair ? group + 2 * group_bytes : nullptr};
   if (ng == 2) return token_tiles<DT, 2>(a, n);
   token_tiles<DT, 1>(a, n);
 }
@@ -215,12 +215,9 @@ void float_rows8_avx2(const Matrix& w, const float* x, int64_t n_tokens, float* 
   if (n_tokens == 1) return decode<DT>(w, x, y, r0, r1);
   for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokenChunk) {
     const int64_t n = std::min(kTokenChunk, n_tokens - t0);
-    for (int64_t k0 = 0; k0 < w.cols; k0 += kColChunk) {
-      const int64_t kc = std::min(kColChunk, w.cols - k0);
-      for (int64_t r = r0; r < r1; r += 16) {
-        const bool next_pair = r + 32 <= r1;
-        group_chunk<DT>(w, x, t0, n, r, r + 16 <= r1 ? 2 : 1, k0, kc, y, ldy, next_pair);
-      }
+    for (int64_t r = r0; r < r1; r += 16) {
+      const bool next_pair = r + 32 <= r1;
+      group_chunk<DT>(w, x, t0, n, r, r + 16 <= r1 ? 2 : 1, y, ldy, next_pair);
     }
   }
 }
