@@ -9,8 +9,8 @@
 // converts and transposes each weight into a buffer and reads it back; this needs neither).
 //
 // Tiles: decode (one token) takes 4 groups at a time, so each x broadcast feeds 4 FMAs (8 for
-// bf16's column pair); several tokens take 2 groups x 6 tokens (4 for bf16; see kTileTokens) over
-// all columns.
+// bf16's column pair); several tokens take 3 groups x 4 tokens (2 x 4 for bf16; see kPassGroups)
+// over all columns.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -135,23 +135,29 @@ void decode(const Matrix& w, const float* x, float* y, int64_t r0, int64_t r1) {
   for (; r < r1; r += 8) decode_tile<DT, 1>(w, x, y, r);
 }
 
-// 2 groups x 6 tokens: 12 accumulators of the 16 ymm registers. bf16 converts each load into two
-// vectors (its even and odd columns), so it takes 4 tokens (8 accumulators). Tried for bf16, in
-// pairs of runs in one session: 6 tokens spills registers and 5 was slower in kernels_bench; f32
-// panels converted once per column chunk (as gemm_float_avx2.cpp does) gave the same 512-token
-// prefill (36.0 / 38.6 against 36.1 / 37.9 tokens/s) and 16-sequence steps 7-17% slower.
+// Several tokens: passes of 3 groups, tiles of 4 tokens. The 12 accumulators, 3 weight vectors
+// and a broadcast fill the 16 ymm registers. bf16 converts each load into two vectors (its even
+// and odd columns), so it takes 2 groups. Against 2 groups x 6 tokens (the same 12 accumulators
+// and one load fewer per 12 FMAs, but 6 broadcasts instead of 4, and 16 tokens split 6 + 6 + 4),
+// f16, one thread, alternating in one process: 16 tokens 55-63 -> 62-67 GFLOP/s, 512 tokens
+// 66-76 -> 73-74; 2 threads, 16 tokens 94-105 -> 98-117. 4 groups x 3 tokens spills registers.
+// Tried for bf16 earlier: 6 tokens spills and 5 was slower; f32 panels converted once per column
+// chunk (as gemm_float_avx2.cpp does) gave the same 512-token prefill and 16-sequence steps 7-17%
+// slower.
 template <DType DT>
-constexpr int kTileTokens = DT == DType::BF16 ? 4 : 6;
+constexpr int kPassGroups = DT == DType::BF16 ? 2 : 3;
+constexpr int kTileTokens = 4;
 
 // NG groups (a.group ...) against tokens [0, n) of a.x, NT at a time, then the rest. The first
 // tile reads the weights from memory and the others from L2, so the tile after the first (or the
-// only one) prefetches a.next, the next group pair's weights: they are then in L2 when its first
+// only one) prefetches a.next, the next pass's weights: they are then in L2 when its first
 // tile starts, and the reads from memory are spread over the whole chunk instead of stalling one
-// tile. Measured on the AVX2 host, one thread, weights from DRAM (6144 x 2048, 4 copies), with and
-// without, alternating in one process: 4 tokens f16 20.5 -> 29.3 and bf16 24.2 -> 34.2 GFLOP/s,
-// 16 tokens f16 45.5 -> 52.9 and bf16 36.3 -> 42.3, 512 tokens +3-5%. Model (2 threads, 3 pairs
-// of runs): 16-sequence steps f16 +5-16%, bf16 +12-15%; 16-token prefill f16 +24-37%.
-template <DType DT, int NG, int NT = kTileTokens<DT>>
+// tile. Measured (with 2 x 6 tiles for f16) on the AVX2 host, one thread, weights from DRAM (6144 x
+// 2048, 4 copies), with and without, alternating in one process: 4 tokens f16 20.5 -> 29.3 and
+// bf16 24.2 -> 34.2 GFLOP/s, 16 tokens f16 45.5 -> 52.9 and bf16 36.3 -> 42.3, 512 tokens +3-5%.
+// Model (2 threads, 3 pairs of runs): 16-sequence steps f16 +5-16%, bf16 +12-15%; 16-token prefill
+// f16 +24-37%.
+template <DType DT, int NG, int NT = kTileTokens>
 void token_tiles(TileArgs a, int64_t n) {
   const uint8_t* next = a.next;
   const int64_t prefetch_at = n > NT ? NT : 0;
@@ -161,13 +167,8 @@ void token_tiles(TileArgs a, int64_t n) {
     tile<DT, NG, NT>(a);
   }
   a.next = t == prefetch_at ? next : nullptr;
+  static_assert(NT == 4, "the remainder below takes 1-3 tokens");
   switch (n - t) {
-    case 5:
-      if constexpr (NT > 5) tile<DT, NG, 5>(a);
-      return;
-    case 4:
-      if constexpr (NT > 4) tile<DT, NG, 4>(a);
-      return;
     case 3:
       return tile<DT, NG, 3>(a);
     case 2:
@@ -179,8 +180,8 @@ void token_tiles(TileArgs a, int64_t n) {
   }
 }
 
-// Tokens of a chunk share each pass over the weights. The tiles run over all columns: a group
-// pair's weights (64 KiB of f16 at 2048 columns) stay in L2 while the chunk's token tiles pass
+// Tokens of a chunk share each pass over the weights. The tiles run over all columns: a pass's
+// weights (96 KiB of f16 at 2048 columns) stay in L2 while the chunk's token tiles pass
 // over them, and x streams from L2/L3. Blocking columns for L1 instead (chunks of 512, the
 // weights of a tile in L1) was slower: one thread, 512 tokens, in one process alternating, f16
 // 58-61 GFLOP/s against 64-76 over all columns (6144 x 2048, 2048 x 6144, 1024 x 13696), bf16
@@ -188,11 +189,11 @@ void token_tiles(TileArgs a, int64_t n) {
 // chunks of 48-512 gave the same as 96.
 constexpr int64_t kTokenChunk = 96;
 
-// Groups of rows [r, r + 8·ng) (ng = 1 or 2), tokens [t0, t0 + n); with prefetch_next_pair, groups
-// r + 16 .. r + 31 are prefetched.
+// Groups of rows [r, r + 8·ng) (ng = 1 .. kPassGroups), tokens [t0, t0 + n); with
+// prefetch_next_pass, the next pass's kPassGroups groups are prefetched.
 template <DType DT>
 void group_chunk(const Matrix& w, const float* x, int64_t t0, int64_t n, int64_t r, int ng,
-                 float* y, int64_t ldy, bool prefetch_next_pair) {
+                 float* y, int64_t ldy, bool prefetch_next_pass) {
   const int64_t group_bytes = 8 * static_cast<int64_t>(w.row_stride());
   const auto* group = static_cast<const uint8_t*>(w.data) + (r / 8) * group_bytes;
   TileArgs a{group,
@@ -202,7 +203,10 @@ void group_chunk(const Matrix& w, const float* x, int64_t t0, int64_t n, int64_t
              w.cols,
              y + t0 * ldy + r,
              ldy,
-             prefetch_next_pair ? group + 2 * group_bytes : nullptr};
+             prefetch_next_pass ? group + kPassGroups<DT> * group_bytes : nullptr};
+  if constexpr (kPassGroups<DT> == 3) {
+    if (ng == 3) return token_tiles<DT, 3>(a, n);
+  }
   if (ng == 2) return token_tiles<DT, 2>(a, n);
   token_tiles<DT, 1>(a, n);
 }
@@ -215,9 +219,10 @@ void float_rows8_avx2(const Matrix& w, const float* x, int64_t n_tokens, float* 
   if (n_tokens == 1) return decode<DT>(w, x, y, r0, r1);
   for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokenChunk) {
     const int64_t n = std::min(kTokenChunk, n_tokens - t0);
-    for (int64_t r = r0; r < r1; r += 16) {
-      const bool next_pair = r + 32 <= r1;
-      group_chunk<DT>(w, x, t0, n, r, r + 16 <= r1 ? 2 : 1, y, ldy, next_pair);
+    constexpr int64_t kPassRows = 8 * kPassGroups<DT>;
+    for (int64_t r = r0; r < r1; r += kPassRows) {
+      const int ng = static_cast<int>(std::min(kPassRows, r1 - r) / 8);
+      group_chunk<DT>(w, x, t0, n, r, ng, y, ldy, r + 2 * kPassRows <= r1);
     }
   }
 }
