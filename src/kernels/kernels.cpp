@@ -151,20 +151,14 @@ struct HeadRows {
   }
 };
 
-// One chunk of a head's context: its largest score m and its softmax normalizer l = Σ e^(s - m).
-// l = 0 marks an empty chunk.
-struct ChunkStats {
-  float m = 0.0f, l = 0.0f;
-};
-
 // The query heads of one token that share one KV head (the group: 8 per KV head in GLM-4), over
 // cache positions [j_begin, j_end). E is the cache's element type. out [nh, head_dim] gets
 // Σ p·v with p the softmax of the range's scores. With `partial`, the range is one chunk of the
-// context, and partial[h] gets head h's ChunkStats, by which merge_chunks weighs the chunks.
+// context, and partial[h] gets head h's SoftmaxStats, by which merge_chunks weighs the chunks.
 template <class E>
 void attend(const KernelTable& k, const float* q, int64_t nh, int64_t j_begin, int64_t j_end,
             int head_dim, float scale, const HeadRows& keys, const HeadRows& values, float* out,
-            ChunkStats* partial) {
+            SoftmaxStats* partial) {
   const int64_t n = j_end - j_begin;
   float* scores = detail::scratch_f32(nh * n, 1);  // [nh, n]
   // Blocks of kRowBlock cache rows: 32 KiB of a 128-wide f32 head, L1-sized.
@@ -179,15 +173,8 @@ void attend(const KernelTable& k, const float* q, int64_t nh, int64_t j_begin, i
     }
   }
   for (int64_t h = 0; h < nh; ++h) {
-    float* s = scores + h * n;
-    if (partial == nullptr) {
-      k.softmax(s, n);
-      continue;
-    }
-    const int64_t top = std::max_element(s, s + n) - s;
-    const float m = s[top];
-    k.softmax(s, n);
-    partial[h] = {m, 1.0f / s[top]};  // p[top] = e^0 / l: l without a second pass of exponentials
+    const SoftmaxStats stats = k.softmax(scores + h * n, n);
+    if (partial != nullptr) partial[h] = stats;
   }
   std::fill(out, out + nh * head_dim, 0.0f);
   for (int64_t j0 = 0; j0 < n; j0 += kRowBlock) {
@@ -201,20 +188,20 @@ void attend(const KernelTable& k, const float* q, int64_t nh, int64_t j_begin, i
   }
 }
 
-// out = Σ_c w_c·o_c / Σ_c w_c with w_c = l_c·e^(m_c - max m): the softmax over the whole context
-// from the chunks' softmaxes (o_c = Σ p·v within chunk c). Empty chunks have l = 0.
-void merge_chunks(const float* chunk_out, const ChunkStats* stats, int64_t n_chunks,
+// out = Σ_c w_c·o_c / Σ_c w_c with w_c = sum_c·e^(max_c - max of all): the softmax over the whole
+// context from the chunks' softmaxes (o_c = Σ p·v within chunk c). Empty chunks have sum = 0.
+void merge_chunks(const float* chunk_out, const SoftmaxStats* stats, int64_t n_chunks,
                   int64_t chunk_stride, int head_dim, float* out) {
   float top = -INFINITY;
   for (int64_t c = 0; c < n_chunks; ++c) {
-    if (stats[c * chunk_stride].l > 0.0f) top = std::max(top, stats[c * chunk_stride].m);
+    if (stats[c * chunk_stride].sum > 0.0f) top = std::max(top, stats[c * chunk_stride].max);
   }
   std::fill(out, out + head_dim, 0.0f);
   float total = 0.0f;
   for (int64_t c = 0; c < n_chunks; ++c) {
-    const ChunkStats st = stats[c * chunk_stride];
-    if (st.l <= 0.0f) continue;
-    const float w = st.l * std::exp(st.m - top);
+    const SoftmaxStats st = stats[c * chunk_stride];
+    if (st.sum <= 0.0f) continue;
+    const float w = st.sum * std::exp(st.max - top);
     total += w;
     const float* o = chunk_out + c * chunk_stride * head_dim;
     for (int i = 0; i < head_dim; ++i) out[i] += w * o[i];
@@ -264,13 +251,13 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
   const int64_t units = pairs * chunks;
   // The chunks' outputs and statistics, [units][group][head_dim] and [units][group].
   thread_local std::vector<float> chunk_out;
-  thread_local std::vector<ChunkStats> chunk_stats;
+  thread_local std::vector<SoftmaxStats> chunk_stats;
   if (chunks > 1) {
     chunk_out.resize(static_cast<size_t>(units * group * a.head_dim));
     chunk_stats.resize(static_cast<size_t>(units * group));
   }
   float* chunk_out_p = chunk_out.data();
-  ChunkStats* chunk_stats_p = chunk_stats.data();
+  SoftmaxStats* chunk_stats_p = chunk_stats.data();
   const int64_t work_per_unit = 2 * (n_ctx_max / chunks + 1) * a.head_dim * group;
   const int64_t grain = std::max<int64_t>(1, kMinChunkWork / std::max<int64_t>(1, work_per_unit));
   pool.parallel_for(
@@ -286,7 +273,7 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
           const float* q = a.q + t * q_stride + h0 * a.head_dim;
           float* out = chunks > 1 ? chunk_out_p + i * group * a.head_dim
                                   : a.out + t * q_stride + h0 * a.head_dim;
-          ChunkStats* stats = chunks > 1 ? chunk_stats_p + i * group : nullptr;
+          SoftmaxStats* stats = chunks > 1 ? chunk_stats_p + i * group : nullptr;
           if (j_begin == j_end) {  // a chunk of a context shorter than the chunk count
             for (int h = 0; h < group; ++h) stats[h] = {};
             continue;

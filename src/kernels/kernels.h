@@ -54,6 +54,13 @@ struct QuantizedActs {
   const int32_t* q4_offset = nullptr;
 };
 
+// What a softmax over n scores found: their largest value and the normalizer Σ e^(s - max). A
+// chunk of a split attention context hands both on, by which the chunks merge into the softmax of
+// the whole context. n = 0 gives sum = 0.
+struct SoftmaxStats {
+  float max = 0.0f, sum = 0.0f;
+};
+
 struct KernelTable {
   Isa isa = Isa::Scalar;
   // matmul_rows runs f32, f16, bf16, q4_0 and q8_0 in WeightLayout::Rows8 (8 rows per FMA or
@@ -81,8 +88,8 @@ struct KernelTable {
   // y = x · rsqrt(mean(x²) + eps) ⊙ w over n elements (mean accumulated in f32 or wider).
   void (*rms_norm)(const float* x, const float* w, int64_t n, float eps, float* y) = nullptr;
 
-  // In-place softmax over n elements (max-subtracted).
-  void (*softmax)(float* x, int64_t n) = nullptr;
+  // In-place softmax over n elements (max-subtracted); returns the max and the sum it divided by.
+  SoftmaxStats (*softmax)(float* x, int64_t n) = nullptr;
 
   // out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)).
   void (*silu_mul)(const float* gate, const float* up, float* out, int64_t n) = nullptr;

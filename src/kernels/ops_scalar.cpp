@@ -16,8 +16,8 @@ void rms_norm(const float* x, const float* w, int64_t n, float eps, float* y) {
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] * inv * w[i];
 }
 
-void softmax(float* x, int64_t n) {
-  if (n <= 0) return;
+SoftmaxStats softmax(float* x, int64_t n) {
+  if (n <= 0) return {};
   float max = x[0];
   for (int64_t i = 1; i < n; ++i) max = std::fmax(max, x[i]);
   float sum = 0.0f;
@@ -27,6 +27,7 @@ void softmax(float* x, int64_t n) {
   }
   const float inv = 1.0f / sum;
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+  return {max, sum};
 }
 
 void silu_mul(const float* gate, const float* up, float* out, int64_t n) {

@@ -90,8 +90,8 @@ void simd_rms_norm(const float* x, const float* w, int64_t n, float eps, float* 
 }
 
 template <class V>
-void simd_softmax(float* x, int64_t n) {
-  if (n <= 0) return;
+SoftmaxStats simd_softmax(float* x, int64_t n) {
+  if (n <= 0) return {};
   float max = x[0];
   int64_t i = 0;
   if (n >= V::W) {
@@ -116,6 +116,7 @@ void simd_softmax(float* x, int64_t n) {
   const typename V::T vinv = V::set1(inv);
   for (i = 0; i + V::W <= n; i += V::W) V::store(x + i, V::mul(V::load(x + i), vinv));
   for (; i < n; ++i) x[i] *= inv;
+  return {max, sum};
 }
 
 template <class V>

@@ -2,6 +2,7 @@
 // that exercise full vectors, tails, and lengths shorter than one vector.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -52,8 +53,12 @@ TEST_P(Ops, SoftmaxRelativeIncludingWideRange) {
     for (float range : {1.0f, 100.0f}) {  // 100: scores far below the max underflow towards 0
       auto a = random_floats(static_cast<size_t>(n), 5, -range, range);
       auto b = a;
-      ref.softmax(a.data(), n);
-      simd.softmax(b.data(), n);
+      const float top = *std::max_element(a.begin(), a.end());
+      const SoftmaxStats ra = ref.softmax(a.data(), n);
+      const SoftmaxStats sb = simd.softmax(b.data(), n);
+      EXPECT_EQ(ra.max, top) << n;
+      EXPECT_EQ(sb.max, top) << n;
+      EXPECT_NEAR(sb.sum, ra.sum, (8 + 2.0 * n) * kU * ra.sum) << n << " range " << range;
       // Polynomial exp: relative error < 8u per element (Cephes bound ~2 ulp, measured on x in
       // [-87, 0]); the normalising sums differ by at most 2·n·u relative. Values whose true size is
       // below e^-87 are clamped there (absolute 1.7e-38).
@@ -301,10 +306,12 @@ TEST(OpsScalar, MatchEquations) {
     EXPECT_NEAR(y[i], x[i] * inv * w[i], 8 * kU * std::fabs(x[i] * inv * w[i]));
 
   auto s = x;
-  ref.softmax(s.data(), n);
+  const SoftmaxStats stats = ref.softmax(s.data(), n);
   double mx = -1e30, sum = 0.0;
   for (float v : x) mx = std::fmax(mx, v);
   for (float v : x) sum += std::exp(v - mx);
+  EXPECT_EQ(stats.max, mx);
+  EXPECT_NEAR(stats.sum, sum, (4 + n) * kU * sum);
   for (int64_t i = 0; i < n; ++i) {
     const double e = std::exp(x[i] - mx) / sum;
     EXPECT_NEAR(s[i], e, (4 + n) * kU * e);
