@@ -140,7 +140,7 @@ void decode(const Matrix& w, const float* x, float* y, int64_t r0, int64_t r1) {
 // and odd columns), so it takes 2 groups. Against 2 groups x 6 tokens (the same 12 accumulators
 // and one load fewer per 12 FMAs, but 6 broadcasts instead of 4, and 16 tokens split 6 + 6 + 4),
 // f16, one thread, alternating in one process: 16 tokens 55-63 -> 62-67 GFLOP/s, 512 tokens
-// 66-76 -> 73-74; 2 threads, 16 tokens 94-105 -> 98-117. 4 groups x 3 tokens spills registers.
+// 63-76 -> 69-74; 2 threads, 16 tokens 94-105 -> 98-117. 4 groups x 3 tokens spills registers.
 // Tried for bf16 earlier: 6 tokens spills and 5 was slower; f32 panels converted once per column
 // chunk (as gemm_float_avx2.cpp does) gave the same 512-token prefill and 16-sequence steps 7-17%
 // slower.
@@ -184,9 +184,9 @@ void token_tiles(TileArgs a, int64_t n) {
 // weights (96 KiB of f16 at 2048 columns) stay in L2 while the chunk's token tiles pass
 // over them, and x streams from L2/L3. Blocking columns for L1 instead (chunks of 512, the
 // weights of a tile in L1) was slower: one thread, 512 tokens, in one process alternating, f16
-// 58-61 GFLOP/s against 64-76 over all columns (6144 x 2048, 2048 x 6144, 1024 x 13696), bf16
-// 49-52 against 58-63; 16 tokens 51-58 against 58-66 (f16), 46-47 against 55-57 (bf16). Token
-// chunks of 48-512 gave the same as 96.
+// 57-61 (once 68) GFLOP/s against 67-76 over all columns (6144 x 2048, 2048 x 6144, 1024 x
+// 13696), bf16 49-52 against 60-63; 16 tokens 51-58 against 58-66 (f16), 46-47 against 55-57
+// (bf16). Token chunks of 48-512 gave the same as 96.
 constexpr int64_t kTokenChunk = 96;
 
 // Groups of rows [r, r + 8·ng) (ng = 1 .. kPassGroups), tokens [t0, t0 + n); with
