@@ -67,6 +67,41 @@ inline void prefetch_next(const TileArgs& a, int64_t k) {
                  _MM_HINT_T1);
 }
 
+// Columns a step of the tile takes: one (f32, f16) or a column pair (bf16).
+template <DType DT>
+constexpr int64_t kStepColumns = DT == DType::BF16 ? 2 : 1;
+
+// acc[g][t] += the step's columns from k of group g times token t's x.
+template <DType DT, int NG, int NT>
+__attribute__((always_inline)) inline void column_step(const TileArgs& a, const float* const* xt,
+                                                       int64_t k, __m256 (&acc)[NG][NT]) {
+  if constexpr (DT == DType::BF16) {
+    const __m256i high = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
+    __m256 even[NG], odd[NG];
+    for (int g = 0; g < NG; ++g) {
+      const __m256i v = _mm256_loadu_si256(
+          reinterpret_cast<const __m256i*>(a.group + g * a.group_bytes + k * 16));
+      even[g] = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+      odd[g] = _mm256_castsi256_ps(_mm256_and_si256(v, high));
+    }
+    for (int t = 0; t < NT; ++t) {
+      const __m256 xb = _mm256_broadcast_ss(xt[t] + k);
+      for (int g = 0; g < NG; ++g) acc[g][t] = _mm256_fmadd_ps(even[g], xb, acc[g][t]);
+    }
+    for (int t = 0; t < NT; ++t) {
+      const __m256 xb = _mm256_broadcast_ss(xt[t] + k + 1);
+      for (int g = 0; g < NG; ++g) acc[g][t] = _mm256_fmadd_ps(odd[g], xb, acc[g][t]);
+    }
+  } else {
+    __m256 wv[NG];
+    for (int g = 0; g < NG; ++g) wv[g] = load_column<DT>(a.group + g * a.group_bytes, k);
+    for (int t = 0; t < NT; ++t) {
+      const __m256 xb = _mm256_broadcast_ss(xt[t] + k);
+      for (int g = 0; g < NG; ++g) acc[g][t] = _mm256_fmadd_ps(wv[g], xb, acc[g][t]);
+    }
+  }
+}
+
 // y[t, 8g..8g+7] = Σ_k w[8g..8g+7, k] · x[t, k]. Every loop over the accumulators is unrolled:
 // GCC 12 left the final one rolled, which indexes the array with a variable, so the array lived
 // on the stack and every FMA's result was stored there.
@@ -78,37 +113,28 @@ void tile(const TileArgs& a) {
   for (int g = 0; g < NG; ++g) {
     for (int t = 0; t < NT; ++t) acc[g][t] = _mm256_setzero_ps();
   }
-  if constexpr (DT == DType::BF16) {
-    const __m256i high = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
-    for (int64_t k = 0; k < a.kc; k += 2) {
-      if (a.next != nullptr && k % 4 == 0) prefetch_next<DT, NG>(a, k);
-      __m256 even[NG], odd[NG];
-      for (int g = 0; g < NG; ++g) {
-        const __m256i v = _mm256_loadu_si256(
-            reinterpret_cast<const __m256i*>(a.group + g * a.group_bytes + k * 16));
-        even[g] = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
-        odd[g] = _mm256_castsi256_ps(_mm256_and_si256(v, high));
+  // A 64-byte line of every group at a time, then the columns after the last whole line. The
+  // line's steps are unrolled where the accumulators leave registers free (decode, bf16's 2 x 4);
+  // unrolled, the 3 x 4 tile spilled 3 accumulators. Against a loop of one step that tested k for
+  // a line start (paired, 2 threads, weights from DRAM): decode f16 1.02-1.05x, bf16 1.00-1.01x;
+  // 16 tokens bf16 1.04-1.12x.
+  constexpr int64_t kLineColumns = 64 / kColumnBytes<DT>;
+  int64_t k = 0;
+  for (; k + kLineColumns <= a.kc; k += kLineColumns) {
+    if (a.next != nullptr) prefetch_next<DT, NG>(a, k);
+    if constexpr (NG * NT <= 8) {
+#pragma GCC unroll 4
+      for (int64_t j = 0; j < kLineColumns; j += kStepColumns<DT>) {
+        column_step<DT, NG, NT>(a, xt, k + j, acc);
       }
-      for (int t = 0; t < NT; ++t) {
-        const __m256 xb = _mm256_broadcast_ss(xt[t] + k);
-        for (int g = 0; g < NG; ++g) acc[g][t] = _mm256_fmadd_ps(even[g], xb, acc[g][t]);
-      }
-      for (int t = 0; t < NT; ++t) {
-        const __m256 xb = _mm256_broadcast_ss(xt[t] + k + 1);
-        for (int g = 0; g < NG; ++g) acc[g][t] = _mm256_fmadd_ps(odd[g], xb, acc[g][t]);
-      }
-    }
-  } else {
-    for (int64_t k = 0; k < a.kc; ++k) {
-      if (a.next != nullptr && k % (64 / kColumnBytes<DT>) == 0) prefetch_next<DT, NG>(a, k);
-      __m256 wv[NG];
-      for (int g = 0; g < NG; ++g) wv[g] = load_column<DT>(a.group + g * a.group_bytes, k);
-      for (int t = 0; t < NT; ++t) {
-        const __m256 xb = _mm256_broadcast_ss(xt[t] + k);
-        for (int g = 0; g < NG; ++g) acc[g][t] = _mm256_fmadd_ps(wv[g], xb, acc[g][t]);
+    } else {
+#pragma GCC unroll 1
+      for (int64_t j = 0; j < kLineColumns; j += kStepColumns<DT>) {
+        column_step<DT, NG, NT>(a, xt, k + j, acc);
       }
     }
   }
+  for (; k < a.kc; k += kStepColumns<DT>) column_step<DT, NG, NT>(a, xt, k, acc);
 #pragma GCC unroll 8
   for (int g = 0; g < NG; ++g) {
 #pragma GCC unroll 8
