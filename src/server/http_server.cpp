@@ -188,18 +188,25 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // A client that closes its socket while we compute is seen here: the socket turns readable and
-  // a peek returns end-of-file. Bytes instead (a pipelined request) end the watch.
+  // a peek returns end-of-file. Bytes instead (a pipelined request) end the watch. The peek must
+  // not block: a readiness with nothing to read left it waiting in poll() forever, on the I/O
+  // thread, so no response of any session on that thread went out (seen once in
+  // Server.RequestTimeoutEndsTheRequest). Then it re-arms the watch instead.
   void watch_for_disconnect(uint64_t exchange) {
     stream_.socket().async_wait(
         tcp::socket::wait_read,
-        net::bind_executor(stream_.get_executor(), [self = shared_from_this(),
-                                                    exchange](beast::error_code ec) {
-          if (ec || !self->current(exchange) || !self->exchange_active_) return;
-          char byte;
-          beast::error_code peek_ec;
-          self->stream_.socket().receive(net::buffer(&byte, 1), tcp::socket::message_peek, peek_ec);
-          if (peek_ec) self->close();
-        }));
+        net::bind_executor(
+            stream_.get_executor(), [self = shared_from_this(), exchange](beast::error_code ec) {
+              if (ec || !self->current(exchange) || !self->exchange_active_) return;
+              tcp::socket& socket = self->stream_.socket();
+              char byte;
+              beast::error_code peek_ec;
+              socket.non_blocking(true, peek_ec);
+              if (!peek_ec)
+                socket.receive(net::buffer(&byte, 1), tcp::socket::message_peek, peek_ec);
+              if (peek_ec == net::error::would_block) return self->watch_for_disconnect(exchange);
+              if (peek_ec) self->close();
+            }));
   }
 
   void reply_and_close(const ApiError& e) {
