@@ -23,15 +23,21 @@ inline __m256i dot_u8s8(__m256i u8, __m256i s8) {
 // int16 pair sums, which start from the -8 offset (QuantizedActs::q4_offset), so that they end as
 // Σ (nibble - 8)·x with no subtraction per block and row group. Exact for the 8 steps of a q4
 // block: after any step, each int16 half holds Σ (n - 8)·x over the elements done and -8·x over
-// the others, 16 terms of at most 8 · 127 in magnitude: |sum| <= 16256 < 2^15. The saturating add
-// never saturates; it is used because GCC does not reassociate it: with the plain add, GCC 12
-// summed each step's two products first, which kept 8 more products live and spilled sums of the
-// 2-group tile.
+// the others, 16 terms of at most 8 · 127 in magnitude: |sum| <= 16256 < 2^15, so the wrapping
+// add never wraps. Not the saturating add: on Zen 3 vpaddsw issues only to the two pipes that
+// also run vpmaddubsw, so a step took them for two operations (measured: 2 vpmaddubsw a cycle
+// alone, 1 a cycle paired with vpaddsw, 1.5-2 paired with vpaddw). One thread, 512 tokens, in L2:
+// 109-114 to 133-135 GFLOP/s; the model (2 threads, 3 pairs): prefill 69.5 to 75.3 tokens/s,
+// 16-sequence steps 58.4 to 69.0 (medians). The empty asm keeps the adds in order: GCC 12
+// otherwise reassociates them, sums each step's two products first, and the 8 more live products
+// spill the sums of the 2-group tile.
 inline __m256i nib_dot_init(int32_t q4_offset) {
   return _mm256_set1_epi32(q4_offset);
 }
 inline __m256i nib_dot_step(__m256i acc, __m256i u4, __m256i s8) {
-  return _mm256_adds_epi16(acc, _mm256_maddubs_epi16(u4, s8));
+  __m256i sum = _mm256_add_epi16(acc, _mm256_maddubs_epi16(u4, s8));
+  asm("" : "+x"(sum));
+  return sum;
 }
 inline __m256i nib_dot_finish(__m256i acc) {
   return _mm256_madd_epi16(acc, _mm256_set1_epi16(1));
