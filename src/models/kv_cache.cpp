@@ -21,7 +21,7 @@ KvPool::KvPool(const ModelSpec& spec, int64_t n_blocks, int64_t block_size, DTyp
       head_dim_(spec.head_dim),
       layer_bytes_(block_size * spec.kv_dim() * kv_elem_bytes(kv_type)),
       block_bytes_(2 * spec.n_layers * layer_bytes_),
-      storage_(new std::byte[static_cast<size_t>(n_blocks * block_bytes_)]) {
+      storage_(allocate_large(static_cast<size_t>(n_blocks * block_bytes_))) {
   AUTOGLM_ASSERT(n_blocks >= 0 && block_size > 0);
   free_.reserve(static_cast<size_t>(n_blocks));
   for (int64_t b = n_blocks - 1; b >= 0; --b) free_.push_back(static_cast<int32_t>(b));

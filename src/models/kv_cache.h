@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/large_buffer.h"
 #include "models/model_spec.h"
 
 namespace autoglm::models {
@@ -53,9 +54,10 @@ class KvPool {
   }
   DType kv_type_;
   int64_t n_blocks_, block_size_, n_kv_heads_, head_dim_, layer_bytes_, block_bytes_;
-  // [n_blocks][L][K, V][nkv][block_size][d], left uninitialised: the OS backs pages only when a
-  // block is first written, so resident memory follows the tokens actually cached.
-  std::unique_ptr<std::byte[]> storage_;
+  // [n_blocks][L][K, V][nkv][block_size][d], never written before a block is used: the OS backs
+  // pages only when a block is first written, so resident memory follows the tokens actually
+  // cached (in steps of a 2 MiB huge page where the kernel gives them: allocate_large).
+  LargeBuffer storage_;
   std::vector<int32_t> free_;
 };
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/large_buffer.h"
 #include "core/thread_pool.h"
 #include "formats/tensor_store.h"
 #include "models/architecture.h"
@@ -49,7 +50,7 @@ class Model {
   const Architecture* arch_ = nullptr;
   formats::TensorStore store_;
   ModelWeights weights_;
-  std::vector<std::unique_ptr<std::byte[]>> owned_;  // converted weights
+  std::vector<LargeBuffer> owned_;  // converted weights
   std::string weight_summary_;
   size_t weight_bytes_ = 0;
 };

@@ -27,11 +27,11 @@ std::string type_list(const std::vector<DType>& types) {
 }  // namespace
 
 StoreBinder::StoreBinder(const formats::TensorStore& store, std::optional<DType> target,
-                         ThreadPool& pool, std::vector<std::unique_ptr<std::byte[]>>& owned)
+                         ThreadPool& pool, std::vector<LargeBuffer>& owned)
     : store_(store), target_(target), pool_(pool), owned_(owned) {}
 
 std::byte* StoreBinder::allocate(size_t bytes) {
-  owned_.push_back(std::make_unique<std::byte[]>(bytes));
+  owned_.push_back(allocate_large(bytes));
   return owned_.back().get();
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/large_buffer.h"
 #include "core/thread_pool.h"
 #include "models/weight_binder.h"
 
@@ -15,7 +16,7 @@ namespace autoglm::models {
 class StoreBinder final : public WeightBinder {
  public:
   StoreBinder(const formats::TensorStore& store, std::optional<DType> target, ThreadPool& pool,
-              std::vector<std::unique_ptr<std::byte[]>>& owned);
+              std::vector<LargeBuffer>& owned);
 
   formats::FileFormat format() const override { return store_.format(); }
   bool has(const std::string& name) const override { return store_.contains(name); }
@@ -36,7 +37,7 @@ class StoreBinder final : public WeightBinder {
   const formats::TensorStore& store_;
   std::optional<DType> target_;
   ThreadPool& pool_;
-  std::vector<std::unique_ptr<std::byte[]>>& owned_;
+  std::vector<LargeBuffer>& owned_;
   size_t weight_bytes_ = 0;
   std::vector<DType> stored_types_;
   std::vector<DType> final_types_;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "kernels/kernels.h"
 
@@ -22,62 +23,72 @@ void release_mapped_pages(const void* p, size_t n) {
   if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
-class Packer {
- public:
-  Packer(std::vector<std::unique_ptr<std::byte[]>>& owned, ThreadPool& pool)
-      : owned_(owned), pool_(pool) {}
+// Every matrix that gains from packing, in the order it is packed, with its packed size.
+struct PackPlan {
+  std::vector<Linear*> matrices;
+  std::vector<size_t> offsets;  // into the one buffer that holds them all
+  size_t total = 0;
 
-  void pack(Linear& l) {
+  void add(Linear& l) {
     if (!l.present()) return;
     const size_t bytes = kernels::packed_bytes(l.w);
     if (bytes == 0) return;
-    auto buffer = std::make_unique_for_overwrite<std::byte[]>(bytes);  // pack writes every byte
-    const kernels::Matrix source = l.w;
-    l.w = kernels::pack_for_matmul(source, buffer.get(), &pool_);
-    release(source);
-    owned_.push_back(std::move(buffer));
-    ++packed_;
+    matrices.push_back(&l);
+    offsets.push_back(total);
+    total += (bytes + kAlign - 1) / kAlign * kAlign;
   }
 
-  int packed() const { return packed_; }
+  static constexpr size_t kAlign = 64;  // a cache line: the kernels' loads never straddle two
+};
 
- private:
-  void release(const kernels::Matrix& source) {
-    const auto it = std::find_if(owned_.begin(), owned_.end(),
-                                 [&](const auto& b) { return b.get() == source.data; });
-    if (it != owned_.end()) {
-      it->reset();
-    } else {
-      release_mapped_pages(source.data, static_cast<size_t>(source.rows) * source.row_stride());
+PackPlan plan_packing(ModelWeights& weights) {
+  PackPlan plan;
+  for (LayerWeights& l : weights.layers) {
+    for (Linear* m : {&l.qkv, &l.q, &l.k, &l.v, &l.o, &l.gate_up, &l.gate, &l.up, &l.down,
+                      &l.shared_gate, &l.shared_up, &l.shared_down}) {
+      plan.add(*m);
+    }
+    for (auto* experts : {&l.expert_gate, &l.expert_up, &l.expert_down}) {
+      for (Linear& e : *experts) plan.add(e);
     }
   }
+  if (weights.lm_head.w.data != weights.embed.data) plan.add(weights.lm_head);
+  return plan;
+}
 
-  std::vector<std::unique_ptr<std::byte[]>>& owned_;
-  ThreadPool& pool_;
-  int packed_ = 0;
-};
+// Frees a packed matrix's source: a buffer the model owns, or the file mapping's pages.
+void release_source(const kernels::Matrix& source, std::vector<LargeBuffer>& owned) {
+  const auto it = std::find_if(owned.begin(), owned.end(),
+                               [&](const auto& b) { return b.get() == source.data; });
+  if (it != owned.end()) {
+    it->reset();
+  } else {
+    release_mapped_pages(source.data, static_cast<size_t>(source.rows) * source.row_stride());
+  }
+}
 
 }  // namespace
 
-int pack_weights(ModelWeights& weights, std::vector<std::unique_ptr<std::byte[]>>& owned,
-                 ThreadPool& pool) {
+int pack_weights(ModelWeights& weights, std::vector<LargeBuffer>& owned, ThreadPool& pool) {
   // AUTOGLM_REPACK=0 keeps the file layout: to measure what repacking gains, or to rule it out.
   if (const char* env = std::getenv("AUTOGLM_REPACK"); env != nullptr && std::string(env) == "0") {
     return 0;
   }
-  Packer packer(owned, pool);
-  for (LayerWeights& l : weights.layers) {
-    for (Linear* m : {&l.qkv, &l.q, &l.k, &l.v, &l.o, &l.gate_up, &l.gate, &l.up, &l.down,
-                      &l.shared_gate, &l.shared_up, &l.shared_down}) {
-      packer.pack(*m);
-    }
-    for (auto* experts : {&l.expert_gate, &l.expert_up, &l.expert_down}) {
-      for (Linear& e : *experts) packer.pack(e);
-    }
+  PackPlan plan = plan_packing(weights);
+  if (plan.matrices.empty()) return 0;
+  // One buffer for every packed matrix, so that huge pages (allocate_large) cover all of it but
+  // the last 2 MiB. Its pages are backed as the matrices are written, while each source is freed
+  // once packed: the peak stays about one matrix above the final size.
+  LargeBuffer packed = allocate_large(plan.total);
+  for (size_t i = 0; i < plan.matrices.size(); ++i) {
+    Linear& l = *plan.matrices[i];
+    const kernels::Matrix source = l.w;
+    l.w = kernels::pack_for_matmul(source, packed.get() + plan.offsets[i], &pool);
+    release_source(source, owned);
   }
-  if (weights.lm_head.w.data != weights.embed.data) packer.pack(weights.lm_head);
   std::erase_if(owned, [](const auto& b) { return b == nullptr; });
-  return packer.packed();
+  owned.push_back(std::move(packed));
+  return static_cast<int>(plan.matrices.size());
 }
 
 }  // namespace autoglm::models

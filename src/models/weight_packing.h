@@ -7,17 +7,18 @@
 #include <memory>
 #include <vector>
 
+#include "core/large_buffer.h"
 #include "core/thread_pool.h"
 #include "models/weights.h"
 
 namespace autoglm::models {
 
-// Packs every matmul weight that gains from it, one matrix at a time: a source buffer the model
-// owns (a load-time conversion) is freed at once, a source in the mapped file is handed back to the
-// page cache, so the peak stays about one matrix above the final size. The embedding table (and
-// an output layer tied to it) keeps the file layout: its rows are looked up one by one.
-// Each matrix's row groups are split over the pool. Returns the number of matrices packed.
-int pack_weights(ModelWeights& weights, std::vector<std::unique_ptr<std::byte[]>>& owned,
-                 ThreadPool& pool);
+// Packs every matmul weight that gains from it into one large buffer (appended to `owned`), one
+// matrix at a time: a source buffer the model owns (a load-time conversion) is freed at once, a
+// source in the mapped file is handed back to the page cache, so the peak stays about one matrix
+// above the final size. The embedding table (and an output layer tied to it) keeps the file
+// layout: its rows are looked up one by one. Each matrix's row groups are split over the pool.
+// Returns the number of matrices packed.
+int pack_weights(ModelWeights& weights, std::vector<LargeBuffer>& owned, ThreadPool& pool);
 
 }  // namespace autoglm::models

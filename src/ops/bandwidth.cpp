@@ -6,10 +6,12 @@
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
+#include <new>
 #include <vector>
 
 #include "core/cpu_features.h"
 #include "core/error.h"
+#include "core/large_buffer.h"
 
 namespace autoglm::ops {
 
@@ -35,13 +37,15 @@ uint64_t read_sum_scalar(const uint64_t* data, size_t n) {
 
 BandwidthResult measure_read_bandwidth(ThreadPool& pool, size_t bytes, int repeats) {
   const size_t n = bytes / sizeof(uint64_t);
-  struct Free {
-    void operator()(uint64_t* p) const { std::free(p); }
-  };
-  std::unique_ptr<uint64_t, Free> buffer(
-      static_cast<uint64_t*>(std::aligned_alloc(64, n * sizeof(uint64_t))));
-  uint64_t* data = buffer.get();
-  if (data == nullptr) fail("cannot allocate {} MiB to measure memory bandwidth", bytes >> 20);
+  // Memory of the kind the weights live in (huge pages where the kernel gives them), so that the
+  // roofline compares like with like.
+  LargeBuffer buffer;
+  try {
+    buffer = allocate_large(n * sizeof(uint64_t));
+  } catch (const std::bad_alloc&) {
+    fail("cannot allocate {} MiB to measure memory bandwidth", bytes >> 20);
+  }
+  auto* data = reinterpret_cast<uint64_t*>(buffer.get());
   pool.parallel_for(
       static_cast<int64_t>(n),
       [&](int64_t a, int64_t b) {

@@ -1,15 +1,21 @@
 // core/: the thread pool covers every index exactly once, also with several callers at once;
-// user-facing errors of dtypes, files and the ISA override say what is wrong.
+// user-facing errors of dtypes, files and the ISA override say what is wrong; large buffers are
+// aligned for huge pages and advised for them.
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "core/cpu_features.h"
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/large_buffer.h"
 #include "core/mapped_file.h"
 #include "core/thread_pool.h"
 #include "support/fixtures.h"
@@ -100,6 +106,53 @@ TEST(CpuFeatures, ForcedIsaIsHonouredOrRefused) {
   else
     unsetenv("AUTOGLM_ISA");
   EXPECT_TRUE(cpu_features().supports(Isa::Scalar));
+}
+
+// The field `key` ("THPeligible") of the /proc/self/smaps entry whose range holds p; "" if none.
+std::string smaps_field(const void* p, const std::string& key) {
+  std::ifstream smaps("/proc/self/smaps");
+  const auto addr = reinterpret_cast<uintptr_t>(p);
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    uintptr_t lo = 0, hi = 0;
+    char dash = 0;
+    std::istringstream range(line);
+    if (range >> std::hex >> lo >> dash >> hi && dash == '-' && line.find(':') > line.find(' ')) {
+      inside = lo <= addr && addr < hi;  // a new entry's header line: "lo-hi perms offset ..."
+    } else if (inside && line.rfind(key + ":", 0) == 0) {
+      std::string value = line.substr(key.size() + 1);
+      value.erase(0, value.find_first_not_of(' '));
+      return value;
+    }
+  }
+  return "";
+}
+
+bool transparent_huge_pages_off() {
+  std::ifstream f("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string modes;
+  std::getline(f, modes);
+  return modes.empty() || modes.find("[never]") != std::string::npos;
+}
+
+TEST(LargeBuffer, AlignedZeroedWritableAndAdvisedForHugePages) {
+  for (size_t bytes : {size_t{0}, size_t{1}, size_t{4096}, size_t{5} << 20}) {
+    LargeBuffer b = allocate_large(bytes);
+    ASSERT_NE(b.get(), nullptr);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(b.get()) % (size_t{2} << 20), 0u) << bytes;
+    EXPECT_GE(b.get_deleter().bytes, bytes);
+    for (size_t i = 0; i < bytes; i += 4096) {
+      EXPECT_EQ(b[i], std::byte{0});
+      b[i] = std::byte{7};
+    }
+  }
+  if (transparent_huge_pages_off()) {
+    GTEST_SKIP() << "transparent huge pages are off on this machine (or unknown): the advice "
+                    "cannot be seen";
+  }
+  LargeBuffer big = allocate_large(size_t{6} << 20);
+  EXPECT_EQ(smaps_field(big.get(), "THPeligible"), "1")
+      << "6 MiB from allocate_large should be eligible for transparent huge pages";
 }
 
 }  // namespace
