@@ -29,6 +29,7 @@ DoctorReport run_doctor(const DoctorOptions& options) {
   check_gpu(probe, built_cuda_version(), options.device, r.checks);
   check_isolation(r.checks);
   check_memory(options, probe, r.checks);
+  check_huge_pages(r.checks);
   check_permissions(options, r.checks);
   check_network(options, r.checks);
   if (options.model.empty()) {

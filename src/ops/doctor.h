@@ -38,6 +38,9 @@ struct DoctorOptions {
   bool network = true;  // false: no connection is attempted (--offline)
 };
 
+inline constexpr const char* kTransparentHugePagesEnabled =
+    "/sys/kernel/mm/transparent_hugepage/enabled";
+
 struct DoctorReport {
   std::vector<CheckResult> checks;
   bool can_serve() const;  // no check failed
@@ -56,6 +59,10 @@ void check_memory(const DoctorOptions& options, const CudaProbe& probe,
 void check_permissions(const DoctorOptions& options, std::vector<CheckResult>& out);
 void check_network(const DoctorOptions& options, std::vector<CheckResult>& out);
 void check_model(const std::string& path, std::vector<CheckResult>& out);
+// Transparent huge pages, read from `sysfs_enabled` (the kernel's
+// /sys/kernel/mm/transparent_hugepage/enabled by default): weights and KV caches ask for them.
+void check_huge_pages(std::vector<CheckResult>& out,
+                      const std::string& sysfs_enabled = kTransparentHugePagesEnabled);
 void check_port(const std::string& host, int port, std::vector<CheckResult>& out);
 
 // Oldest Linux driver of the CUDA release notes' table for a toolkit version (13000 ->

@@ -1,6 +1,7 @@
 // doctor: every check with its failure provoked (world-writable model file, taken port, missing
 // shard, truncated GGUF, mismatched tensors, a fake driver reporting an old CUDA version, an API
-// key file others can read, an unreachable endpoint, a proxy without NO_PROXY for localhost).
+// key file others can read, an unreachable endpoint, a proxy without NO_PROXY for localhost,
+// transparent huge pages turned off).
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -195,6 +196,31 @@ TEST(Doctor, NoDriverMeansCpuWithIsaList) {
   out.clear();
   check_gpu(p, 0, "cuda", out);  // a GPU was asked for
   EXPECT_EQ(out[0].status, CheckStatus::Fail);
+}
+
+TEST(Doctor, HugePagesOffWarnsWithTheFix) {
+  const fs::path dir = testing::temp_dir("thp");
+  const auto check = [&](const std::string& content) {
+    const fs::path f = dir / "enabled";
+    std::ofstream(f) << content;
+    std::vector<CheckResult> out;
+    check_huge_pages(out, f.string());
+    EXPECT_EQ(out.size(), 1u);
+    return out.empty() ? CheckResult{} : out[0];
+  };
+  const CheckResult never = check("always madvise [never]\n");
+  EXPECT_EQ(never.status, CheckStatus::Warn);
+  EXPECT_NE(never.message.find("off"), std::string::npos);
+  EXPECT_NE(never.fix.find("echo madvise"), std::string::npos);
+  const CheckResult madvise = check("always [madvise] never\n");
+  EXPECT_EQ(madvise.status, CheckStatus::Ok);
+  EXPECT_NE(madvise.message.find("madvise"), std::string::npos);
+  EXPECT_EQ(check("[always] madvise never\n").status, CheckStatus::Ok);
+  std::vector<CheckResult> out;
+  check_huge_pages(out, (dir / "missing").string());  // a kernel without THP
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].status, CheckStatus::Ok);
+  EXPECT_NE(out[0].message.find("not offered"), std::string::npos);
 }
 
 TEST(Doctor, MultiGpuSplitMustFitEachDevice) {
