@@ -271,18 +271,26 @@ inline void x8_decode(const Block* groups, int64_t n_blocks, const QuantizedActs
   }
 }
 
-// One token: 4 groups (32 rows) per pass, then the 1-3 groups left, without software prefetch (4
-// weight streams at once). Against one group per pass with lines prefetched 2 KiB ahead, in pairs
-// of runs: q8_0 one thread from DRAM (kernels_bench bm_matmul_dram) 13.8 against 11.9 GB/s
-// (medians of 3), q4_0 the same (12.3 / 12.8); 2-thread decode of the benchmark model q4_0
-// 1.00-1.10x (5 pairs), q8_0 1.05-1.06x (2 pairs). Prefetching on top of 4 or 2 groups was not
-// faster (4 pairs).
+// One token: q4_0 8 groups (64 rows) per pass, q8_0 4 (32 rows), then 4 and the 1-3 groups left,
+// without software prefetch. More weight streams at once keep more lines in flight: against one
+// group per pass with lines prefetched 2 KiB ahead, in pairs of runs, q8_0 one thread from DRAM
+// (kernels_bench bm_matmul_dram) 13.8 against 11.9 GB/s (medians of 3), q4_0 the same (12.3 /
+// 12.8); 2-thread decode of the benchmark model q4_0 1.00-1.10x (5 pairs), q8_0 1.05-1.06x (2
+// pairs). Prefetching on top of 4 or 2 groups was not faster (4 pairs). q4_0, 8 groups against 4,
+// alternating in one process (6144 x 2048 from DRAM): 2 threads 1.07-1.13x, one thread 1.14-1.18x;
+// 6 groups were within the noise of 8 (0.89-1.06x), 16 slower (0.66-0.81x); q8_0 at 8 groups was
+// 0.96-1.04x of 4, so it keeps 4. The benchmark model's q4_0 decode, 8 pairs of runs: 0.84-1.23x,
+// median 1.07x.
 template <typename Block>
 inline void x8_decode_rows(const Matrix& w, const QuantizedActs& xa, float* y, int64_t r0,
                            int64_t r1) {
   const int64_t n_blocks = w.cols / kQK;
   const auto* groups = static_cast<const Block*>(w.data);
   int64_t r = r0;
+  if constexpr (sizeof(Block) == sizeof(BlockQ4_0x8)) {
+    for (; r + 64 <= r1; r += 64)
+      x8_decode<Block, 8>(groups + (r / 8) * n_blocks, n_blocks, xa, y, r);
+  }
   for (; r + 32 <= r1; r += 32)
     x8_decode<Block, 4>(groups + (r / 8) * n_blocks, n_blocks, xa, y, r);
   for (; r < r1; r += 8) x8_decode<Block, 1>(groups + (r / 8) * n_blocks, n_blocks, xa, y, r);

@@ -109,11 +109,12 @@ std::vector<std::tuple<Isa, DType, Shape>> cases() {
   // float kernels also decode over 4 groups and a remainder (56 rows), token tiles of 4 with every
   // remainder (5, 7, 9, 11), passes of 3 groups with 1 or 2 left in a row range (40, 136 rows),
   // long columns (1280, 2048), several token chunks (200), and columns that end inside a 64-byte
-  // line of a group (70: the float tiles' last columns after their whole lines).
+  // line of a group (70: the float tiles' last columns after their whole lines); q4_0 decode over
+  // 8 groups, then 4 and 1 (232 rows: ranges of 72 and 160).
   const std::vector<Shape> shapes = {{8, 64, 1},    {24, 96, 3},    {64, 256, 5},  {8, 512, 17},
                                      {72, 768, 4},  {136, 2048, 9}, {16, 32, 2},   {56, 160, 1},
                                      {40, 1280, 7}, {24, 1280, 11}, {32, 96, 200}, {40, 70, 1},
-                                     {40, 70, 6}};
+                                     {40, 70, 6},   {232, 96, 1}};
   for (Isa isa : simd_isas()) {
     for (DType dt : kPackedTypes) {
       for (const Shape& s : shapes) {
