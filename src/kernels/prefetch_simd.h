@@ -4,8 +4,8 @@
 // kernel computed: one thread of q4_0 decode reached 10-11 tokens/s against a 13-15 GB/s read
 // probe (compute and memory waits added up instead of overlapping). Asking for the lines 2 KiB
 // ahead took it to 14-15 tokens/s, and 2 threads from a median of 15.7 to 17.2 (4 alternating
-// runs each; 1 and 3 KiB were slower). That kernel read one 8-row group at a time. q4_0 / q8_0
-// decode now reads 4 groups at once (matmul_rows8_simd.h x8_decode_rows), which the hardware
+// runs each; 1 and 3 KiB were slower). That kernel read one 8-row group at a time. q4_0 decode
+// now reads 8 groups at once and q8_0 4 (matmul_rows8_simd.h x8_decode_rows), which the hardware
 // prefetcher follows as well or better without it; prefetch_ahead is left to the single-token
 // remainder of several-token calls. The f16 / bf16 decode tile (matmul_float_rows8_avx2.cpp, an
 // AVX2-only file with its own prefetch) does still gain from prefetching each of its 4 streams
