@@ -110,6 +110,8 @@ int run(BenchFlags& f) {
         {"read_bandwidth_gbps",
          {{"median", bw}, {"max", r.bandwidth_max_gbps}, {"samples", r.bandwidth_gbps}}},
         {"fma_peak_gflops", r.fma_peak_gflops},
+        {"resident_bytes", r.resident_bytes},
+        {"huge_page_bytes", r.huge_page_bytes},
         {"prefill",
          {{"tokens", f.options.prompt_tokens},
           {"tokens_per_s", r.prefill_tps},
@@ -139,6 +141,13 @@ int run(BenchFlags& f) {
       "memory   read bandwidth %.1f GB/s (median of %zu probes, one before and one after each "
       "decode run; highest %.1f)\n",
       bw, r.bandwidth_gbps.size(), r.bandwidth_max_gbps);
+  if (r.resident_bytes > 0) {
+    std::printf(
+        "pages    %.0f of %.0f MiB resident in 2 MiB huge pages%s\n",
+        static_cast<double>(r.huge_page_bytes) / 1048576.0,
+        static_cast<double>(r.resident_bytes) / 1048576.0,
+        r.huge_page_bytes == 0 ? " (see `autoglm doctor`: transparent huge pages off?)" : "");
+  }
   if (r.fma_peak_gflops > 0) {
     std::printf("compute  f32 FMA peak %.0f GFLOP/s (256-bit FMAs on every thread)\n",
                 r.fma_peak_gflops);

@@ -3,7 +3,10 @@
 #include <sys/mman.h>
 
 #include <cstdint>
+#include <fstream>
 #include <new>
+#include <sstream>
+#include <string>
 
 namespace autoglm {
 namespace {
@@ -38,6 +41,20 @@ LargeBuffer allocate_large(size_t bytes) {
   // Advice only: it fails where the kernel has no THP support, and the memory works the same.
   if (length >= kHugePage) ::madvise(p, length, MADV_HUGEPAGE);
   return LargeBuffer(p, LargeBufferDeleter{length});
+}
+
+ResidentMemory resident_memory() {
+  ResidentMemory m;
+  std::ifstream rollup("/proc/self/smaps_rollup");
+  for (std::string line; std::getline(rollup, line);) {
+    std::istringstream fields(line);
+    std::string key;
+    size_t kib = 0;
+    if (!(fields >> key >> kib)) continue;  // "Rss:   946488 kB"
+    if (key == "Rss:") m.resident_bytes = kib * 1024;
+    if (key == "AnonHugePages:") m.huge_page_bytes = kib * 1024;
+  }
+  return m;
 }
 
 }  // namespace autoglm

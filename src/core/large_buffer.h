@@ -24,4 +24,12 @@ using LargeBuffer = std::unique_ptr<std::byte[], LargeBufferDeleter>;
 
 LargeBuffer allocate_large(size_t bytes);
 
+// This process's resident memory and the part of it in transparent huge pages, from
+// /proc/self/smaps_rollup (Rss, AnonHugePages); both 0 where that file cannot be read.
+struct ResidentMemory {
+  size_t resident_bytes = 0;
+  size_t huge_page_bytes = 0;
+};
+ResidentMemory resident_memory();
+
 }  // namespace autoglm

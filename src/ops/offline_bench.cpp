@@ -5,6 +5,7 @@
 #include <deque>
 
 #include "core/error.h"
+#include "core/large_buffer.h"
 #include "ops/bandwidth.h"
 
 namespace autoglm::ops {
@@ -93,6 +94,9 @@ OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBe
     r.decode_tps.push_back(o.decode_tokens / (now_seconds() - t0));
     r.bandwidth_gbps.push_back(measure_read_bandwidth(pool, size_t{512} << 20, 3).median_gbps);
   }
+  const ResidentMemory resident = resident_memory();
+  r.resident_bytes = resident.resident_bytes;
+  r.huge_page_bytes = resident.huge_page_bytes;
   for (int rep = 0; rep < o.repeats && o.batch > 0; ++rep) {
     r.batch_tps.push_back(batched_decode_tps(model, o, prompt, scratch, pool, logits));
   }

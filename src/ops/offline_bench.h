@@ -44,6 +44,10 @@ struct OfflineBenchResult {
   std::vector<double> bandwidth_gbps;
   double bandwidth_median_gbps = 0;
   double bandwidth_max_gbps = 0;
+  // Resident memory after the decode runs, and the part in transparent huge pages (decode reads
+  // the weights faster through them: core/large_buffer.h); 0 where /proc cannot tell.
+  size_t resident_bytes = 0;
+  size_t huge_page_bytes = 0;
 };
 
 OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBenchOptions& options,

@@ -155,5 +155,15 @@ TEST(LargeBuffer, AlignedZeroedWritableAndAdvisedForHugePages) {
       << "6 MiB from allocate_large should be eligible for transparent huge pages";
 }
 
+TEST(LargeBuffer, ResidentMemoryCountsTouchedPages) {
+  const ResidentMemory before = resident_memory();
+  if (before.resident_bytes == 0) GTEST_SKIP() << "/proc/self/smaps_rollup cannot be read here";
+  LargeBuffer b = allocate_large(size_t{32} << 20);
+  for (size_t i = 0; i < (size_t{32} << 20); i += 4096) b[i] = std::byte{1};
+  const ResidentMemory after = resident_memory();
+  EXPECT_GE(after.resident_bytes, before.resident_bytes + (size_t{30} << 20));
+  EXPECT_LE(after.huge_page_bytes, after.resident_bytes);
+}
+
 }  // namespace
 }  // namespace autoglm
