@@ -38,7 +38,9 @@ struct PackPlan {
     total += (bytes + kAlign - 1) / kAlign * kAlign;
   }
 
-  static constexpr size_t kAlign = 64;  // a cache line: the kernels' loads never straddle two
+  // Each matrix starts on a cache line, so its first row group does too (the blocks inside a
+  // group are not line-sized: loads within them can straddle two lines, as before).
+  static constexpr size_t kAlign = 64;
 };
 
 PackPlan plan_packing(ModelWeights& weights) {
