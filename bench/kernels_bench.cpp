@@ -5,7 +5,8 @@
 // GFLOP/s (prefill is compute-bound). The decode shape's 6144 x 2048 weights fit in a 32 MiB L3;
 // bm_matmul_dram cycles through copies of them over 1 GiB, so every weight comes from DRAM, and
 // reports beside the kernel's weight GB/s the read bandwidth of one thread, measured right after it
-// (read_GB/s). bm_attention_decode times one layer's decode attention over a paged KV cache.
+// (read_GB/s). bm_attention_decode and bm_attention_prefill time one layer's attention over a paged
+// KV cache: one query after a context, or a prompt's queries over themselves.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -135,22 +136,18 @@ void bm_matmul_cached(benchmark::State& state) {
   run_matmul(state, cached_rows(kDtypes[state.range(0)]));
 }
 
-// Decode attention of the benchmark shape (16 query heads sharing 2 KV heads of 128) over a paged
-// cache of `context` positions in blocks of 16 (the server's default), on 1 or 2 threads (with 2,
-// one KV head each, as in the model); and with 1 KV head on 2 threads, as GLM-4-9B's 2 KV heads
-// are on 4 or more threads: fewer KV heads than threads. Each iteration is the next of 28 layers,
-// each with its own cache, as in a decode step: at 2048 positions the 28 layers' f16 K and V take
-// 56 MiB, more than the L3, so the rows come from DRAM as they do in the model. Reports the cache
-// GB/s (K and V bytes per second) and the multiply-adds as GFLOP/s (q·k and p·v for every head and
-// position).
-void bm_attention_decode(benchmark::State& state) {
+// Attention of the benchmark shape (16 query heads sharing KV heads of 128) over a paged f16 or
+// f32 cache in blocks of 16 positions (the server's default), as 28 layers each with its own
+// cache: each iteration runs the next layer, as a decode step or a prefill does. Queries are the
+// last n_q of `context` positions (causal). Reports the cache GB/s (K and V bytes per second, each
+// read once per iteration) and the multiply-adds as GFLOP/s (q·k and p·v for every head and every
+// position a query sees).
+void run_attention(benchmark::State& state, bool f16, int64_t context, int threads, int kv_heads,
+                   int64_t n_q) {
   constexpr int kHeads = 16, kHeadDim = 128, kLayers = 28;
-  const int kKvHeads = static_cast<int>(state.range(3));
   constexpr int64_t kBlock = 16;
-  const bool f16 = state.range(0) != 0;
-  const int64_t context = state.range(1);
   const int64_t elem = f16 ? 2 : 4;
-  const int64_t row_bytes = int64_t{kKvHeads} * kHeadDim * elem;
+  const int64_t row_bytes = int64_t{kv_heads} * kHeadDim * elem;
   const int64_t n_blocks = (context + kBlock - 1) / kBlock;
   const int64_t layer_bytes = n_blocks * kBlock * row_bytes;
   // Random finite values of either type: f16 halves of magnitude [0.5, 1), or f32 in [-1, 1).
@@ -180,20 +177,20 @@ void bm_attention_decode(benchmark::State& state) {
       v_blocks.push_back(v_bytes.data() + l * layer_bytes + b * kBlock * row_bytes);
     }
   }
-  std::vector<float> q(kHeads * kHeadDim), out(kHeads * kHeadDim);
+  std::vector<float> q(static_cast<size_t>(n_q * kHeads * kHeadDim)), out(q.size());
   for (float& f : q) f = dist(rng);
   autoglm::kernels::AttentionArgs a;
   a.q = q.data();
   a.out = out.data();
   a.kv_type = f16 ? DType::F16 : DType::F32;
   a.block_size = kBlock;
-  a.n_q = 1;
-  a.q_pos0 = context - 1;
+  a.n_q = n_q;
+  a.q_pos0 = context - n_q;
   a.n_heads = kHeads;
-  a.n_kv_heads = kKvHeads;
+  a.n_kv_heads = kv_heads;
   a.head_dim = kHeadDim;
   a.scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
-  autoglm::ThreadPool pool(static_cast<int>(state.range(2)));
+  autoglm::ThreadPool pool(threads);
   int64_t layer = 0;
   for (auto _ : state) {
     a.k_blocks = k_blocks.data() + layer * n_blocks;
@@ -205,10 +202,27 @@ void bm_attention_decode(benchmark::State& state) {
   state.SetLabel(std::string(f16 ? "f16" : "f32") + " cache " +
                  autoglm::isa_name(autoglm::kernels::active().isa));
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * 2 * context * row_bytes);
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(2.0 * 2.0 * kHeads * kHeadDim * static_cast<double>(context) *
-                             static_cast<double>(state.iterations()) * 1e-9,
-                         benchmark::Counter::kIsRate);
+  // Positions seen: n_q·(context - n_q) + n_q·(n_q + 1)/2.
+  const double seen = static_cast<double>(n_q) * static_cast<double>(context - n_q) +
+                      0.5 * static_cast<double>(n_q) * static_cast<double>(n_q + 1);
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      2.0 * 2.0 * kHeads * kHeadDim * seen * static_cast<double>(state.iterations()) * 1e-9,
+      benchmark::Counter::kIsRate);
+}
+
+// Decode: one query after `context` positions, on 1 or 2 threads (with 2 KV heads, one each, as in
+// the model); and with 1 KV head on 2 threads, as GLM-4-9B's 2 KV heads are on 4 or more threads:
+// fewer KV heads than threads. At 2048 positions the 28 layers' f16 K and V take 56 MiB, more
+// than the L3, so the rows come from DRAM as they do in the model.
+void bm_attention_decode(benchmark::State& state) {
+  run_attention(state, state.range(0) != 0, state.range(1), static_cast<int>(state.range(2)),
+                static_cast<int>(state.range(3)), 1);
+}
+
+// Prefill: `tokens` queries over themselves (causal), f16 cache, 2 KV heads: each layer's cache
+// was just written, as in the model (at 512 tokens the 28 layers' K and V take 14 MiB).
+void bm_attention_prefill(benchmark::State& state) {
+  run_attention(state, true, state.range(0), static_cast<int>(state.range(1)), 2, state.range(0));
 }
 
 BENCHMARK(bm_matmul_cached)
@@ -231,6 +245,11 @@ BENCHMARK(bm_attention_decode)
     ->ArgsProduct({{1}, {2048, 8192}, {2}, {1}})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
+BENCHMARK(bm_attention_prefill)
+    ->ArgNames({"tokens", "threads"})
+    ->ArgsProduct({{512, 2048}, {1, 2}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

@@ -151,40 +151,87 @@ struct HeadRows {
   }
 };
 
-// The query heads of one token that share one KV head (the group: 8 per KV head in GLM-4), over
-// cache positions [j_begin, j_end). E is the cache's element type. out [nh, head_dim] gets
-// Σ p·v with p the softmax of the range's scores. With `partial`, the range is one chunk of the
-// context, and partial[h] gets head h's SoftmaxStats, by which merge_chunks weighs the chunks.
+// Query rows that share one KV head (the group's heads of one or more consecutive tokens: row i
+// belongs to token i / group), over cache positions [j_begin, j_end); row i sees positions below
+// first_end + i / group (causal). E is the cache's element type. out [n_rows, head_dim] gets
+// Σ p·v with p the softmax of the row's scores in the range. With `partial`, the range is one
+// chunk of the context, and partial[i] gets row i's SoftmaxStats, by which merge_chunks weighs
+// the chunks (sum 0: the row sees none of the range, and its output is 0).
+//
+// One pass over blocks of kRowBlock positions, each block's keys and then its values, with the
+// softmax carried from block to block (running max and sum per row; out is rescaled when the max
+// grows), instead of a pass over all keys and then one over all values: the next block's rows are
+// known while this one is computed, so they are prefetched meanwhile (the pass over all values
+// had met every value row cold). Each key and value row is read once for all the rows.
 template <class E>
-void attend(const KernelTable& k, const float* q, int64_t nh, int64_t j_begin, int64_t j_end,
-            int head_dim, float scale, const HeadRows& keys, const HeadRows& values, float* out,
-            SoftmaxStats* partial) {
+void attend(const KernelTable& k, const float* q, int64_t n_rows, int64_t group, int64_t first_end,
+            int64_t j_begin, int64_t j_end, int head_dim, float scale, const HeadRows& keys,
+            const HeadRows& values, float* out, SoftmaxStats* partial) {
   const int64_t n = j_end - j_begin;
-  float* scores = detail::scratch_f32(nh * n, 1);  // [nh, n]
-  // Blocks of kRowBlock cache rows: 32 KiB of a 128-wide f32 head, L1-sized.
-  const E* rows[kRowBlock];
-  for (int64_t j0 = 0; j0 < n; j0 += kRowBlock) {
+  // [n_rows, kRowBlock] scores of a block, then the running max and sum of each row.
+  float* scores = detail::scratch_f32(n_rows * (kRowBlock + 2), 1);
+  float* run_max = scores + n_rows * kRowBlock;
+  float* run_sum = run_max + n_rows;
+  std::fill(run_max, run_max + n_rows, -INFINITY);
+  std::fill(run_sum, run_sum + n_rows, 0.0f);
+  std::fill(out, out + n_rows * head_dim, 0.0f);
+  // The key and value rows of the block and of the next one. A block's rows are prefetched while
+  // the block before it is computed: its keys during the dot products, its values during the
+  // value sums, so each has a whole phase to arrive (the value sums' first pass touches every
+  // value row of the block at once).
+  const E* rows[2][2][kRowBlock];  // [current, next][keys, values]
+  keys.fill(j_begin, std::min(kRowBlock, n), rows[0][0]);
+  values.fill(j_begin, std::min(kRowBlock, n), rows[0][1]);
+  int cur = 0;
+  for (int64_t j0 = 0; j0 < n; j0 += kRowBlock, cur ^= 1) {
     const int64_t nr = std::min(kRowBlock, n - j0);
-    keys.fill(j_begin + j0, nr, rows);
+    const E* const* key_rows = rows[cur][0];
+    const E* const* value_rows = rows[cur][1];
+    // The next block: a full one, or the rows of the last one repeated up to nr (prefetching a
+    // line twice costs nothing); null after the last.
+    const int64_t next_nr = std::min(kRowBlock, n - j0 - nr);
+    const E* const* next_keys = nullptr;
+    const E* const* next_values = nullptr;
+    if (next_nr > 0) {
+      const E** nk = rows[cur ^ 1][0];
+      const E** nv = rows[cur ^ 1][1];
+      keys.fill(j_begin + j0 + nr, next_nr, nk);
+      values.fill(j_begin + j0 + nr, next_nr, nv);
+      std::fill(nk + next_nr, nk + nr, nk[next_nr - 1]);
+      std::fill(nv + next_nr, nv + nr, nv[next_nr - 1]);
+      next_keys = nk, next_values = nv;
+    }
     if constexpr (std::is_same_v<E, float>) {
-      k.dot_heads(q, nh, rows, nr, head_dim, scale, scores + j0, n);
+      k.dot_heads(q, n_rows, key_rows, nr, head_dim, scale, scores, kRowBlock, next_keys);
     } else {
-      k.dot_heads_f16(q, nh, rows, nr, head_dim, scale, scores + j0, n);
+      k.dot_heads_f16(q, n_rows, key_rows, nr, head_dim, scale, scores, kRowBlock, next_keys);
+    }
+    for (int64_t i = 0; i < n_rows; ++i) {
+      float* p = scores + i * kRowBlock;
+      // The row sees the block's first `seen` positions (all but near the causal end).
+      const int64_t seen = std::clamp<int64_t>(first_end + i / group - (j_begin + j0), 0, nr);
+      std::fill(p + seen, p + nr, 0.0f);
+      if (seen == 0) continue;
+      const SoftmaxStats block = k.softmax_block(p, seen, run_max[i]);  // p = e^(s - block.max)
+      const float keep = std::exp(run_max[i] - block.max);  // 0 for the first block (-inf - max)
+      if (keep != 1.0f) {
+        float* o = out + i * head_dim;
+        for (int d = 0; d < head_dim; ++d) o[d] *= keep;
+      }
+      run_max[i] = block.max;
+      run_sum[i] = run_sum[i] * keep + block.sum;
+    }
+    if constexpr (std::is_same_v<E, float>) {
+      k.axpy_heads(scores, kRowBlock, n_rows, value_rows, nr, out, head_dim, next_values);
+    } else {
+      k.axpy_heads_f16(scores, kRowBlock, n_rows, value_rows, nr, out, head_dim, next_values);
     }
   }
-  for (int64_t h = 0; h < nh; ++h) {
-    const SoftmaxStats stats = k.softmax(scores + h * n, n);
-    if (partial != nullptr) partial[h] = stats;
-  }
-  std::fill(out, out + nh * head_dim, 0.0f);
-  for (int64_t j0 = 0; j0 < n; j0 += kRowBlock) {
-    const int64_t nr = std::min(kRowBlock, n - j0);
-    values.fill(j_begin + j0, nr, rows);
-    if constexpr (std::is_same_v<E, float>) {
-      k.axpy_heads(scores + j0, n, nh, rows, nr, out, head_dim);
-    } else {
-      k.axpy_heads_f16(scores + j0, n, nh, rows, nr, out, head_dim);
-    }
+  for (int64_t i = 0; i < n_rows; ++i) {
+    const float inv = run_sum[i] > 0.0f ? 1.0f / run_sum[i] : 0.0f;
+    float* o = out + i * head_dim;
+    for (int d = 0; d < head_dim; ++d) o[d] *= inv;
+    if (partial != nullptr) partial[i] = {run_max[i], run_sum[i]};
   }
 }
 
@@ -212,6 +259,9 @@ void merge_chunks(const float* chunk_out, const SoftmaxStats* stats, int64_t n_c
 // A chunk of the context must carry this many positions before a split pays for its merge.
 constexpr int64_t kMinChunkPositions = 256;
 
+// Query tokens per unit of attention work: their rows share every key and value row read.
+constexpr int64_t kTileTokens = 8;
+
 }  // namespace
 
 void attention(const AttentionArgs& a, ThreadPool& pool) {
@@ -237,66 +287,92 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
     return r;
   };
   const int64_t q_stride = static_cast<int64_t>(a.n_heads) * a.head_dim;  // per query token
-  // One unit of work is a (token, KV head) pair: the group's query heads are computed together, so
-  // each K and V row is read once for all of them instead of once per head. With fewer pairs than
-  // threads (decode on many cores: 1 token x 2 KV heads for GLM-4), each pair's context is split
+  // One unit of work is a tile of up to kTileTokens consecutive query tokens and one KV head: the
+  // tile's query heads of that group are computed together, so each K and V row is read once for
+  // all of them (group x tokens rows) instead of once per token and head. With fewer units than
+  // threads (decode on many cores: 1 token x 2 KV heads for GLM-4), each unit's context is split
   // into chunks that are merged afterwards, so every thread has work and each row is still read
   // once (splitting the group's heads instead had each thread read the whole context).
-  const int64_t pairs = a.n_q * a.n_kv_heads;
+  const int64_t tiles = (a.n_q + kTileTokens - 1) / kTileTokens;
+  const int64_t pairs = tiles * a.n_kv_heads;
   const int64_t n_ctx_max = a.q_pos0 + a.n_q;
   const int64_t chunks = pairs >= pool.size()
                              ? 1
                              : std::clamp<int64_t>(n_ctx_max / kMinChunkPositions, 1,
                                                    (pool.size() + pairs - 1) / pairs);
   const int64_t units = pairs * chunks;
-  // The chunks' outputs and statistics, [units][group][head_dim] and [units][group].
+  const int64_t tile_rows = std::min(a.n_q, kTileTokens) * group;  // query rows of a full tile
+  // The chunks' outputs and statistics, [units][tile_rows][head_dim] and [units][tile_rows].
   thread_local std::vector<float> chunk_out;
   thread_local std::vector<SoftmaxStats> chunk_stats;
   if (chunks > 1) {
-    chunk_out.resize(static_cast<size_t>(units * group * a.head_dim));
-    chunk_stats.resize(static_cast<size_t>(units * group));
+    chunk_out.resize(static_cast<size_t>(units * tile_rows * a.head_dim));
+    chunk_stats.resize(static_cast<size_t>(units * tile_rows));
   }
   float* chunk_out_p = chunk_out.data();
   SoftmaxStats* chunk_stats_p = chunk_stats.data();
-  const int64_t work_per_unit = 2 * (n_ctx_max / chunks + 1) * a.head_dim * group;
+  const int64_t work_per_unit = 2 * (n_ctx_max / chunks + 1) * a.head_dim * tile_rows;
   const int64_t grain = std::max<int64_t>(1, kMinChunkWork / std::max<int64_t>(1, work_per_unit));
   pool.parallel_for(
       units,
       [&](int64_t i0, int64_t i1) {
-        for (int64_t i = i0; i < i1; ++i) {
+        for (int64_t step = i0; step < i1; ++step) {
+          // Last tiles first: their contexts are the longest, and a thread that ends the region
+          // on a short unit waits less for the others.
+          const int64_t i = units - 1 - step;
           const int64_t pair = i / chunks, c = i % chunks;
-          const int64_t t = pair / a.n_kv_heads;
+          const int64_t t0 = (pair / a.n_kv_heads) * kTileTokens;
+          const int64_t nt = std::min(kTileTokens, a.n_q - t0);
           const int64_t kv_head = pair % a.n_kv_heads;
           const int64_t h0 = kv_head * group;
-          const int64_t n_ctx = a.q_pos0 + t + 1;  // causal: positions [0, q_pos0 + t]
-          const int64_t j_begin = n_ctx * c / chunks, j_end = n_ctx * (c + 1) / chunks;
-          const float* q = a.q + t * q_stride + h0 * a.head_dim;
-          float* out = chunks > 1 ? chunk_out_p + i * group * a.head_dim
-                                  : a.out + t * q_stride + h0 * a.head_dim;
-          SoftmaxStats* stats = chunks > 1 ? chunk_stats_p + i * group : nullptr;
+          const int64_t rows = nt * group;
+          // Causal: token t sees positions [0, q_pos0 + t]; the tile's last token sees the most.
+          const int64_t first_end = a.q_pos0 + t0 + 1, last_end = a.q_pos0 + t0 + nt;
+          const int64_t j_begin = last_end * c / chunks, j_end = last_end * (c + 1) / chunks;
+          SoftmaxStats* stats = chunks > 1 ? chunk_stats_p + i * tile_rows : nullptr;
           if (j_begin == j_end) {  // a chunk of a context shorter than the chunk count
-            for (int h = 0; h < group; ++h) stats[h] = {};
+            for (int64_t r = 0; r < rows; ++r) stats[r] = {};
             continue;
+          }
+          // One token's group rows lie together in q and out; a tile's are gathered into
+          // contiguous scratch [token][head][head_dim] and its outputs scattered back.
+          const float* q = a.q + t0 * q_stride + h0 * a.head_dim;
+          float* out = chunks > 1 ? chunk_out_p + i * tile_rows * a.head_dim
+                                  : a.out + t0 * q_stride + h0 * a.head_dim;
+          const int64_t group_floats = group * a.head_dim;
+          if (nt > 1) {
+            float* qt = detail::scratch_f32(rows * a.head_dim, 6);
+            for (int64_t t = 0; t < nt; ++t)
+              std::copy_n(q + t * q_stride, group_floats, qt + t * group_floats);
+            q = qt;
+            if (chunks == 1) out = detail::scratch_f32(rows * a.head_dim, 7);
           }
           const HeadRows keys = head_rows(a.k, a.k_blocks, kv_head);
           const HeadRows values = head_rows(a.v, a.v_blocks, kv_head);
           if (a.kv_type == DType::F16) {
-            attend<uint16_t>(k, q, group, j_begin, j_end, a.head_dim, a.scale, keys, values, out,
-                             stats);
+            attend<uint16_t>(k, q, rows, group, first_end, j_begin, j_end, a.head_dim, a.scale,
+                             keys, values, out, stats);
           } else {
-            attend<float>(k, q, group, j_begin, j_end, a.head_dim, a.scale, keys, values, out,
-                          stats);
+            attend<float>(k, q, rows, group, first_end, j_begin, j_end, a.head_dim, a.scale, keys,
+                          values, out, stats);
+          }
+          if (nt > 1 && chunks == 1) {
+            float* dst = a.out + t0 * q_stride + h0 * a.head_dim;
+            for (int64_t t = 0; t < nt; ++t)
+              std::copy_n(out + t * group_floats, group_floats, dst + t * q_stride);
           }
         }
       },
       grain);
   if (chunks == 1) return;
   for (int64_t pair = 0; pair < pairs; ++pair) {
-    const int64_t t = pair / a.n_kv_heads, h0 = (pair % a.n_kv_heads) * group;
-    for (int h = 0; h < group; ++h) {
-      const int64_t first = pair * chunks * group + h;  // chunk 0's entry for head h
-      merge_chunks(chunk_out_p + first * a.head_dim, chunk_stats_p + first, chunks, group,
-                   a.head_dim, a.out + t * q_stride + (h0 + h) * a.head_dim);
+    const int64_t t0 = (pair / a.n_kv_heads) * kTileTokens, h0 = (pair % a.n_kv_heads) * group;
+    const int64_t nt = std::min(kTileTokens, a.n_q - t0);
+    for (int64_t r = 0; r < nt * group; ++r) {
+      const int64_t first = pair * chunks * tile_rows + r;  // chunk 0's entry for row r
+      const int64_t t = t0 + r / group, h = h0 + r % group;
+      merge_chunks(chunk_out_p + first * a.head_dim, chunk_stats_p + first, chunks, tile_rows,
+                   a.head_dim, a.out + t * q_stride + h * a.head_dim);
     }
   }
 }

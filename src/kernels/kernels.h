@@ -90,6 +90,9 @@ struct KernelTable {
 
   // In-place softmax over n elements (max-subtracted); returns the max and the sum it divided by.
   SoftmaxStats (*softmax)(float* x, int64_t n) = nullptr;
+  // One block of an online softmax: x[i] = e^(x[i] - m) with m = max(floor, max of x), floor the
+  // running max of the blocks before (-inf for the first); returns m and Σ x[i] (not normalized).
+  SoftmaxStats (*softmax_block)(float* x, int64_t n, float floor) = nullptr;
 
   // out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)).
   void (*silu_mul)(const float* gate, const float* up, float* out, int64_t n) = nullptr;
@@ -108,18 +111,22 @@ struct KernelTable {
   // per block:
   //   dot_heads:  out[h · out_stride + r] = scale · Σ_i q[h·n + i] · keys[r][i]
   //   axpy_heads: y[h·n + i] += Σ_r coef[h · coef_stride + r] · values[r][i]
-  // for h < n_heads, r < n_rows, i < n.
+  // for h < n_heads, r < n_rows, i < n. `ahead` (null, or n_rows rows of n elements of the same
+  // type) names the rows the caller reads next: the SIMD variants prefetch them while they work,
+  // so the next block's cache rows arrive from DRAM during this block's FMAs.
   void (*dot_heads)(const float* q, int64_t n_heads, const float* const* keys, int64_t n_rows,
-                    int64_t n, float scale, float* out, int64_t out_stride) = nullptr;
+                    int64_t n, float scale, float* out, int64_t out_stride,
+                    const float* const* ahead) = nullptr;
   void (*axpy_heads)(const float* coef, int64_t coef_stride, int64_t n_heads,
-                     const float* const* values, int64_t n_rows, float* y, int64_t n) = nullptr;
+                     const float* const* values, int64_t n_rows, float* y, int64_t n,
+                     const float* const* ahead) = nullptr;
   // The same over rows of IEEE half (an f16 KV cache), converted to f32 as they are loaded.
   void (*dot_heads_f16)(const float* q, int64_t n_heads, const uint16_t* const* keys,
-                        int64_t n_rows, int64_t n, float scale, float* out,
-                        int64_t out_stride) = nullptr;
+                        int64_t n_rows, int64_t n, float scale, float* out, int64_t out_stride,
+                        const uint16_t* const* ahead) = nullptr;
   void (*axpy_heads_f16)(const float* coef, int64_t coef_stride, int64_t n_heads,
-                         const uint16_t* const* values, int64_t n_rows, float* y,
-                         int64_t n) = nullptr;
+                         const uint16_t* const* values, int64_t n_rows, float* y, int64_t n,
+                         const uint16_t* const* ahead) = nullptr;
 
   // Rotates the first `rot_dims` dims of each of n_heads heads (head_dim apart) of one token.
   // cos/sin hold rot_dims/2 values for this token's position: cos[j] = cos(pos · θ^(-2j/rot_dims)).

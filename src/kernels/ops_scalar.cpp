@@ -16,18 +16,23 @@ void rms_norm(const float* x, const float* w, int64_t n, float eps, float* y) {
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] * inv * w[i];
 }
 
-SoftmaxStats softmax(float* x, int64_t n) {
-  if (n <= 0) return {};
-  float max = x[0];
-  for (int64_t i = 1; i < n; ++i) max = std::fmax(max, x[i]);
+SoftmaxStats softmax_block(float* x, int64_t n, float floor) {
+  float max = floor;
+  for (int64_t i = 0; i < n; ++i) max = std::fmax(max, x[i]);
   float sum = 0.0f;
   for (int64_t i = 0; i < n; ++i) {
     x[i] = std::exp(x[i] - max);
     sum += x[i];
   }
-  const float inv = 1.0f / sum;
-  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
   return {max, sum};
+}
+
+SoftmaxStats softmax(float* x, int64_t n) {
+  if (n <= 0) return {};
+  const SoftmaxStats stats = softmax_block(x, n, -INFINITY);
+  const float inv = 1.0f / stats.sum;
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+  return stats;
 }
 
 void silu_mul(const float* gate, const float* up, float* out, int64_t n) {
@@ -57,7 +62,7 @@ inline float row_elem(const uint16_t* row, int64_t i) {
 
 template <class E>
 void dot_heads(const float* q, int64_t n_heads, const E* const* keys, int64_t n_rows, int64_t n,
-               float scale, float* out, int64_t out_stride) {
+               float scale, float* out, int64_t out_stride, const E* const* /*ahead*/) {
   for (int64_t h = 0; h < n_heads; ++h) {
     for (int64_t r = 0; r < n_rows; ++r) {
       float sum = 0.0f;
@@ -69,7 +74,7 @@ void dot_heads(const float* q, int64_t n_heads, const E* const* keys, int64_t n_
 
 template <class E>
 void axpy_heads(const float* coef, int64_t coef_stride, int64_t n_heads, const E* const* values,
-                int64_t n_rows, float* y, int64_t n) {
+                int64_t n_rows, float* y, int64_t n, const E* const* /*ahead*/) {
   for (int64_t h = 0; h < n_heads; ++h) {
     for (int64_t r = 0; r < n_rows; ++r) {
       const float a = coef[h * coef_stride + r];
@@ -171,6 +176,7 @@ KernelTable scalar_table() {
   t.matmul_rows = matmul_rows_scalar;
   t.rms_norm = rms_norm;
   t.softmax = softmax;
+  t.softmax_block = softmax_block;
   t.silu_mul = silu_mul;
   t.add = add;
   t.dot = dot;

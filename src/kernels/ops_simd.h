@@ -13,6 +13,7 @@
 #error "ops_simd.h is for the AVX2 / AVX-512 translation units only"
 #endif
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -90,14 +91,13 @@ void simd_rms_norm(const float* x, const float* w, int64_t n, float eps, float* 
 }
 
 template <class V>
-SoftmaxStats simd_softmax(float* x, int64_t n) {
-  if (n <= 0) return {};
-  float max = x[0];
+SoftmaxStats simd_softmax_block(float* x, int64_t n, float floor) {
+  float max = floor;
   int64_t i = 0;
   if (n >= V::W) {
     typename V::T vmax = V::load(x);
     for (i = V::W; i + V::W <= n; i += V::W) vmax = V::max(vmax, V::load(x + i));
-    max = V::hmax(vmax);
+    max = std::fmax(max, V::hmax(vmax));
   }
   for (; i < n; ++i) max = std::fmax(max, x[i]);
   const typename V::T vm = V::set1(max);
@@ -112,11 +112,18 @@ SoftmaxStats simd_softmax(float* x, int64_t n) {
     x[i] = std::exp(x[i] - max);
     sum += x[i];
   }
-  const float inv = 1.0f / sum;
-  const typename V::T vinv = V::set1(inv);
-  for (i = 0; i + V::W <= n; i += V::W) V::store(x + i, V::mul(V::load(x + i), vinv));
-  for (; i < n; ++i) x[i] *= inv;
   return {max, sum};
+}
+
+template <class V>
+SoftmaxStats simd_softmax(float* x, int64_t n) {
+  if (n <= 0) return {};
+  const SoftmaxStats stats = simd_softmax_block<V>(x, n, -INFINITY);
+  const typename V::T vinv = V::set1(1.0f / stats.sum);
+  int64_t i = 0;
+  for (; i + V::W <= n; i += V::W) V::store(x + i, V::mul(V::load(x + i), vinv));
+  for (; i < n; ++i) x[i] *= 1.0f / stats.sum;
+  return stats;
 }
 
 template <class V>
@@ -148,69 +155,66 @@ void simd_axpy(float a, const E* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += a * row_elem(x, i);
 }
 
-// KV-cache rows come from DRAM once per step and lie a whole cache row apart (every KV head of a
-// position is stored together), a pattern the hardware prefetcher follows poorly: each block call
-// asks for the row kRowsAhead ahead while it works on the current one.
-constexpr int64_t kRowsAhead = 4;
+// KV-cache rows come from DRAM once per step, in 16-position blocks scattered over the pool, a
+// pattern the hardware prefetcher follows poorly. The caller names the rows it reads next
+// (`ahead`: the next block's keys while this block's keys are dotted, its values while these
+// values are added), and the kernels spread their prefetches over the block's FMAs, into L2 (a
+// block of keys and one of values, 32 KiB of f16 at head_dim 128, would crowd the rows in use out
+// of L1).
 
-// Scores of four heads against two keys (rows r0, r1) at once: each key vector is loaded once for
-// 4 heads and each query vector once for 2 keys (6 loads feed 8 FMAs, in 8 independent chains),
-// and the 8 sums are reduced together (V::hsum8) rather than one horizontal sum each, which had
-// cost about as many operations as the FMAs of a 128-wide head. Returns the sums in
-// out[2 * head + row].
+// Scores of two heads against four keys at once: each query vector is loaded once for 4 keys and
+// each key vector (converted from f16 once) for 2 heads, 6 loads for 8 FMAs in 8 independent
+// chains, and the 8 sums are reduced together (V::hsum8) rather than one horizontal sum each,
+// which had cost about as many operations as the FMAs of a 128-wide head. Returns the sums in
+// out[4 * head + key]. Against 4 heads x 2 keys (the same loads and FMAs, but 4 full-width query
+// loads and 2 half-width f16 ones per step instead of 2 and 4), one thread, 8 heads x 64 f16 rows
+// of 128 in L1: 2.4-2.6 against 3.0-3.5 us per block.
 template <class V, class E>
-inline void dot_4heads_2rows(const float* q0, const E* k0, const E* k1, int64_t n, float* out) {
+inline void dot_2heads_4rows(const float* q0, const E* const* k, int64_t n, float* out) {
   typename V::T acc[8];
   for (auto& a : acc) a = V::zero();
   int64_t i = 0;
   for (; i + V::W <= n; i += V::W) {
-    const typename V::T kv0 = load_row<V>(k0 + i);
-    const typename V::T kv1 = load_row<V>(k1 + i);
-    for (int j = 0; j < 4; ++j) {
+    typename V::T kv[4];
+    for (int b = 0; b < 4; ++b) kv[b] = load_row<V>(k[b] + i);
+    for (int j = 0; j < 2; ++j) {
       const typename V::T qv = V::load(q0 + j * n + i);
-      acc[2 * j] = V::fmadd(qv, kv0, acc[2 * j]);
-      acc[2 * j + 1] = V::fmadd(qv, kv1, acc[2 * j + 1]);
+      for (int b = 0; b < 4; ++b) acc[4 * j + b] = V::fmadd(qv, kv[b], acc[4 * j + b]);
     }
   }
   V::hsum8(acc, out);
   for (; i < n; ++i) {
-    const float e0 = row_elem(k0, i), e1 = row_elem(k1, i);
-    for (int j = 0; j < 4; ++j) {
-      out[2 * j] += q0[j * n + i] * e0;
-      out[2 * j + 1] += q0[j * n + i] * e1;
+    for (int b = 0; b < 4; ++b) {
+      const float e = row_elem(k[b], i);
+      for (int j = 0; j < 2; ++j) out[4 * j + b] += q0[j * n + i] * e;
     }
   }
 }
 
 template <class V, class E>
 void simd_dot_heads(const float* q, int64_t n_heads, const E* const* keys, int64_t n_rows,
-                    int64_t n, float scale, float* out, int64_t out_stride) {
-  int64_t r = 0;
-  for (; r + 2 <= n_rows; r += 2) {
-    for (int64_t a = r; a < r + 2 && a + kRowsAhead < n_rows; ++a)
-      prefetch_lines(keys[a + kRowsAhead], n * int64_t{sizeof(E)});
+                    int64_t n, float scale, float* out, int64_t out_stride, const E* const* ahead) {
+  for (int64_t r = 0; r < n_rows; r += 4) {
+    const int64_t nr = std::min<int64_t>(4, n_rows - r);
+    // The last 1-3 rows take the 4-row tile with their last row repeated.
+    const E* k[4];
+    for (int b = 0; b < 4; ++b) k[b] = keys[r + std::min<int64_t>(b, nr - 1)];
+    if (ahead != nullptr) {
+      for (int b = 0; b < nr; ++b)
+        prefetch_lines<_MM_HINT_T1>(ahead[r + b], n * int64_t{sizeof(E)});
+    }
     int64_t h = 0;
-    for (; h + 4 <= n_heads; h += 4) {
+    for (; h + 2 <= n_heads; h += 2) {
       float sums[8];
-      dot_4heads_2rows<V>(q + h * n, keys[r], keys[r + 1], n, sums);
-      for (int j = 0; j < 4; ++j) {
-        out[(h + j) * out_stride + r] = scale * sums[2 * j];
-        out[(h + j) * out_stride + r + 1] = scale * sums[2 * j + 1];
+      dot_2heads_4rows<V>(q + h * n, k, n, sums);
+      for (int j = 0; j < 2; ++j) {
+        for (int b = 0; b < nr; ++b) out[(h + j) * out_stride + r + b] = scale * sums[4 * j + b];
       }
     }
-    for (; h < n_heads; ++h) {
-      out[h * out_stride + r] = scale * simd_dot<V>(q + h * n, keys[r], n);
-      out[h * out_stride + r + 1] = scale * simd_dot<V>(q + h * n, keys[r + 1], n);
+    if (h < n_heads) {
+      for (int b = 0; b < nr; ++b)
+        out[h * out_stride + r + b] = scale * simd_dot<V>(q + h * n, k[b], n);
     }
-  }
-  if (r < n_rows) {  // the last row of an odd count: the 2-row tile with that row twice
-    int64_t h = 0;
-    for (; h + 4 <= n_heads; h += 4) {
-      float sums[8];
-      dot_4heads_2rows<V>(q + h * n, keys[r], keys[r], n, sums);
-      for (int j = 0; j < 4; ++j) out[(h + j) * out_stride + r] = scale * sums[2 * j];
-    }
-    for (; h < n_heads; ++h) out[h * out_stride + r] = scale * simd_dot<V>(q + h * n, keys[r], n);
   }
 }
 
@@ -220,19 +224,30 @@ void simd_dot_heads(const float* q, int64_t n_heads, const E* const* keys, int64
 // block. Heads past a multiple of 4 take one head at a time, 8 vectors of its output.
 template <class V, class E>
 void simd_axpy_heads(const float* coef, int64_t coef_stride, int64_t n_heads,
-                     const E* const* values, int64_t n_rows, float* y, int64_t n) {
+                     const E* const* values, int64_t n_rows, float* y, int64_t n,
+                     const E* const* ahead) {
+  // Each pass of 4 heads x 2 vectors over the rows prefetches every passes-th row of `ahead`
+  // (rows pass, pass + passes, ...), so the prefetches are spread over the whole call.
+  const int64_t passes = (n_heads / 4) * (n / (2 * V::W));
+  int64_t pass = 0;
+  if (ahead != nullptr && passes == 0) {
+    for (int64_t r = 0; r < n_rows; ++r)
+      prefetch_lines<_MM_HINT_T1>(ahead[r], n * int64_t{sizeof(E)});
+  }
   int64_t h = 0;
   for (; h + 4 <= n_heads; h += 4) {
     int64_t i = 0;
-    for (; i + 2 * V::W <= n; i += 2 * V::W) {
+    for (; i + 2 * V::W <= n; i += 2 * V::W, ++pass) {
+      if (ahead != nullptr) {
+        for (int64_t r = pass; r < n_rows; r += passes)
+          prefetch_lines<_MM_HINT_T1>(ahead[r], n * int64_t{sizeof(E)});
+      }
       typename V::T acc[4][2];
       for (int j = 0; j < 4; ++j) {
         acc[j][0] = V::load(y + (h + j) * n + i);
         acc[j][1] = V::load(y + (h + j) * n + i + V::W);
       }
       for (int64_t r = 0; r < n_rows; ++r) {
-        if (h == 0 && i == 0 && r + kRowsAhead < n_rows)
-          prefetch_lines(values[r + kRowsAhead], n * int64_t{sizeof(E)});
         const typename V::T v0 = load_row<V>(values[r] + i);
         const typename V::T v1 = load_row<V>(values[r] + i + V::W);
         for (int j = 0; j < 4; ++j) {
@@ -260,8 +275,6 @@ void simd_axpy_heads(const float* coef, int64_t coef_stride, int64_t n_heads,
       typename V::T acc[kVecs];
       for (int k = 0; k < kVecs; ++k) acc[k] = V::load(yh + i + k * V::W);
       for (int64_t r = 0; r < n_rows; ++r) {
-        if (h == 0 && i == 0 && r + kRowsAhead < n_rows)
-          prefetch_lines(values[r + kRowsAhead], n * int64_t{sizeof(E)});
         const typename V::T cr = V::set1(c[r]);
         const E* v = values[r] + i;
         for (int k = 0; k < kVecs; ++k) acc[k] = V::fmadd(cr, load_row<V>(v + k * V::W), acc[k]);
@@ -324,6 +337,7 @@ KernelTable simd_table(Isa isa, decltype(KernelTable::matmul_rows) matmul_rows,
   t.matmul_rows_quantized = matmul_rows_quantized;
   t.rms_norm = simd_rms_norm<V>;
   t.softmax = simd_softmax<V>;
+  t.softmax_block = simd_softmax_block<V>;
   t.silu_mul = simd_silu_mul<V>;
   t.add = simd_add<V>;
   t.dot = simd_dot<V>;

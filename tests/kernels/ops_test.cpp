@@ -69,6 +69,31 @@ TEST_P(Ops, SoftmaxRelativeIncludingWideRange) {
   }
 }
 
+// A block of an online softmax: the max is the larger of the floor (the running max before the
+// block) and the block's own; values are e^(x - max), not normalized. Floors below, equal to and
+// above the block's max.
+TEST_P(Ops, SoftmaxBlockRelativeToTheLargerOfFloorAndMax) {
+  for (int64_t n : kLengths) {
+    const auto x = random_floats(static_cast<size_t>(n), 8, -30.0f, 30.0f);
+    const float top = *std::max_element(x.begin(), x.end());
+    for (float floor : {-INFINITY, top - 5.0f, top, top + 5.0f}) {
+      auto a = x, b = x;
+      const SoftmaxStats ra = ref.softmax_block(a.data(), n, floor);
+      const SoftmaxStats sb = simd.softmax_block(b.data(), n, floor);
+      EXPECT_EQ(ra.max, std::max(top, floor)) << n;
+      EXPECT_EQ(sb.max, ra.max) << n;
+      EXPECT_NEAR(sb.sum, ra.sum, (8 + 2.0 * n) * kU * ra.sum) << n << " floor " << floor;
+      for (int64_t i = 0; i < n; ++i) {
+        EXPECT_NEAR(b[i], a[i], 8 * kU * a[i] + 2e-38) << n << " floor " << floor;
+        // The reference against exp in double: the f32 difference x - max is off by up to
+        // u·|x - max|, which e^ turns into that relative error, plus a few ulp of std::exp.
+        const double shift = double{x[i]} - ra.max;
+        EXPECT_NEAR(a[i], std::exp(shift), (4 + std::fabs(shift)) * kU * a[i]) << n;
+      }
+    }
+  }
+}
+
 TEST_P(Ops, SiluMulRelative) {
   for (int64_t n : kLengths) {
     const auto g = random_floats(static_cast<size_t>(n), 6, -20.0f, 20.0f),
@@ -121,12 +146,12 @@ TEST_P(Ops, AxpyWithinFmaDifference) {
   }
 }
 
-// Several heads against a block of rows: 4 heads x 2 rows per pass plus single-head and odd-row
-// tails (1, 3, 4, 5, 8 heads), 1 or 5 rows, outputs n_rows + 2 apart as in attention's
+// Several heads against a block of rows: 2 heads x 4 rows per pass plus single-head and 1-3-row
+// tails (1, 3, 4, 5, 8 heads; 1, 5 or 7 rows), outputs n_rows + 2 apart as in attention's
 // [head][position] scores.
 TEST_P(Ops, DotHeadsWithinTwiceTheSummationBound) {
   for (int64_t n_heads : {1, 3, 4, 5, 8}) {
-    for (int64_t n_rows : {1, 5}) {
+    for (int64_t n_rows : {1, 5, 7}) {
       for (int64_t n : kLengths) {
         const auto q = random_floats(static_cast<size_t>(n_heads * n), 20);
         const auto keys = random_floats(static_cast<size_t>(n_rows * n), 21);
@@ -134,8 +159,10 @@ TEST_P(Ops, DotHeadsWithinTwiceTheSummationBound) {
         for (int64_t r = 0; r < n_rows; ++r) rows.push_back(keys.data() + r * n);
         const int64_t stride = n_rows + 2;
         std::vector<float> a(static_cast<size_t>(n_heads * stride), -1.0f), b(a);
-        ref.dot_heads(q.data(), n_heads, rows.data(), n_rows, n, 0.5f, a.data(), stride);
-        simd.dot_heads(q.data(), n_heads, rows.data(), n_rows, n, 0.5f, b.data(), stride);
+        ref.dot_heads(q.data(), n_heads, rows.data(), n_rows, n, 0.5f, a.data(), stride, nullptr);
+        // The SIMD op prefetches `ahead` (here the rows again): valid pointers, no effect on y.
+        simd.dot_heads(q.data(), n_heads, rows.data(), n_rows, n, 0.5f, b.data(), stride,
+                       rows.data());
         for (int64_t h = 0; h < n_heads; ++h) {
           for (int64_t r = 0; r < n_rows; ++r) {
             double sum_abs = 0.0;
@@ -163,8 +190,9 @@ TEST_P(Ops, AxpyHeadsWithinTheSummationBound) {
         for (int64_t r = 0; r < n_rows; ++r) rows.push_back(values.data() + r * n);
         const int64_t stride = n_rows + 1;
         const auto coef = random_floats(static_cast<size_t>(n_heads * stride), 24);
-        ref.axpy_heads(coef.data(), stride, n_heads, rows.data(), n_rows, a.data(), n);
-        simd.axpy_heads(coef.data(), stride, n_heads, rows.data(), n_rows, b.data(), n);
+        ref.axpy_heads(coef.data(), stride, n_heads, rows.data(), n_rows, a.data(), n, nullptr);
+        simd.axpy_heads(coef.data(), stride, n_heads, rows.data(), n_rows, b.data(), n,
+                        rows.data());
         for (int64_t h = 0; h < n_heads; ++h) {
           for (int64_t i = 0; i < n; ++i) {
             const size_t k = static_cast<size_t>(h * n + i);
@@ -203,16 +231,18 @@ struct HalfRows {
 
 TEST_P(Ops, DotHeadsF16RowsMatchTheF32OpOnRoundedRows) {
   for (int64_t n_heads : {1, 3, 4, 5, 8}) {
-    for (int64_t n_rows : {1, 5}) {
+    for (int64_t n_rows : {1, 6, 7}) {
       for (int64_t n : kLengths) {
         const auto q = random_floats(static_cast<size_t>(n_heads * n), 30);
         const HalfRows keys(n_rows, n, 31);
         const int64_t stride = n_rows + 2;
         std::vector<float> f32(static_cast<size_t>(n_heads * stride), -1.0f), a(f32), b(f32);
-        ref.dot_heads(q.data(), n_heads, keys.f_rows.data(), n_rows, n, 0.5f, f32.data(), stride);
-        ref.dot_heads_f16(q.data(), n_heads, keys.h_rows.data(), n_rows, n, 0.5f, a.data(), stride);
-        simd.dot_heads_f16(q.data(), n_heads, keys.h_rows.data(), n_rows, n, 0.5f, b.data(),
-                           stride);
+        ref.dot_heads(q.data(), n_heads, keys.f_rows.data(), n_rows, n, 0.5f, f32.data(), stride,
+                      nullptr);
+        ref.dot_heads_f16(q.data(), n_heads, keys.h_rows.data(), n_rows, n, 0.5f, a.data(), stride,
+                          nullptr);
+        simd.dot_heads_f16(q.data(), n_heads, keys.h_rows.data(), n_rows, n, 0.5f, b.data(), stride,
+                           keys.h_rows.data());
         EXPECT_EQ(a, f32) << n;
         for (int64_t h = 0; h < n_heads; ++h) {
           for (int64_t r = 0; r < n_rows; ++r) {
@@ -237,10 +267,12 @@ TEST_P(Ops, AxpyHeadsF16RowsMatchTheF32OpOnRoundedRows) {
         const HalfRows values(n_rows, n, 33);
         const int64_t stride = n_rows + 1;
         const auto coef = random_floats(static_cast<size_t>(n_heads * stride), 34);
-        ref.axpy_heads(coef.data(), stride, n_heads, values.f_rows.data(), n_rows, f32.data(), n);
-        ref.axpy_heads_f16(coef.data(), stride, n_heads, values.h_rows.data(), n_rows, a.data(), n);
-        simd.axpy_heads_f16(coef.data(), stride, n_heads, values.h_rows.data(), n_rows, b.data(),
-                            n);
+        ref.axpy_heads(coef.data(), stride, n_heads, values.f_rows.data(), n_rows, f32.data(), n,
+                       nullptr);
+        ref.axpy_heads_f16(coef.data(), stride, n_heads, values.h_rows.data(), n_rows, a.data(), n,
+                           nullptr);
+        simd.axpy_heads_f16(coef.data(), stride, n_heads, values.h_rows.data(), n_rows, b.data(), n,
+                            nullptr);
         EXPECT_EQ(a, f32) << n;
         for (int64_t h = 0; h < n_heads; ++h) {
           for (int64_t i = 0; i < n; ++i) {
