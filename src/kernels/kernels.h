@@ -88,8 +88,6 @@ struct KernelTable {
   // y = x · rsqrt(mean(x²) + eps) ⊙ w over n elements (mean accumulated in f32 or wider).
   void (*rms_norm)(const float* x, const float* w, int64_t n, float eps, float* y) = nullptr;
 
-  // In-place softmax over n elements (max-subtracted); returns the max and the sum it divided by.
-  SoftmaxStats (*softmax)(float* x, int64_t n) = nullptr;
   // One block of an online softmax: x[i] = e^(x[i] - m) with m = max(floor, max of x), floor the
   // running max of the blocks before (-inf for the first); returns m and Σ x[i] (not normalized).
   SoftmaxStats (*softmax_block)(float* x, int64_t n, float floor) = nullptr;

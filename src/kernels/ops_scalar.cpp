@@ -27,14 +27,6 @@ SoftmaxStats softmax_block(float* x, int64_t n, float floor) {
   return {max, sum};
 }
 
-SoftmaxStats softmax(float* x, int64_t n) {
-  if (n <= 0) return {};
-  const SoftmaxStats stats = softmax_block(x, n, -INFINITY);
-  const float inv = 1.0f / stats.sum;
-  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
-  return stats;
-}
-
 void silu_mul(const float* gate, const float* up, float* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
@@ -175,7 +167,6 @@ KernelTable scalar_table() {
   t.isa = Isa::Scalar;
   t.matmul_rows = matmul_rows_scalar;
   t.rms_norm = rms_norm;
-  t.softmax = softmax;
   t.softmax_block = softmax_block;
   t.silu_mul = silu_mul;
   t.add = add;

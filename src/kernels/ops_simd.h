@@ -116,17 +116,6 @@ SoftmaxStats simd_softmax_block(float* x, int64_t n, float floor) {
 }
 
 template <class V>
-SoftmaxStats simd_softmax(float* x, int64_t n) {
-  if (n <= 0) return {};
-  const SoftmaxStats stats = simd_softmax_block<V>(x, n, -INFINITY);
-  const typename V::T vinv = V::set1(1.0f / stats.sum);
-  int64_t i = 0;
-  for (; i + V::W <= n; i += V::W) V::store(x + i, V::mul(V::load(x + i), vinv));
-  for (; i < n; ++i) x[i] *= 1.0f / stats.sum;
-  return stats;
-}
-
-template <class V>
 void simd_silu_mul(const float* gate, const float* up, float* out, int64_t n) {
   const typename V::T one = V::set1(1.0f);
   int64_t i = 0;
@@ -336,7 +325,6 @@ KernelTable simd_table(Isa isa, decltype(KernelTable::matmul_rows) matmul_rows,
   t.quantize_acts = quantize_acts;
   t.matmul_rows_quantized = matmul_rows_quantized;
   t.rms_norm = simd_rms_norm<V>;
-  t.softmax = simd_softmax<V>;
   t.softmax_block = simd_softmax_block<V>;
   t.silu_mul = simd_silu_mul<V>;
   t.add = simd_add<V>;
