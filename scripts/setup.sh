@@ -9,6 +9,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libfmt-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libpcre2-dev libutf8proc-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libsimde-dev  # scripts/test.sh: the AVX-512 kernels emulated on CPUs without AVX-512
   libcurl4-openssl-dev libssl-dev  # `pull` and the online `bench` (HTTP, proxies, sha256)
   librsvg2-bin  # rsvg-convert: renders the `bench --svg` chart to PNG for a look
   libboost-dev  # Asio/Beast (header-only in 1.74): the HTTP server

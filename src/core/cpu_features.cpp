@@ -53,8 +53,12 @@ bool CpuFeatures::supports(Isa isa) const {
     case Isa::Avx2:
       return avx2 && fma && f16c;
     case Isa::Avx512:
+#if defined(AUTOGLM_EMULATE_AVX512)
+      return supports(Isa::Avx2);  // the AVX-512 kernels were built for AVX2, through SIMDe
+#else
       return supports(Isa::Avx2) && avx512f && avx512bw && avx512vl && avx512dq && avx512vnni &&
              avx512bf16;
+#endif
   }
   return false;
 }
@@ -75,6 +79,9 @@ std::string CpuFeatures::describe() const {
   add(avx512dq, "AVX512DQ");
   add(avx512vnni, "AVX512-VNNI");
   add(avx512bf16, "AVX512-BF16");
+#if defined(AUTOGLM_EMULATE_AVX512)
+  add(true, "(AVX-512 kernels emulated through SIMDe)");
+#endif
   return s.empty() ? "no AVX" : s;
 }
 

@@ -5,7 +5,7 @@
 // -Wuninitialized inside the system header once inlined (GCC PR 105593, fixed in GCC 13).
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
-#include <immintrin.h>
+#include "kernels/avx512_intrinsics.h"
 
 #include <cstdint>
 

@@ -1,0 +1,108 @@
+// The intrinsics of the *_avx512.cpp translation units. Normally the compiler's own (<immintrin.h>,
+// built with -mavx512f ... -mavx512bf16). In a build with AUTOGLM_EMULATE_AVX512 (CMake option of
+// the same name, preset avx512-emulated), the same sources are compiled for AVX2 against SIMDe
+// (Debian libsimde-dev), which implements the AVX-512 intrinsics in portable code: the AVX-512
+// kernels then run, slowly but with the same results, on a CPU without AVX-512. That is how the
+// test suite checks them on the AVX2-only hosts where it usually runs (scripts/test.sh).
+#pragma once
+
+#if defined(AUTOGLM_EMULATE_AVX512)
+
+#define SIMDE_ENABLE_NATIVE_ALIASES
+#include <simde/x86/avx512.h>
+
+#include <cstdint>
+#include <cstring>
+
+// The seven intrinsics our AVX-512 code uses that SIMDe 0.7.4 lacks, lane by lane on arrays as the
+// Intel guide defines them. cvtps2dq and vcvtph2ps round and convert exactly as their AVX2 forms
+// do, so each half goes through those.
+namespace autoglm::kernels::avx512_emulation {
+
+inline __m512i cvtps_epi32(__m512 v) {
+  float f[16];
+  std::memcpy(f, &v, sizeof f);
+  const __m256i lo = _mm256_cvtps_epi32(_mm256_loadu_ps(f));
+  const __m256i hi = _mm256_cvtps_epi32(_mm256_loadu_ps(f + 8));
+  int32_t out[16];
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), lo);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 8), hi);
+  __m512i r;
+  std::memcpy(&r, out, sizeof r);
+  return r;
+}
+
+inline __m512 cvtph_ps(__m256i h) {
+  uint16_t in[16];
+  std::memcpy(in, &h, sizeof in);
+  float out[16];
+  _mm256_storeu_ps(out, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in))));
+  _mm256_storeu_ps(out + 8,
+                   _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 8))));
+  __m512 r;
+  std::memcpy(&r, out, sizeof r);
+  return r;
+}
+
+inline float reduce_max_ps(__m512 v) {
+  float f[16];
+  std::memcpy(f, &v, sizeof f);
+  float m = f[0];
+  for (int i = 1; i < 16; ++i) m = f[i] > m ? f[i] : m;
+  return m;
+}
+
+inline __m512 zextps256_ps512(__m256 v) {
+  float out[16] = {};
+  _mm256_storeu_ps(out, v);
+  __m512 r;
+  std::memcpy(&r, out, sizeof r);
+  return r;
+}
+
+// Within each 128-bit lane, element j takes the lane's element (imm >> 2j) & 3.
+inline __m512 permute_ps(__m512 v, int imm) {
+  float in[16], out[16];
+  std::memcpy(in, &v, sizeof in);
+  for (int i = 0; i < 16; ++i) out[i] = in[(i & ~3) + ((imm >> (2 * (i & 3))) & 3)];
+  __m512 r;
+  std::memcpy(&r, out, sizeof r);
+  return r;
+}
+
+// In the order of GCC's own: the 256-bit halves, then the 128-bit halves, then pairs.
+inline float reduce_add_ps(__m512 v) {
+  float f[16];
+  std::memcpy(f, &v, sizeof f);
+  float quad[4];
+  for (int i = 0; i < 4; ++i) quad[i] = (f[12 + i] + f[4 + i]) + (f[8 + i] + f[i]);
+  const float pair0 = quad[0] + quad[2], pair1 = quad[1] + quad[3];
+  return pair0 + pair1;
+}
+
+inline int mask_reduce_add_epi32(__mmask16 k, __m512i v) {
+  int32_t lanes[16];
+  std::memcpy(lanes, &v, sizeof lanes);
+  uint32_t sum = 0;  // wraps, as the vector adds do
+  for (int i = 0; i < 16; ++i) {
+    if ((k >> i) & 1) sum += static_cast<uint32_t>(lanes[i]);
+  }
+  return static_cast<int>(sum);
+}
+
+}  // namespace autoglm::kernels::avx512_emulation
+
+#define _mm512_cvtps_epi32(v) ::autoglm::kernels::avx512_emulation::cvtps_epi32(v)
+#define _mm512_cvtph_ps(h) ::autoglm::kernels::avx512_emulation::cvtph_ps(h)
+#define _mm512_zextps256_ps512(v) ::autoglm::kernels::avx512_emulation::zextps256_ps512(v)
+#define _mm512_permute_ps(v, imm) ::autoglm::kernels::avx512_emulation::permute_ps(v, imm)
+#define _mm512_reduce_add_ps(v) ::autoglm::kernels::avx512_emulation::reduce_add_ps(v)
+#define _mm512_reduce_max_ps(v) ::autoglm::kernels::avx512_emulation::reduce_max_ps(v)
+#define _mm512_mask_reduce_add_epi32(k, v) \
+  ::autoglm::kernels::avx512_emulation::mask_reduce_add_epi32(k, v)
+
+#else
+
+#include <immintrin.h>
+
+#endif
