@@ -74,6 +74,7 @@ int run_ids(const RunFlags& f) {
 std::string stream_reply(const engine::ModelBundle& b, const std::vector<int32_t>& prompt_ids,
                          engine::GenerateOptions gen, ThreadPool& pool) {
   if (!gen.ignore_eos) gen.stop_ids = b.stop_ids();
+  gen.vocab_limit = b.tokenizer->n_vocab();
   const bool starts_text = std::all_of(prompt_ids.begin(), prompt_ids.end(),
                                        [&](int32_t id) { return b.tokenizer->is_special(id); });
   tokenizer::StreamDecoder decoder(*b.tokenizer, true, starts_text);

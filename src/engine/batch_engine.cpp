@@ -240,9 +240,16 @@ void BatchEngine::loop() {
       wait_for_work(lock);
       if (stopping_) break;
     }
-    apply_cancellations_and_deadlines();
-    admit_waiting();
-    if (!running_.empty()) run_step();
+    // Nothing may leave this thread: an exception would end the process and every request in it.
+    // The step's own failures end its requests with an error (run_step); this is the backstop.
+    try {
+      apply_cancellations_and_deadlines();
+      admit_waiting();
+      if (!running_.empty()) run_step();
+    } catch (const std::exception& e) {
+      log::warn("engine step failed: {}", e.what());
+      for (auto& s : running_) finish(*s, FinishReason::Error, e.what());
+    }
     std::erase_if(running_, [](const auto& s) { return s->done; });
     n_running_ = static_cast<int64_t>(running_.size());
     kv_used_ = pool_kv_.used_blocks();
@@ -394,13 +401,24 @@ bool BatchEngine::run_step() {
   const auto V = static_cast<size_t>(model_.spec().vocab_size);
   for (size_t i = 0; i < in_step.size(); ++i) {
     Sequence& s = *in_step[i];
-    if (s.pending() == 0) sample_and_emit(s, logits_.data() + i * V);  // every token is cached
+    if (s.pending() != 0) continue;  // not every token is cached yet
+    // A failure here (a bug, memory) ends this request with an error, not the engine thread and
+    // with it every other request.
+    try {
+      sample_and_emit(s, logits_.data() + i * V);
+    } catch (const std::exception& e) {
+      log::warn("request {}: sampling failed: {}", s.id, e.what());
+      finish(s, FinishReason::Error, e.what());
+    }
   }
   return true;
 }
 
 void BatchEngine::sample_and_emit(Sequence& seq, const float* logits_row) {
-  const auto V = static_cast<size_t>(model_.spec().vocab_size);
+  // Only ids the tokenizer can decode: GLM-4's model vocabulary is padded past its tokenizer's
+  // (151552 rows for 151343 tokens), and the padding ids have no text.
+  const auto V = std::min(static_cast<size_t>(model_.spec().vocab_size),
+                          static_cast<size_t>(tokenizer_.n_vocab()));
   GenerationEvent ev;
   std::vector<float> row(logits_row, logits_row + V);
   const int32_t token = seq.sampler.sample(row, seq.generated_tokens());

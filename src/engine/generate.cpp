@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <span>
 
 #include "core/error.h"
 
@@ -40,9 +41,12 @@ std::vector<int32_t> generate(const models::Model& model, const std::vector<int3
   model.forward(std::span(&chunk, 1), scratch, pool, logits);
   local.prefill_seconds = seconds_since(start);
 
+  const auto vocab = static_cast<size_t>(model.spec().vocab_size);
+  const size_t sampled =
+      options.vocab_limit > 0 ? std::min(vocab, static_cast<size_t>(options.vocab_limit)) : vocab;
   start = std::chrono::steady_clock::now();
   for (int i = 0; i < options.max_new_tokens; ++i) {
-    const int32_t token = sampler.sample(logits, history);
+    const int32_t token = sampler.sample(std::span(logits.data(), sampled), history);
     out.push_back(token);
     history.push_back(token);
     const bool is_eos = std::find(eos.begin(), eos.end(), token) != eos.end() ||

@@ -20,6 +20,10 @@ struct GenerateOptions {
   std::vector<int32_t> stop_ids;           // more ids that end generation (chat turn ends)
   int64_t context_length = 0;              // KV cache capacity; 0 = prompt + max_new_tokens
   DType kv_type = models::kDefaultKvType;  // the KV cache's element type (f16 or f32)
+  // Sample only ids below this: the tokenizer's vocabulary, where the model's is padded past it
+  // (GLM-4: 151552 rows for 151343 tokens). Those padding rows have no text, and a sampled one
+  // could not be decoded. 0 = the model's whole vocabulary (no tokenizer: `run --ids`).
+  int64_t vocab_limit = 0;
 };
 
 struct GenerateStats {

@@ -3,6 +3,7 @@
 // cache, stop strings cut the text.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <future>
 #include <mutex>
@@ -205,6 +206,51 @@ TEST(BatchEngine, InvalidRequestsAreRefusedWithAReason) {
   r = engine.submit(bad, ignore);
   EXPECT_EQ(r.status, SubmitStatus::Invalid);
   EXPECT_NE(r.message.find("top_p"), std::string::npos);
+}
+
+// A tokenizer with fewer ids than the model has rows (as GLM-4's 151343 tokens for 151552 logits):
+// the padding ids have no text, so neither path may sample them. The server's engine thread used
+// to die on the first one (the stream decoder throws on an unknown id), taking every request.
+TEST(BatchEngine, SamplesOnlyIdsTheTokenizerCanDecode) {
+  Fixture f("gguf/glm-tiny-q8_0.gguf");  // 1024 logits
+  const auto small = tokenizer::load_tokenizer(testing::fixtures_dir() /
+                                               "stories260K/stories260K.gguf");  // 512 ids
+  const int32_t limit = small->n_vocab();
+  ASSERT_LT(limit, f.model->spec().vocab_size);
+  auto max_id = [](const std::vector<int32_t>& ids) {
+    return *std::max_element(ids.begin(), ids.end());
+  };
+  // Unconstrained, greedy decoding of these prompts does reach the ids past the tokenizer.
+  int32_t highest = 0;
+  for (int i = 0; i < 3; ++i)
+    highest = std::max(highest, max_id(single_answer(f, {5, 9, 7 + i}, 24)));
+  ASSERT_GE(highest, limit) << "the test needs a prompt whose answer leaves the small vocabulary";
+
+  GenerateOptions o;
+  o.max_new_tokens = 24;
+  o.sampling.temperature = 0;
+  o.ignore_eos = true;
+  o.vocab_limit = limit;
+  for (int i = 0; i < 3; ++i)
+    EXPECT_LT(max_id(generate(*f.model, {5, 9, 7 + i}, o, f.pool)), limit);
+
+  EngineConfig c;
+  c.context_length = 64;
+  BatchEngine engine(*f.model, *small, c, f.pool);
+  wait_ready(engine);
+  std::vector<std::shared_ptr<Collected>> out;
+  for (int i = 0; i < 3; ++i) {
+    GenerationRequest r = greedy({5, 9, 7 + i}, 24);
+    r.top_logprobs = 3;
+    out.push_back(std::make_shared<Collected>());
+    ASSERT_EQ(engine.submit(r, collect(out.back())).status, SubmitStatus::Accepted);
+  }
+  for (auto& c_out : out) {
+    wait_done(*c_out);
+    EXPECT_EQ(c_out->last.finish_reason, FinishReason::Length) << c_out->last.error;
+    EXPECT_EQ(c_out->tokens.size(), 24u);
+    EXPECT_LT(max_id(c_out->tokens), limit);
+  }
 }
 
 // A real trained model with a real vocabulary: the text streams and a stop string cuts it.
