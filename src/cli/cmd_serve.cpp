@@ -232,6 +232,11 @@ Action register_serve(CLI::App& app) {
                  "max_position_embeddings when smaller)")
       ->check(CLI::Range(16, 1 << 20))
       ->each([f](const std::string&) { f->ctx_given = true; });
+  app.add_option("--step-tokens", e.step_tokens,
+                 "Tokens per engine step: a token for each running reply, then prompt chunks up "
+                 "to this budget (default 512). Lower shortens how long a long prompt holds up the "
+                 "replies being streamed; higher prefills with fewer steps")
+      ->check(CLI::Range(1, 1 << 20));
   app.add_option("--kv-blocks", e.kv_blocks,
                  "KV-cache blocks (default: max-batch x ctx / block size)")
       ->check(CLI::NonNegativeNumber);

@@ -170,6 +170,26 @@ test('overload: beyond --max-queue + --max-batch gets 429 quickly, the rest comp
   }
 });
 
+test('--step-tokens: a prompt prefilled 4 tokens a step gives the same answer', async () => {
+  const params = { model, messages, temperature: 0, max_tokens: 12 };
+  const expected = await client.chat.completions.create(params);
+  const chunked = await startServer(['--step-tokens', '4']);
+  try {
+    const c = new OpenAI({ baseURL: `${chunked.url}/v1`, apiKey: KEY, maxRetries: 0 });
+    const got = await c.chat.completions.create(params);
+    assert.equal(got.choices[0].message.content, expected.choices[0].message.content);
+    const text = await (await fetch(`${chunked.url}/metrics`, { headers: { authorization: `Bearer ${KEY}` } })).text();
+    const steps = Number(text.split('\n').find((l) => l.startsWith('autoglm_engine_steps_total')).split(' ').pop());
+    // ceil(prompt / 4) prefill steps, then one per token after the first (in one step, the
+    // default budget would take completion_tokens steps).
+    const { prompt_tokens: prompt, completion_tokens: completion } = got.usage;
+    assert.ok(prompt > 8);
+    assert.equal(steps, Math.ceil(prompt / 4) + completion - 1, `${steps} steps, ${prompt}-token prompt`);
+  } finally {
+    assert.equal(await stopServer(chunked), 0);
+  }
+});
+
 test('port in use: the message names the holder and the flag', async () => {
   const port = new URL(server.url).port;
   const proc = spawn(BIN, ['serve', '--model', MODEL_FILE, '--port', port]);
