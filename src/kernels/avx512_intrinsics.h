@@ -11,6 +11,7 @@
 #define SIMDE_ENABLE_NATIVE_ALIASES
 #include <simde/x86/avx512.h>
 
+#include <array>
 #include <cstdint>
 #include <cstring>
 
@@ -19,61 +20,66 @@
 // do, so each half goes through those.
 namespace autoglm::kernels::avx512_emulation {
 
+template <class T, size_t N, class V>
+std::array<T, N> lanes(const V& v) {
+  static_assert(sizeof(V) == N * sizeof(T));
+  std::array<T, N> a;
+  std::memcpy(a.data(), &v, sizeof v);
+  return a;
+}
+
+template <class V, class T, size_t N>
+V from_lanes(const std::array<T, N>& a) {
+  static_assert(sizeof(V) == N * sizeof(T));
+  V v;
+  std::memcpy(&v, a.data(), sizeof v);
+  return v;
+}
+
 inline __m512i cvtps_epi32(__m512 v) {
-  float f[16];
-  std::memcpy(f, &v, sizeof f);
-  const __m256i lo = _mm256_cvtps_epi32(_mm256_loadu_ps(f));
-  const __m256i hi = _mm256_cvtps_epi32(_mm256_loadu_ps(f + 8));
-  int32_t out[16];
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), lo);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 8), hi);
-  __m512i r;
-  std::memcpy(&r, out, sizeof r);
-  return r;
+  const auto f = lanes<float, 16>(v);
+  std::array<int32_t, 16> out;
+  for (int half = 0; half < 2; ++half) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.data() + 8 * half),
+                        _mm256_cvtps_epi32(_mm256_loadu_ps(f.data() + 8 * half)));
+  }
+  return from_lanes<__m512i>(out);
 }
 
 inline __m512 cvtph_ps(__m256i h) {
-  uint16_t in[16];
-  std::memcpy(in, &h, sizeof in);
-  float out[16];
-  _mm256_storeu_ps(out, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in))));
-  _mm256_storeu_ps(out + 8,
-                   _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 8))));
-  __m512 r;
-  std::memcpy(&r, out, sizeof r);
-  return r;
-}
-
-inline float reduce_max_ps(__m512 v) {
-  float f[16];
-  std::memcpy(f, &v, sizeof f);
-  float m = f[0];
-  for (int i = 1; i < 16; ++i) m = f[i] > m ? f[i] : m;
-  return m;
+  const auto in = lanes<uint16_t, 16>(h);
+  std::array<float, 16> out;
+  for (int half = 0; half < 2; ++half) {
+    const auto* p = reinterpret_cast<const __m128i*>(in.data() + 8 * half);
+    _mm256_storeu_ps(out.data() + 8 * half, _mm256_cvtph_ps(_mm_loadu_si128(p)));
+  }
+  return from_lanes<__m512>(out);
 }
 
 inline __m512 zextps256_ps512(__m256 v) {
-  float out[16] = {};
-  _mm256_storeu_ps(out, v);
-  __m512 r;
-  std::memcpy(&r, out, sizeof r);
-  return r;
+  std::array<float, 16> out{};
+  _mm256_storeu_ps(out.data(), v);
+  return from_lanes<__m512>(out);
 }
 
 // Within each 128-bit lane, element j takes the lane's element (imm >> 2j) & 3.
 inline __m512 permute_ps(__m512 v, int imm) {
-  float in[16], out[16];
-  std::memcpy(in, &v, sizeof in);
+  const auto in = lanes<float, 16>(v);
+  std::array<float, 16> out;
   for (int i = 0; i < 16; ++i) out[i] = in[(i & ~3) + ((imm >> (2 * (i & 3))) & 3)];
-  __m512 r;
-  std::memcpy(&r, out, sizeof r);
-  return r;
+  return from_lanes<__m512>(out);
+}
+
+inline float reduce_max_ps(__m512 v) {
+  const auto f = lanes<float, 16>(v);
+  float m = f[0];
+  for (float x : f) m = x > m ? x : m;
+  return m;
 }
 
 // In the order of GCC's own: the 256-bit halves, then the 128-bit halves, then pairs.
 inline float reduce_add_ps(__m512 v) {
-  float f[16];
-  std::memcpy(f, &v, sizeof f);
+  const auto f = lanes<float, 16>(v);
   float quad[4];
   for (int i = 0; i < 4; ++i) quad[i] = (f[12 + i] + f[4 + i]) + (f[8 + i] + f[i]);
   const float pair0 = quad[0] + quad[2], pair1 = quad[1] + quad[3];
@@ -81,11 +87,10 @@ inline float reduce_add_ps(__m512 v) {
 }
 
 inline int mask_reduce_add_epi32(__mmask16 k, __m512i v) {
-  int32_t lanes[16];
-  std::memcpy(lanes, &v, sizeof lanes);
+  const auto x = lanes<int32_t, 16>(v);
   uint32_t sum = 0;  // wraps, as the vector adds do
   for (int i = 0; i < 16; ++i) {
-    if ((k >> i) & 1) sum += static_cast<uint32_t>(lanes[i]);
+    if ((k >> i) & 1) sum += static_cast<uint32_t>(x[i]);
   }
   return static_cast<int>(sum);
 }
