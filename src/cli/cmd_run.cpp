@@ -111,10 +111,8 @@ std::vector<int32_t> encode_turns(const engine::ModelBundle& b,
 
 int run_text(RunFlags f) {
   ThreadPool pool(f.model.thread_count());
-  models::LoadOptions options;
-  if (!f.model.dtype.empty()) options.dtype = parse_dtype(f.model.dtype);
   const engine::ModelBundle b =
-      engine::load_model_bundle(f.model.model, options, pool, f.tokenizer);
+      engine::load_model_bundle(f.model.model, f.model.load_options(), pool, f.tokenizer);
   std::signal(SIGINT, on_sigint);
   if (f.gen.context_length == 0 && f.gen.max_new_tokens > b.model->spec().max_positions) {
     log::warn("-n {} goes past the model's trained context of {} tokens; quality may drop there",

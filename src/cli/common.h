@@ -20,12 +20,17 @@ struct ModelFlags {
   std::string model;  // empty when optional and not given: see resolve_model
   std::string dtype;  // empty: keep the file's types
   int threads = 0;    // 0: every core
+  bool bf16_activations = false;
 
   // `model_required` false (run): without --model, resolve_model picks the model.
   void add_to(CLI::App& app, bool model_required = true);
+  models::LoadOptions load_options() const;
   std::unique_ptr<models::Model> load(ThreadPool& pool) const;
   int thread_count() const;
 };
+
+// --bf16-activations (models::LoadOptions::bf16_activations), for ModelFlags and `serve`.
+void add_bf16_activations_flag(CLI::App& app, bool& flag);
 
 // The directory name of the small model the repository embeds (models/, issue 7).
 inline constexpr const char* kEmbeddedModel = "autoglm-mini";

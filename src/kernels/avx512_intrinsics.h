@@ -15,7 +15,7 @@
 #include <cstdint>
 #include <cstring>
 
-// The seven intrinsics our AVX-512 code uses that SIMDe 0.7.4 lacks, lane by lane on arrays as the
+// The eight intrinsics our AVX-512 code uses that SIMDe 0.7.4 lacks, lane by lane on arrays as the
 // Intel guide defines them. cvtps2dq and vcvtph2ps round and convert exactly as their AVX2 forms
 // do, so each half goes through those.
 namespace autoglm::kernels::avx512_emulation {
@@ -95,6 +95,28 @@ inline int mask_reduce_add_epi32(__mmask16 k, __m512i v) {
   return static_cast<int>(sum);
 }
 
+// vcvtne2ps2bf16: the low 16 results from b, the high 16 from a. Round to nearest even, NaNs kept
+// quiet; the instruction treats subnormal inputs as zero (DAZ is implied).
+inline uint16_t round_bf16_daz(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  if ((bits & 0x7f800000u) == 0) return static_cast<uint16_t>((bits >> 16) & 0x8000u);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40u);
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+inline __m512bh cvtne2ps_pbh(__m512 a, __m512 b) {
+  const auto fa = lanes<float, 16>(a);
+  const auto fb = lanes<float, 16>(b);
+  std::array<uint16_t, 32> out;
+  for (int i = 0; i < 16; ++i) {
+    out[i] = round_bf16_daz(fb[i]);
+    out[16 + i] = round_bf16_daz(fa[i]);
+  }
+  return from_lanes<__m512bh>(out);
+}
+
 }  // namespace autoglm::kernels::avx512_emulation
 
 #define _mm512_cvtps_epi32(v) ::autoglm::kernels::avx512_emulation::cvtps_epi32(v)
@@ -105,6 +127,7 @@ inline int mask_reduce_add_epi32(__mmask16 k, __m512i v) {
 #define _mm512_reduce_max_ps(v) ::autoglm::kernels::avx512_emulation::reduce_max_ps(v)
 #define _mm512_mask_reduce_add_epi32(k, v) \
   ::autoglm::kernels::avx512_emulation::mask_reduce_add_epi32(k, v)
+#define _mm512_cvtne2ps_pbh(a, b) ::autoglm::kernels::avx512_emulation::cvtne2ps_pbh(a, b)
 
 #else
 

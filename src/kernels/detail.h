@@ -33,6 +33,9 @@ void float_rows8_avx2(const Matrix& w, const float* x, int64_t n_tokens, float* 
                       int64_t r0, int64_t r1);
 void matmul_rows_avx512(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
                         int64_t r0, int64_t r1);
+// bf16 Rows8 matrices on AVX-512 BF16: x rounded to bf16, vdpbf16ps (matmul_bf16_avx512.cpp).
+void bf16_rows8_avx512(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
+                       int64_t r0, int64_t r1);
 // KernelTable::quantize_acts and matmul_rows_quantized of the SIMD tables.
 void quantize_acts_avx2(const float* x, int64_t n_tokens, int64_t cols, int8_t* q, float* d,
                         int32_t* q4_offset);
@@ -68,8 +71,9 @@ QuantizedActs quantize_acts(const float* x, int64_t n_tokens, int64_t cols);
 void unpack_row_x8(const Matrix& w, int64_t r, void* out);
 
 // Per-thread f32 scratch of at least n floats (grows, never shrinks). Slots: 0 the scalar matmul's
-// dequantized row, 1 attention scores, 2 MoE routing, 3 activation scales, 4 bf16 split x, 5 the
-// f32 weight panel of float_gemm_avx2, 6 and 7 an attention tile's query rows and outputs.
+// dequantized row, 1 attention scores, 2 MoE routing, 3 activation scales, 4 bf16 split x (AVX2) or
+// x as bf16 (AVX-512), 5 the f32 weight panel of float_gemm_avx2, 6 and 7 an attention tile's query
+// rows and outputs.
 constexpr int kScratchSlots = 8;
 float* scratch_f32(int64_t n, int slot);
 

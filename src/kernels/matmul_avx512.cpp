@@ -1,8 +1,10 @@
 // AVX-512 matmul rows. q8_0 / q4_0 / q6_K: activations quantized once per call to 8-bit blocks of
 // 32, dot products with VNNI vpdpbusd (matmul_quant_simd.h, matmul_rows8_simd.h). Up to 4 tokens
-// share each weight load. f32 / f16 / bf16 weights use the AVX2 float kernels (see below).
-// GCC 12's AVX-512 reduce/extract intrinsics start from _mm256_undefined_*() and trip
-// -Wuninitialized inside the system header once inlined (GCC PR 105593, fixed in GCC 13).
+// share each weight load. bf16 weights in the Rows8 layout that may round x to bf16
+// (Matrix::x_as_bf16): vdpbf16ps (matmul_bf16_avx512.cpp); the other float weights use the AVX2
+// float kernels (see below). GCC 12's AVX-512 reduce/extract intrinsics start from
+// _mm256_undefined_*() and trip -Wuninitialized inside the system header once inlined (GCC PR
+// 105593, fixed in GCC 13).
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
 #include "kernels/avx512_intrinsics.h"
@@ -76,9 +78,12 @@ void matmul_rows_quantized_avx512(const Matrix& w, const QuantizedActs& xa, int6
 void matmul_rows_avx512(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
                         int64_t r0, int64_t r1) {
   switch (w.dtype) {
+    case DType::BF16:
+      if (w.layout == WeightLayout::Rows8 && w.x_as_bf16)
+        return bf16_rows8_avx512(w, x, n_tokens, y, ldy, r0, r1);
+      [[fallthrough]];
     case DType::F32:
     case DType::F16:
-    case DType::BF16:
       // The AVX2 float kernels (every AVX-512 CPU has AVX2, FMA and F16C): over 8-row groups
       // (matmul_float_rows8_avx2.cpp), or in the file layout the decode kernel with 8 independent
       // FMA chains and bf16 split loads and the panel GEMM from 32 tokens. The

@@ -21,6 +21,9 @@ namespace autoglm::models {
 
 struct LoadOptions {
   std::optional<DType> dtype;  // convert weight matrices at load; nullopt keeps the file's types
+  // bf16 matrices take activations rounded to bf16 where a kernel gains from it (AVX-512 BF16:
+  // vdpbf16ps), as a bf16 run of the model does; off, they are multiplied in f32.
+  bool bf16_activations = false;
 };
 
 class Model {

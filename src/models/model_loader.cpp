@@ -1,5 +1,6 @@
 #include <fstream>
 
+#include "core/cpu_features.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "kernels/kernels.h"
@@ -75,6 +76,26 @@ void complete_spec_from_gguf_tensors(ModelSpec& spec, const formats::TensorStore
   spec.qk_norm = store.contains("blk.0.attn_q_norm.weight");
 }
 
+// What asking for bf16 activations did: only the AVX-512 table has a bf16 dot product.
+std::string bf16_activations_summary(const PackResult& packed) {
+  if (packed.bf16_rounding_x == 0) {
+    log::warn(
+        "bf16 activations change nothing: no bf16 weight matrix was repacked (convert the weights "
+        "with --dtype bf16, or leave the option off)");
+    return "";
+  }
+  if (kernels::active().isa != Isa::Avx512) {
+    log::warn(
+        "bf16 activations change nothing: the {} kernels multiply bf16 weights in f32 (the bf16 "
+        "dot "
+        "product needs AVX-512 BF16; this CPU has {})",
+        isa_name(kernels::active().isa), cpu_features().describe());
+    return "";
+  }
+  return fmt::format("; {} bf16 matrices take activations rounded to bf16 (vdpbf16ps)",
+                     packed.bf16_rounding_x);
+}
+
 }  // namespace
 
 ModelSpec spec_from_hf_config(const nlohmann::json& config, const std::string& source) {
@@ -135,11 +156,14 @@ std::unique_ptr<Model> Model::load(const fs::path& path, const LoadOptions& opti
   StoreBinder binder(model->store_, options.dtype, pool, model->owned_);
   model->arch_->bind(model->spec_, binder, model->weights_);
   model->weight_summary_ = binder.summary();
-  if (const int packed = pack_weights(model->weights_, model->owned_, pool); packed > 0) {
+  const PackResult packed =
+      pack_weights(model->weights_, model->owned_, pool, options.bf16_activations);
+  if (packed.packed > 0) {
     model->weight_summary_ +=
-        fmt::format("; {} matrices repacked in 8-row groups for the {} kernels", packed,
+        fmt::format("; {} matrices repacked in 8-row groups for the {} kernels", packed.packed,
                     isa_name(kernels::active().isa));
   }
+  if (options.bf16_activations) model->weight_summary_ += bf16_activations_summary(packed);
   model->weight_bytes_ = binder.weight_bytes();
   log::info("model {}: {}", path.string(), model->spec_.describe());
   log::info("weights: {}, {:.1f} MiB", model->weight_summary_,

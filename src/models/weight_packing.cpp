@@ -71,26 +71,31 @@ void release_source(const kernels::Matrix& source, std::vector<LargeBuffer>& own
 
 }  // namespace
 
-int pack_weights(ModelWeights& weights, std::vector<LargeBuffer>& owned, ThreadPool& pool) {
+PackResult pack_weights(ModelWeights& weights, std::vector<LargeBuffer>& owned, ThreadPool& pool,
+                        bool bf16_activations) {
   // AUTOGLM_REPACK=0 keeps the file layout: to measure what repacking gains, or to rule it out.
   if (const char* env = std::getenv("AUTOGLM_REPACK"); env != nullptr && std::string(env) == "0") {
-    return 0;
+    return {};
   }
   PackPlan plan = plan_packing(weights);
-  if (plan.matrices.empty()) return 0;
+  if (plan.matrices.empty()) return {};
   // One buffer for every packed matrix, so that huge pages (allocate_large) cover all of it but
   // the last 2 MiB. Its pages are backed as the matrices are written, while each source is freed
   // once packed: the peak stays about one matrix above the final size.
   LargeBuffer packed = allocate_large(plan.total);
+  PackResult result;
   for (size_t i = 0; i < plan.matrices.size(); ++i) {
     Linear& l = *plan.matrices[i];
     const kernels::Matrix source = l.w;
     l.w = kernels::pack_for_matmul(source, packed.get() + plan.offsets[i], &pool);
+    l.w.x_as_bf16 = bf16_activations && l.w.dtype == DType::BF16;
+    result.bf16_rounding_x += l.w.x_as_bf16 ? 1 : 0;
     release_source(source, owned);
   }
   std::erase_if(owned, [](const auto& b) { return b == nullptr; });
   owned.push_back(std::move(packed));
-  return static_cast<int>(plan.matrices.size());
+  result.packed = static_cast<int>(plan.matrices.size());
+  return result;
 }
 
 }  // namespace autoglm::models

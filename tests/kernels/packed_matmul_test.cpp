@@ -68,14 +68,19 @@ TEST(PackRows8, RefusesWhatItCannotPack) {
   EXPECT_THROW(pack_for_matmul(Matrix{DType::Q6_K, 8, 256, q6.data()}, dst_q6.data()), Error);
 }
 
-class PackedMatmul : public ::testing::TestWithParam<std::tuple<Isa, DType, Shape>> {};
+// The last element: bf16 matrices that allow x to be rounded to bf16 (Matrix::x_as_bf16), which
+// the AVX-512 table then multiplies with vdpbf16ps.
+using Case = std::tuple<Isa, DType, Shape, bool>;
+
+class PackedMatmul : public ::testing::TestWithParam<Case> {};
 
 TEST_P(PackedMatmul, MatchesScalarOnFileLayoutWithinDerivedBound) {
-  const auto [isa, dt, s] = GetParam();
+  const auto [isa, dt, s, x_as_bf16] = GetParam();
   const std::vector<uint8_t> bytes = make_weights(dt, s.rows, s.cols, 1234);
   const Matrix w{dt, s.rows, s.cols, bytes.data()};
   std::vector<std::byte> packed(bytes.size());
-  const Matrix p = pack_for_matmul(w, packed.data());
+  Matrix p = pack_for_matmul(w, packed.data());
+  p.x_as_bf16 = x_as_bf16;
   const std::vector<float> x =
       random_floats(static_cast<size_t>(s.n_tokens * s.cols), 99, -2.0f, 2.0f);
   const std::vector<float> wf = dequantized(w);
@@ -96,15 +101,16 @@ TEST_P(PackedMatmul, MatchesScalarOnFileLayoutWithinDerivedBound) {
         ASSERT_EQ(got[i], -7.0f) << "wrote past the rows at t=" << t << " r=" << r;
         continue;
       }
-      ASSERT_NEAR(got[i], ref[i],
-                  allowed_error(dt, wf.data() + r * s.cols, x.data() + t * s.cols, s.cols))
+      ASSERT_NEAR(
+          got[i], ref[i],
+          allowed_error(dt, wf.data() + r * s.cols, x.data() + t * s.cols, s.cols, x_as_bf16))
           << "t=" << t << " r=" << r;
     }
   }
 }
 
-std::vector<std::tuple<Isa, DType, Shape>> cases() {
-  std::vector<std::tuple<Isa, DType, Shape>> out;
+std::vector<Case> cases() {
+  std::vector<Case> out;
   // 1 token (decode), 2-3 (remainders), 4-9 (token groups), rows past one 64-row chunk; for the
   // float kernels also decode over 4 groups and a remainder (56 rows), token tiles of 4 with every
   // remainder (5, 7, 9, 11), passes of 3 groups with 1 or 2 left in a row range (40, 136 rows),
@@ -118,21 +124,67 @@ std::vector<std::tuple<Isa, DType, Shape>> cases() {
   for (Isa isa : simd_isas()) {
     for (DType dt : kPackedTypes) {
       for (const Shape& s : shapes) {
-        if (s.cols % dtype_info(dt).block_elems == 0) out.emplace_back(isa, dt, s);
+        if (s.cols % dtype_info(dt).block_elems != 0) continue;
+        out.emplace_back(isa, dt, s, false);
+        if (dt == DType::BF16) out.emplace_back(isa, dt, s, true);
       }
     }
   }
   return out;
 }
 
-std::string case_name(const ::testing::TestParamInfo<std::tuple<Isa, DType, Shape>>& info) {
-  const auto& [isa, dt, s] = info.param;
-  return isa_label(isa) + "_" + std::string(dtype_name(dt)) + "_" + std::to_string(s.rows) + "x" +
-         std::to_string(s.cols) + "_t" + std::to_string(s.n_tokens);
+std::string case_name(const ::testing::TestParamInfo<Case>& info) {
+  const auto& [isa, dt, s, x_as_bf16] = info.param;
+  return isa_label(isa) + "_" + std::string(dtype_name(dt)) + (x_as_bf16 ? "_xbf16_" : "_") +
+         std::to_string(s.rows) + "x" + std::to_string(s.cols) + "_t" + std::to_string(s.n_tokens);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllVariants, PackedMatmul, ::testing::ValuesIn(cases()), case_name);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(PackedMatmul);
+
+// x whose every element lies exactly halfway between two bf16 values: rounding to nearest even
+// and rounding halves away from zero then differ on about half of them.
+std::vector<float> bf16_ties(size_t n, uint32_t seed) {
+  std::vector<float> x = random_floats(n, seed, -2.0f, 2.0f);
+  for (float& v : x) v = bits_to_f32((f32_to_bits(v) & 0xffff0000u) | 0x8000u);
+  return x;
+}
+
+// The AVX-512 bf16 kernel is exactly "round x to bf16 (nearest even), then sum exact products in
+// f32": against the scalar reference given that rounded x, it stays within the f32 kernels' own
+// bound (well inside the one that allows for the rounding), for random x and for x made of ties.
+TEST(PackedMatmulBf16, Avx512RoundsXToNearestEvenBf16ThenSumsExactProducts) {
+  if (!cpu_features().supports(Isa::Avx512)) {
+    GTEST_SKIP() << "this CPU has no AVX-512 (scripts/test.sh runs it in the emulated build)";
+  }
+  for (const Shape s :
+       {Shape{40, 2048, 1}, Shape{24, 96, 7}, Shape{40, 70, 3}, Shape{8, 64, 200}}) {
+    const std::vector<uint8_t> bytes = make_weights(DType::BF16, s.rows, s.cols, 77);
+    const Matrix w{DType::BF16, s.rows, s.cols, bytes.data()};
+    std::vector<std::byte> packed(bytes.size());
+    Matrix p = pack_for_matmul(w, packed.data());
+    p.x_as_bf16 = true;
+    const std::vector<float> wf = dequantized(w);
+    const size_t n = static_cast<size_t>(s.n_tokens * s.cols);
+    for (const std::vector<float>& x : {random_floats(n, 5, -2.0f, 2.0f), bf16_ties(n, 6)}) {
+      std::vector<float> x_rounded(x);
+      for (float& v : x_rounded) v = bf16_to_f32(f32_to_bf16(v));
+      std::vector<float> ref(static_cast<size_t>(s.n_tokens * s.rows)), got(ref);
+      for_isa(Isa::Scalar)
+          .matmul_rows(w, x_rounded.data(), s.n_tokens, ref.data(), s.rows, 0, s.rows);
+      for_isa(Isa::Avx512).matmul_rows(p, x.data(), s.n_tokens, got.data(), s.rows, 0, s.rows);
+      for (int64_t t = 0; t < s.n_tokens; ++t) {
+        for (int64_t r = 0; r < s.rows; ++r) {
+          const size_t i = static_cast<size_t>(t * s.rows + r);
+          ASSERT_NEAR(got[i], ref[i],
+                      allowed_error(DType::BF16, wf.data() + r * s.cols,
+                                    x_rounded.data() + t * s.cols, s.cols))
+              << s.rows << "x" << s.cols << " t=" << t << " r=" << r;
+        }
+      }
+    }
+  }
+}
 
 // Every SIMD table quantizes activations exactly as the scalar quantize_acts does, including the
 // q4_0 offset's two int16 halves (-8·Σq over i % 4 < 2 and over i % 4 >= 2).

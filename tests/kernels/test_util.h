@@ -82,11 +82,14 @@ inline bool float_dtype(DType dt) {
 // Quantized weights: the SIMD path quantizes x to 8 bits per block of 32 (d_b = amax_b/127, round
 // to nearest), each x_i off by at most d_b/2 (plus a few ulp of x_i from using 1/d), so the dot is
 // off by at most Σ_i |w_i|·(d_b/2 + 4·2^-24·|x_i|), plus the same 2·γ_n·Σ|w·x| for summation and
-// the f32 scale products.
-inline double allowed_error(DType dt, const float* w, const float* x, int64_t cols) {
+// the f32 scale products. x_as_bf16: the kernel rounds x to bf16 first (the AVX-512 bf16 kernel),
+// each x_i off by at most 2^-9·|x_i|, so the dot by at most 2^-9·Σ|w·x| more.
+inline double allowed_error(DType dt, const float* w, const float* x, int64_t cols,
+                            bool x_as_bf16 = false) {
   double sum_abs = 0.0;
   for (int64_t i = 0; i < cols; ++i) sum_abs += std::fabs(static_cast<double>(w[i]) * x[i]);
   double bound = 2.0 * static_cast<double>(cols + 4) * kU * sum_abs;
+  if (x_as_bf16) bound += sum_abs / 512.0;
   if (!float_dtype(dt)) {
     for (int64_t b = 0; b < cols / 32; ++b) {
       double amax = 0.0;
