@@ -7,15 +7,20 @@
 // vdpbf16ps adds both columns' exact products into the 8 rows' f32 sums. Against the AVX2 kernel
 // (matmul_float_rows8_avx2.cpp), a column pair takes one instruction per group and token instead
 // of a shift, a mask and two FMAs: twice the multiply-adds per instruction, and the 32 vector
-// registers of AVX-512VL leave room for a tile of 4 groups x 4 tokens.
+// registers of AVX-512 leave room for a tile of 4 groups x 4 tokens.
 //
 // The price is x's rounding: each x[t, k] is off by at most 2^-9 of itself, so a row's sum by at
 // most 2^-9 · Σ|w·x| more than the f32 kernels'. That is what bf16 weights are made for (their
 // training and reference implementation run the activations in bf16) and what llama.cpp does for
 // bf16 weights too.
 //
-// 256-bit vectors, not 512: one Rows8 group is 8 rows, and Zen 4 runs a 512-bit vdpbf16ps as two
-// 256-bit halves anyway.
+// 512-bit vectors: each load takes a 64-byte line of a group, two column pairs. Zen 5 runs them at
+// full width: one thread, independent chains, 412 GFLOP/s of 512-bit vdpbf16ps against 207 of
+// 256-bit (and 112 of 256-bit FMAs). Zen 4 splits them in two halves, which costs nothing.
+// GCC 12's AVX-512 extract intrinsics start from _mm256_undefined_*() and trip -Wuninitialized
+// inside the system header once inlined (GCC PR 105593, fixed in GCC 13).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
 #include <algorithm>
 #include <bit>
 #include <cstdint>
@@ -42,10 +47,6 @@ void round_to_bf16(const float* x, int64_t n, uint16_t* out) {
   std::memcpy(out + i, &v, static_cast<size_t>(n - i) * sizeof(uint16_t));
 }
 
-inline __m256bh as_bf16_pairs(__m256i v) {
-  return std::bit_cast<__m256bh>(v);
-}
-
 // One tile: NG groups x NT tokens over all column pairs.
 struct Bf16Tile {
   const uint8_t* group;  // the first group's weights at column 0
@@ -58,32 +59,54 @@ struct Bf16Tile {
   const uint8_t* next;   // weights to prefetch into L2, at the same offsets as group; or null
 };
 
-// 32 bytes of a group per column pair: a 64-byte line holds 2 pairs.
+// 32 bytes of a group per column pair: a 64-byte line (one 512-bit load) holds 2 pairs. In a
+// 512-bit accumulator, lanes 0-7 take the line's first pair for the group's 8 rows and lanes 8-15
+// its second; the halves are added once, at the end.
 constexpr int64_t kPairBytes = 32;
-constexpr int64_t kLinePairs = 64 / kPairBytes;
+constexpr int64_t kLinePairs = 2;
 
-template <int NG, int NT>
-__attribute__((always_inline)) inline void pair_step(const Bf16Tile& a, int64_t p,
-                                                     __m256 (&acc)[NG][NT]) {
-  __m256bh wv[NG];
+// Token t's x pairs p (lanes 0-7) and p + 1 (lanes 8-15).
+inline __m512bh x_pairs(const uint16_t* x, int64_t p) {
+  int64_t both;
+  std::memcpy(&both, x + 2 * p, sizeof both);
+  const __m512i halves = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  return std::bit_cast<__m512bh>(_mm512_permutexvar_epi32(halves, _mm512_set1_epi64(both)));
+}
+
+// acc[g][t] += one line of group g (pairs p, p + 1) times token t's x. A last odd pair (tail) takes
+// the lower half only: the upper weights are zero.
+template <int NG, int NT, bool kTail = false>
+__attribute__((always_inline)) inline void line_step(const Bf16Tile& a, int64_t p,
+                                                     __m512 (&acc)[NG][NT]) {
+  __m512bh wv[NG];
   for (int g = 0; g < NG; ++g) {
-    wv[g] = as_bf16_pairs(_mm256_loadu_si256(
-        reinterpret_cast<const __m256i*>(a.group + g * a.group_bytes + p * kPairBytes)));
+    const uint8_t* w = a.group + g * a.group_bytes + p * kPairBytes;
+    if constexpr (kTail) {
+      const __m256i half = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+      wv[g] = std::bit_cast<__m512bh>(_mm512_inserti64x4(_mm512_setzero_si512(), half, 0));
+    } else {
+      wv[g] = std::bit_cast<__m512bh>(_mm512_loadu_si512(w));
+    }
   }
   for (int t = 0; t < NT; ++t) {
-    int32_t pair;
-    std::memcpy(&pair, a.x + t * a.ldx + 2 * p, sizeof pair);
-    const __m256bh xb = as_bf16_pairs(_mm256_set1_epi32(pair));
-    for (int g = 0; g < NG; ++g) acc[g][t] = _mm256_dpbf16_ps(acc[g][t], wv[g], xb);
+    __m512bh xb;
+    if constexpr (kTail) {
+      int32_t pair;
+      std::memcpy(&pair, a.x + t * a.ldx + 2 * p, sizeof pair);
+      xb = std::bit_cast<__m512bh>(_mm512_set1_epi32(pair));
+    } else {
+      xb = x_pairs(a.x + t * a.ldx, p);
+    }
+    for (int g = 0; g < NG; ++g) acc[g][t] = _mm512_dpbf16_ps(acc[g][t], wv[g], xb);
   }
 }
 
 // y[t, 8g..8g+7] for the tile's groups and tokens. One prefetch per group and line, when a.next.
 template <int NG, int NT>
 void tile(const Bf16Tile& a) {
-  __m256 acc[NG][NT];
+  __m512 acc[NG][NT];
   for (int g = 0; g < NG; ++g) {
-    for (int t = 0; t < NT; ++t) acc[g][t] = _mm256_setzero_ps();
+    for (int t = 0; t < NT; ++t) acc[g][t] = _mm512_setzero_ps();
   }
   int64_t p = 0;
   for (; p + kLinePairs <= a.pairs; p += kLinePairs) {
@@ -93,14 +116,17 @@ void tile(const Bf16Tile& a) {
                      _MM_HINT_T1);
       }
     }
-#pragma GCC unroll 2
-    for (int64_t j = 0; j < kLinePairs; ++j) pair_step<NG, NT>(a, p + j, acc);
+    line_step<NG, NT>(a, p, acc);
   }
-  for (; p < a.pairs; ++p) pair_step<NG, NT>(a, p, acc);
+  if (p < a.pairs) line_step<NG, NT, true>(a, p, acc);
 #pragma GCC unroll 8
   for (int g = 0; g < NG; ++g) {
 #pragma GCC unroll 8
-    for (int t = 0; t < NT; ++t) _mm256_storeu_ps(a.y + t * a.ldy + 8 * g, acc[g][t]);
+    for (int t = 0; t < NT; ++t) {
+      const __m256 low = _mm512_castps512_ps256(acc[g][t]);
+      const __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[g][t]), 1));
+      _mm256_storeu_ps(a.y + t * a.ldy + 8 * g, _mm256_add_ps(low, high));
+    }
   }
 }
 
