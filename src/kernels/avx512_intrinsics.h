@@ -15,9 +15,9 @@
 #include <cstdint>
 #include <cstring>
 
-// The eight intrinsics our AVX-512 code uses that SIMDe 0.7.4 lacks, lane by lane on arrays as the
-// Intel guide defines them. cvtps2dq and vcvtph2ps round and convert exactly as their AVX2 forms
-// do, so each half goes through those.
+// The nine intrinsics our AVX-512 code uses that SIMDe 0.7.4 lacks, lane by lane on arrays as the
+// Intel guide defines them. cvtps2dq, cvtdq2ps and vcvtph2ps round and convert exactly as their
+// AVX2 forms do, so each half goes through those.
 namespace autoglm::kernels::avx512_emulation {
 
 template <class T, size_t N, class V>
@@ -44,6 +44,16 @@ inline __m512i cvtps_epi32(__m512 v) {
                         _mm256_cvtps_epi32(_mm256_loadu_ps(f.data() + 8 * half)));
   }
   return from_lanes<__m512i>(out);
+}
+
+inline __m512 cvtepi32_ps(__m512i v) {
+  const auto in = lanes<int32_t, 16>(v);
+  std::array<float, 16> out;
+  for (int half = 0; half < 2; ++half) {
+    const auto* p = reinterpret_cast<const __m256i*>(in.data() + 8 * half);
+    _mm256_storeu_ps(out.data() + 8 * half, _mm256_cvtepi32_ps(_mm256_loadu_si256(p)));
+  }
+  return from_lanes<__m512>(out);
 }
 
 inline __m512 cvtph_ps(__m256i h) {
@@ -120,6 +130,7 @@ inline __m512bh cvtne2ps_pbh(__m512 a, __m512 b) {
 }  // namespace autoglm::kernels::avx512_emulation
 
 #define _mm512_cvtps_epi32(v) ::autoglm::kernels::avx512_emulation::cvtps_epi32(v)
+#define _mm512_cvtepi32_ps(v) ::autoglm::kernels::avx512_emulation::cvtepi32_ps(v)
 #define _mm512_cvtph_ps(h) ::autoglm::kernels::avx512_emulation::cvtph_ps(h)
 #define _mm512_zextps256_ps512(v) ::autoglm::kernels::avx512_emulation::zextps256_ps512(v)
 #define _mm512_permute_ps(v, imm) ::autoglm::kernels::avx512_emulation::permute_ps(v, imm)

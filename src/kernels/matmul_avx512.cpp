@@ -71,6 +71,8 @@ void quantize_acts_avx512(const float* x, int64_t n_tokens, int64_t cols, int8_t
 
 void matmul_rows_quantized_avx512(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens,
                                   float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  if (w.layout == WeightLayout::Rows8 && w.dtype == DType::Q4_0)
+    return q4_rows8_avx512(w, xa, n_tokens, y, ldy, r0, r1);
   if (w.layout == WeightLayout::Rows8) return rows8_matmul(w, xa, n_tokens, y, ldy, r0, r1);
   quant_rows(w, xa, n_tokens, y, ldy, r0, r1);
 }
