@@ -1,6 +1,7 @@
 // AVX-512 matmul rows. q8_0 / q4_0 / q6_K: activations quantized once per call to 8-bit blocks of
-// 32, dot products with VNNI vpdpbusd (matmul_quant_simd.h, matmul_rows8_simd.h). Up to 4 tokens
-// share each weight load. bf16 weights in the Rows8 layout that may round x to bf16
+// 32, dot products with VNNI vpdpbusd: the Rows8 layout in 512-bit vectors
+// (matmul_rows8_avx512.cpp), the file layout and q6_K in 256-bit ones (matmul_quant_simd.h). Up to
+// 4 tokens share each weight load. bf16 weights in the Rows8 layout that may round x to bf16
 // (Matrix::x_as_bf16): vdpbf16ps (matmul_bf16_avx512.cpp); the other float weights use the AVX2
 // float kernels (see below). GCC 12's AVX-512 reduce/extract intrinsics start from
 // _mm256_undefined_*() and trip -Wuninitialized inside the system header once inlined (GCC PR
@@ -20,22 +21,10 @@ inline __m256i dot_u8s8(__m256i u8, __m256i s8) {
   return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u8, s8);
 }
 
-// The int32 sums start from the whole offset, the sum of QuantizedActs::q4_offset's halves.
-inline __m256i nib_dot_init(int32_t q4_offset) {
-  return _mm256_madd_epi16(_mm256_set1_epi32(q4_offset), _mm256_set1_epi16(1));
-}
-inline __m256i nib_dot_step(__m256i acc, __m256i u4, __m256i s8) {
-  return _mm256_dpbusd_epi32(acc, u4, s8);
-}
-inline __m256i nib_dot_finish(__m256i acc) {
-  return acc;
-}
-
 }  // namespace
 }  // namespace autoglm::kernels::detail
 
 #include "kernels/matmul_quant_simd.h"
-#include "kernels/matmul_rows8_simd.h"
 
 namespace autoglm::kernels::detail {
 namespace {
@@ -71,9 +60,7 @@ void quantize_acts_avx512(const float* x, int64_t n_tokens, int64_t cols, int8_t
 
 void matmul_rows_quantized_avx512(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens,
                                   float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  if (w.layout == WeightLayout::Rows8 && w.dtype == DType::Q4_0)
-    return q4_rows8_avx512(w, xa, n_tokens, y, ldy, r0, r1);
-  if (w.layout == WeightLayout::Rows8) return rows8_matmul(w, xa, n_tokens, y, ldy, r0, r1);
+  if (w.layout == WeightLayout::Rows8) return q_rows8_avx512(w, xa, n_tokens, y, ldy, r0, r1);
   quant_rows(w, xa, n_tokens, y, ldy, r0, r1);
 }
 

@@ -1,5 +1,6 @@
 // q4_0 and q8_0 matmul over the Rows8 layout (matrix.h, core/quant_blocks.h BlockQ4_0x8 /
-// BlockQ8_0x8), shared by matmul_avx2.cpp and matmul_avx512.cpp. Each includer first defines
+// BlockQ8_0x8) in 256-bit vectors, for matmul_avx2.cpp (the AVX-512 table has its own 512-bit
+// kernels, matmul_rows8_avx512.cpp). Each includer first defines
 //   dot_u8s8(u8, s8):          8 int32 lanes, each the sum of 4 u8·s8 products (as for
 //                              matmul_quant_simd.h);
 //   nib_dot_init(q4_offset):   the sums of a block before its first step, which hold the -8

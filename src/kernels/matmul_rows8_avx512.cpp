@@ -1,0 +1,212 @@
+// q4_0 and q8_0 over the Rows8 layout (core/quant_blocks.h BlockQ4_0x8 / BlockQ8_0x8) with 512-bit
+// VNNI, for any number of tokens. The 256-bit kernels of matmul_rows8_simd.h take one 32-byte step
+// of a block per load (q4_0: elements 4k..4k+3 and 16+4k..16+4k+3 of the 8 rows; q8_0: 4k..4k+3);
+// here a 64-byte load takes two steps, k (lanes 0-7) and k + 1 (lanes 8-15), against x broadcast
+// the same way, so every instruction does twice the work. The two halves of a sum belong to the
+// same rows and block: they share the block's scales (duplicated into both halves) and are added
+// once, at the end. On a CPU that runs 512-bit vectors at full width (Zen 5) that halves the
+// instructions per weight; decode is bound by them there, not by memory (the 256-bit kernel read 27
+// GB/s of a measured 51-63). GCC 12's AVX-512 extract intrinsics start from _mm256_undefined_*()
+// and trip -Wuninitialized inside the system header once inlined (GCC PR 105593, fixed in GCC 13).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/avx512_intrinsics.h"
+#include "kernels/detail.h"
+
+namespace autoglm::kernels::detail {
+namespace {
+
+// Token t's 4-byte x groups at q (lanes 0-7) and q + 4 (lanes 8-15).
+inline __m512i x_steps(const int8_t* q) {
+  int64_t both;
+  std::memcpy(&both, q, sizeof both);
+  const __m512i halves = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  return _mm512_permutexvar_epi32(halves, _mm512_set1_epi64(both));
+}
+
+// vpdpbusd multiplies unsigned by signed bytes. q4_0 nibbles are unsigned (n - 8 is the weight),
+// q8_0 weights w become unsigned as w + 128 (w xor 0x80). The sums start from the offset that
+// takes the excess back: -8·Σx for q4_0 (QuantizedActs::q4_offset holds it as two int16 halves),
+// -128·Σx = 16 times that for q8_0. In lanes 0-7 only: the halves of a sum are added at the end,
+// so the offset must be counted once.
+template <typename Block>
+inline __m512i offset_init(int32_t q4_offset) {
+  const int32_t total = static_cast<int16_t>(q4_offset & 0xffff) + (q4_offset >> 16);
+  const int32_t offset = sizeof(Block) == sizeof(BlockQ4_0x8) ? total : 16 * total;
+  return _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi32(offset), 0);
+}
+
+template <typename Block>
+struct QTile {
+  const Block* group;  // the first group's block 0
+  int64_t n_blocks;    // blocks per row (also from one group to the next)
+  const QuantizedActs* xa;
+  int64_t t0;         // the first token
+  float* y;           // the first token's output for the first group's row 0
+  int64_t ldy;        // from one token's outputs to the next
+  const Block* next;  // weights to prefetch into L2, at the same offsets as group; or null
+};
+
+// sum[g][t] += the block's 64-byte piece j of each group times each token's x.
+template <int NG, int NT>
+__attribute__((always_inline)) inline void q4_piece(const QTile<BlockQ4_0x8>& a, int64_t b, int j,
+                                                    const int8_t* xq, int64_t x_step,
+                                                    __m512i (&sum)[NG][NT]) {
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  __m512i lo[NG], hi[NG];
+  for (int g = 0; g < NG; ++g) {
+    const __m512i v = _mm512_loadu_si512(a.group[g * a.n_blocks + b].qs + 64 * j);
+    lo[g] = _mm512_and_si512(v, low4);
+    hi[g] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+  }
+  for (int t = 0; t < NT; ++t) {
+    const __m512i x_lo = x_steps(xq + t * x_step + 8 * j);
+    const __m512i x_hi = x_steps(xq + t * x_step + 16 + 8 * j);
+    for (int g = 0; g < NG; ++g) {
+      sum[g][t] = _mm512_dpbusd_epi32(sum[g][t], lo[g], x_lo);
+      sum[g][t] = _mm512_dpbusd_epi32(sum[g][t], hi[g], x_hi);
+    }
+  }
+}
+
+template <int NG, int NT>
+__attribute__((always_inline)) inline void q8_piece(const QTile<BlockQ8_0x8>& a, int64_t b, int j,
+                                                    const int8_t* xq, int64_t x_step,
+                                                    __m512i (&sum)[NG][NT]) {
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  __m512i u[NG];
+  for (int g = 0; g < NG; ++g)
+    u[g] = _mm512_xor_si512(_mm512_loadu_si512(a.group[g * a.n_blocks + b].qs + 64 * j), flip);
+  for (int t = 0; t < NT; ++t) {
+    const __m512i xv = x_steps(xq + t * x_step + 8 * j);
+    for (int g = 0; g < NG; ++g) sum[g][t] = _mm512_dpbusd_epi32(sum[g][t], u[g], xv);
+  }
+}
+
+// y[t0 + t, 8g..8g+7] for NG groups and NT tokens.
+template <typename Block, int NG, int NT>
+void q4_tile(const QTile<Block>& a) {
+  const int64_t nb = a.n_blocks;
+  const int64_t x_step = nb * kQK;  // from one token's activations to the next's
+  __m512 acc[NG][NT];
+  for (int g = 0; g < NG; ++g) {
+    for (int t = 0; t < NT; ++t) acc[g][t] = _mm512_setzero_ps();
+  }
+  for (int64_t b = 0; b < nb; ++b) {
+    if (a.next != nullptr) {
+      for (int g = 0; g < NG; ++g) {
+        const char* line = reinterpret_cast<const char*>(a.next + g * nb + b);
+        for (size_t off = 0; off < sizeof(BlockQ4_0x8); off += 64)
+          _mm_prefetch(line + off, _MM_HINT_T1);
+      }
+    }
+    const int8_t* xq = a.xa->q + (a.t0 * nb + b) * kQK;  // token t0's block b
+    __m512i sum[NG][NT];
+    for (int t = 0; t < NT; ++t) {
+      const __m512i init = offset_init<Block>(a.xa->q4_offset[(a.t0 + t) * nb + b]);
+      for (int g = 0; g < NG; ++g) sum[g][t] = init;
+    }
+    if constexpr (sizeof(Block) == sizeof(BlockQ4_0x8)) {
+#pragma GCC unroll 2
+      for (int j = 0; j < 2; ++j) q4_piece<NG, NT>(a, b, j, xq, x_step, sum);  // steps 2j, 2j + 1
+    } else {
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) q8_piece<NG, NT>(a, b, j, xq, x_step, sum);
+    }
+    for (int g = 0; g < NG; ++g) {
+      const __m128i d = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.group[g * nb + b].d));
+      const __m512 dw = _mm512_cvtph_ps(_mm256_broadcastsi128_si256(d));
+      for (int t = 0; t < NT; ++t) {
+        const __m512 dx = _mm512_set1_ps(a.xa->d[(a.t0 + t) * nb + b]);
+        acc[g][t] =
+            _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[g][t]), _mm512_mul_ps(dw, dx), acc[g][t]);
+      }
+    }
+  }
+  for (int g = 0; g < NG; ++g) {
+    for (int t = 0; t < NT; ++t) {
+      const __m256 low = _mm512_castps512_ps256(acc[g][t]);
+      const __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[g][t]), 1));
+      _mm256_storeu_ps(a.y + t * a.ldy + 8 * g, _mm256_add_ps(low, high));
+    }
+  }
+}
+
+// One token: 8 groups (64 rows) per pass, as the 256-bit decode (more weight streams at once keep
+// more lines in flight), then 4, then one at a time.
+template <typename Block>
+void decode_rows(const Matrix& w, const QuantizedActs& xa, float* y, int64_t r0, int64_t r1) {
+  const int64_t nb = w.cols / kQK;
+  const auto* groups = static_cast<const Block*>(w.data);
+  const auto at = [&](int64_t r) {
+    return QTile<Block>{groups + (r / 8) * nb, nb, &xa, 0, y + r, 0, nullptr};
+  };
+  int64_t r = r0;
+  for (; r + 64 <= r1; r += 64) q4_tile<Block, 8, 1>(at(r));
+  for (; r + 32 <= r1; r += 32) q4_tile<Block, 4, 1>(at(r));
+  for (; r < r1; r += 8) q4_tile<Block, 1, 1>(at(r));
+}
+
+template <typename Block, int NG>
+void token_tiles(QTile<Block> a, int64_t n_tokens, int64_t prefetch_t0) {
+  const Block* next = a.next;
+  int64_t t = 0;
+  for (; t + 4 <= n_tokens; t += 4, a.t0 += 4, a.y += 4 * a.ldy) {
+    a.next = t == prefetch_t0 ? next : nullptr;
+    q4_tile<Block, NG, 4>(a);
+  }
+  a.next = t == prefetch_t0 ? next : nullptr;
+  switch (n_tokens - t) {
+    case 3:
+      return q4_tile<Block, NG, 3>(a);
+    case 2:
+      return q4_tile<Block, NG, 2>(a);
+    case 1:
+      return q4_tile<Block, NG, 1>(a);
+    default:
+      return;
+  }
+}
+
+// Several tokens: chunks of 64 rows (they stay in L2 while every tile of 4 tokens passes over
+// them), 2 groups x 4 tokens per tile; the second tile prefetches the next chunk.
+template <typename Block>
+void token_rows(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens, float* y, int64_t ldy,
+                int64_t r0, int64_t r1) {
+  constexpr int64_t kRowChunk = 64;
+  const int64_t nb = w.cols / kQK;
+  const auto* groups = static_cast<const Block*>(w.data);
+  const int64_t prefetch_t0 = n_tokens > 4 ? 4 : 0;
+  for (int64_t c0 = r0; c0 < r1; c0 += kRowChunk) {
+    const int64_t c1 = c0 + kRowChunk < r1 ? c0 + kRowChunk : r1;
+    for (int64_t r = c0; r < c1;) {
+      const Block* g = groups + (r / 8) * nb;
+      const Block* next = c1 < r1 ? g + (kRowChunk / 8) * nb : nullptr;
+      const QTile<Block> a{g, nb, &xa, 0, y + r, ldy, next};
+      if (r + 16 <= c1) {
+        token_tiles<Block, 2>(a, n_tokens, prefetch_t0);
+        r += 16;
+      } else {
+        token_tiles<Block, 1>(a, n_tokens, prefetch_t0);
+        r += 8;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void q_rows8_avx512(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens, float* y,
+                    int64_t ldy, int64_t r0, int64_t r1) {
+  if (w.dtype == DType::Q4_0) {
+    if (n_tokens == 1) return decode_rows<BlockQ4_0x8>(w, xa, y, r0, r1);
+    return token_rows<BlockQ4_0x8>(w, xa, n_tokens, y, ldy, r0, r1);
+  }
+  if (n_tokens == 1) return decode_rows<BlockQ8_0x8>(w, xa, y, r0, r1);
+  token_rows<BlockQ8_0x8>(w, xa, n_tokens, y, ldy, r0, r1);
+}
+
+}  // namespace autoglm::kernels::detail
