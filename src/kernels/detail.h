@@ -33,9 +33,10 @@ void float_rows8_avx2(const Matrix& w, const float* x, int64_t n_tokens, float* 
                       int64_t r0, int64_t r1);
 void matmul_rows_avx512(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
                         int64_t r0, int64_t r1);
-// bf16 Rows8 matrices on AVX-512 BF16: x rounded to bf16, vdpbf16ps (matmul_bf16_avx512.cpp).
-void bf16_rows8_avx512(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
-                       int64_t r0, int64_t r1);
+// f16 and bf16 Rows8 matrices in 512-bit vectors; bf16 with Matrix::x_as_bf16 through vdpbf16ps
+// (matmul_float_avx512.cpp).
+void float_rows8_avx512(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
+                        int64_t r0, int64_t r1);
 // KernelTable::quantize_acts and matmul_rows_quantized of the SIMD tables.
 void quantize_acts_avx2(const float* x, int64_t n_tokens, int64_t cols, int8_t* q, float* d,
                         int32_t* q4_offset);

@@ -1,11 +1,10 @@
 // AVX-512 matmul rows. q8_0 / q4_0 / q6_K: activations quantized once per call to 8-bit blocks of
 // 32, dot products with VNNI vpdpbusd: the Rows8 layout in 512-bit vectors
 // (matmul_rows8_avx512.cpp), the file layout and q6_K in 256-bit ones (matmul_quant_simd.h). Up to
-// 4 tokens share each weight load. bf16 weights in the Rows8 layout that may round x to bf16
-// (Matrix::x_as_bf16): vdpbf16ps (matmul_bf16_avx512.cpp); the other float weights use the AVX2
-// float kernels (see below). GCC 12's AVX-512 reduce/extract intrinsics start from
-// _mm256_undefined_*() and trip -Wuninitialized inside the system header once inlined (GCC PR
-// 105593, fixed in GCC 13).
+// 4 tokens share each weight load. f16 and bf16 weights in the Rows8 layout: 512-bit FMAs, or
+// vdpbf16ps (matmul_float_avx512.cpp); the other float weights use the AVX2 float kernels (below).
+// GCC 12's AVX-512 reduce/extract intrinsics start from _mm256_undefined_*() and trip
+// -Wuninitialized inside the system header once inlined (GCC PR 105593, fixed in GCC 13).
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
 #include "kernels/avx512_intrinsics.h"
@@ -68,17 +67,15 @@ void matmul_rows_avx512(const Matrix& w, const float* x, int64_t n_tokens, float
                         int64_t r0, int64_t r1) {
   switch (w.dtype) {
     case DType::BF16:
-      if (w.layout == WeightLayout::Rows8 && w.x_as_bf16)
-        return bf16_rows8_avx512(w, x, n_tokens, y, ldy, r0, r1);
+    case DType::F16:
+      // Rows8: 512-bit kernels (matmul_float_avx512.cpp), at twice the 256-bit FMAs' rate on Zen 5.
+      if (w.layout == WeightLayout::Rows8)
+        return float_rows8_avx512(w, x, n_tokens, y, ldy, r0, r1);
       [[fallthrough]];
     case DType::F32:
-    case DType::F16:
-      // The AVX2 float kernels (every AVX-512 CPU has AVX2, FMA and F16C): over 8-row groups
+      // The AVX2 float kernels (every AVX-512 CPU has AVX2, FMA and F16C): f32 over 8-row groups
       // (matmul_float_rows8_avx2.cpp), or in the file layout the decode kernel with 8 independent
-      // FMA chains and bf16 split loads and the panel GEMM from 32 tokens. The
-      // AVX-512 kernels they replace kept one FMA chain per row (decode) or per token (prefill,
-      // 97 GFLOP/s on 2 threads on the Zen 4 host of 2026-11-25), and Zen 4 runs a 512-bit FMA as
-      // two 256-bit halves, so 256-bit code loses no peak there.
+      // FMA chains and bf16 split loads and the panel GEMM from 32 tokens.
       return matmul_rows_avx2(w, x, n_tokens, y, ldy, r0, r1);
     case DType::Q4_0:
     case DType::Q8_0:

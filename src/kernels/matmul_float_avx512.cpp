@@ -1,0 +1,266 @@
+// f16 and bf16 weights over the Rows8 layout (matrix.h) in 512-bit vectors, for any number of
+// tokens: y[t, r] = Σ_k w[r, k] · x[t, k]. One 64-byte line of a group holds its 8 rows at 4
+// columns; the line's weights fill two vectors whose halves (lanes 0-7 and 8-15) hold two of those
+// columns, against x permuted the same way. The halves of a sum are added once, at the end.
+// - f16: vcvtph2ps of each 32 bytes (columns k, k + 1 | k + 2, k + 3), 512-bit FMAs.
+// - bf16: the lane of row r is the column pair (w[r, k], w[r, k + 1]), so a shift gives the even
+//   columns as f32 and a mask the odd ones (k, k + 2 | k + 1, k + 3), 512-bit FMAs.
+// - bf16 with Matrix::x_as_bf16 (`--bf16-activations`): x rounded to bf16 once per call (round to
+//   nearest even, vcvtne2ps2bf16), and one vdpbf16ps adds both columns of a pair for 8 rows: twice
+//   the multiply-adds per instruction. x's rounding moves each x[t, k] by at most 2^-9 of itself,
+//   so a row's sum by at most 2^-9 · Σ|w·x| more than the f32 kernels'. Off by default; llama.cpp
+//   does this for bf16 weights.
+// Zen 5 runs 512-bit vectors at full width: one thread, independent chains, 224 GFLOP/s of 512-bit
+// FMAs against 112 of 256-bit, 412 of 512-bit vdpbf16ps. Zen 4 splits them in two halves, which
+// costs nothing. The tiles are 4 groups x 4 tokens (16 accumulators of the 32 registers).
+// GCC 12's AVX-512 extract intrinsics start from _mm256_undefined_*() and trip -Wuninitialized
+// inside the system header once inlined (GCC PR 105593, fixed in GCC 13).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+#include <algorithm>
+#include <bit>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/avx512_intrinsics.h"
+#include "kernels/detail.h"
+
+namespace autoglm::kernels::detail {
+namespace {
+
+// x [n] as bf16 into out [n] (two vectors at a time; the tail goes through a zero-padded copy so
+// that every element takes the same instruction).
+void round_to_bf16(const float* x, int64_t n, uint16_t* out) {
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(x + i));
+    std::memcpy(out + i, &v, sizeof v);
+  }
+  if (i == n) return;
+  float tail[32] = {};
+  std::copy(x + i, x + n, tail);
+  const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(tail + 16), _mm512_loadu_ps(tail));
+  std::memcpy(out + i, &v, static_cast<size_t>(n - i) * sizeof(uint16_t));
+}
+
+// One tile: NG groups x NT tokens over all columns. X: the type x is read in (f32, or bf16).
+template <typename X>
+struct FloatTile {
+  const uint8_t* group;  // the first group's weights at column 0
+  int64_t group_bytes;   // from one group to the next
+  const X* x;            // the first token's x at column 0
+  int64_t ldx;           // from one token's x to the next
+  int64_t cols;
+  float* y;             // the first token's output for the first group's row 0
+  int64_t ldy;          // from one token's outputs to the next
+  const uint8_t* next;  // weights to prefetch into L2, at the same offsets as group; or null
+};
+
+constexpr int64_t kLineBytes = 64;
+constexpr int64_t kLineColumns = 4;  // of f16 or bf16, 8 rows
+
+// Lanes 0-7 from element a of v, lanes 8-15 from element b.
+inline __m512 halves(__m512 v, int a, int b) {
+  const __m512i idx = _mm512_set_epi32(b, b, b, b, b, b, b, b, a, a, a, a, a, a, a, a);
+  return _mm512_permutexvar_ps(idx, v);
+}
+
+// x[k..k+3] in lanes 0-3 (f32), or x[k..k+3] as bf16 in lanes 0-1.
+inline __m512 load_x4(const float* x) {
+  return _mm512_broadcast_f32x4(_mm_loadu_ps(x));
+}
+inline __m512 load_x4(const uint16_t* x) {
+  int64_t four;
+  std::memcpy(&four, x, sizeof four);
+  return _mm512_castsi512_ps(_mm512_set1_epi64(four));
+}
+
+// Each policy turns a group's line into kVectors weight vectors and token x[k..k+3] into the
+// matching x vectors, and multiplies-adds one pair of them.
+struct F16Fma {
+  using X = float;
+  static constexpr int kVectors = 2;
+  static void weights(const uint8_t* line, __m512 (&w)[2]) {
+    for (int i = 0; i < 2; ++i)
+      w[i] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 32 * i)));
+  }
+  static void xs(__m512 x4, __m512 (&x)[2]) {
+    x[0] = halves(x4, 0, 1);
+    x[1] = halves(x4, 2, 3);
+  }
+  static __m512 madd(__m512 acc, __m512 w, __m512 x) { return _mm512_fmadd_ps(w, x, acc); }
+};
+
+struct Bf16Fma {
+  using X = float;
+  static constexpr int kVectors = 2;
+  static void weights(const uint8_t* line, __m512 (&w)[2]) {
+    const __m512i v = _mm512_loadu_si512(line);
+    w[0] = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+    w[1] = _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32(-65536)));
+  }
+  static void xs(__m512 x4, __m512 (&x)[2]) {
+    x[0] = halves(x4, 0, 2);
+    x[1] = halves(x4, 1, 3);
+  }
+  static __m512 madd(__m512 acc, __m512 w, __m512 x) { return _mm512_fmadd_ps(w, x, acc); }
+};
+
+struct Bf16Dot {
+  using X = uint16_t;
+  static constexpr int kVectors = 1;
+  static void weights(const uint8_t* line, __m512 (&w)[1]) { w[0] = _mm512_loadu_ps(line); }
+  // The 32-bit lanes 0 and 1 of x4 are the pairs (k, k + 1) and (k + 2, k + 3).
+  static void xs(__m512 x4, __m512 (&x)[1]) { x[0] = halves(x4, 0, 1); }
+  static __m512 madd(__m512 acc, __m512 w, __m512 x) {
+    return _mm512_dpbf16_ps(acc, std::bit_cast<__m512bh>(w), std::bit_cast<__m512bh>(x));
+  }
+};
+
+// acc[g][t] += one line of each group (from line[g]) times token t's x4[t].
+template <typename P, int NG, int NT>
+__attribute__((always_inline)) inline void line_step(const uint8_t* const (&line)[NG],
+                                                     const __m512 (&x4)[NT],
+                                                     __m512 (&acc)[NG][NT]) {
+  __m512 wv[NG][P::kVectors];
+  for (int g = 0; g < NG; ++g) P::weights(line[g], wv[g]);
+  for (int t = 0; t < NT; ++t) {
+    __m512 xv[P::kVectors];
+    P::xs(x4[t], xv);
+    for (int g = 0; g < NG; ++g) {
+      for (int i = 0; i < P::kVectors; ++i) acc[g][t] = P::madd(acc[g][t], wv[g][i], xv[i]);
+    }
+  }
+}
+
+// y[t, 8g..8g+7] for the tile's groups and tokens. One prefetch per group and line, when a.next.
+// The last columns (fewer than a line) go through zero-padded copies of their weights and x, so
+// that they take the same instructions.
+template <typename P, int NG, int NT>
+void tile(const FloatTile<typename P::X>& a) {
+  __m512 acc[NG][NT];
+  for (int g = 0; g < NG; ++g) {
+    for (int t = 0; t < NT; ++t) acc[g][t] = _mm512_setzero_ps();
+  }
+  const uint8_t* line[NG];
+  __m512 x4[NT];
+  int64_t k = 0;
+  for (; k + kLineColumns <= a.cols; k += kLineColumns) {
+    const int64_t offset = k * (kLineBytes / kLineColumns);
+    for (int g = 0; g < NG; ++g) {
+      line[g] = a.group + g * a.group_bytes + offset;
+      if (a.next != nullptr)
+        _mm_prefetch(reinterpret_cast<const char*>(a.next + g * a.group_bytes + offset),
+                     _MM_HINT_T1);
+    }
+    for (int t = 0; t < NT; ++t) x4[t] = load_x4(a.x + t * a.ldx + k);
+    line_step<P, NG, NT>(line, x4, acc);
+  }
+  if (k < a.cols) {
+    const int64_t rest = a.cols - k;
+    const int64_t rest_bytes = rest * (kLineBytes / kLineColumns);
+    alignas(64) uint8_t padded[NG][kLineBytes] = {};
+    for (int g = 0; g < NG; ++g) {
+      std::memcpy(padded[g], a.group + g * a.group_bytes + k * (kLineBytes / kLineColumns),
+                  static_cast<size_t>(rest_bytes));
+      line[g] = padded[g];
+    }
+    for (int t = 0; t < NT; ++t) {
+      typename P::X x_padded[kLineColumns] = {};
+      std::copy(a.x + t * a.ldx + k, a.x + t * a.ldx + a.cols, x_padded);
+      x4[t] = load_x4(x_padded);
+    }
+    line_step<P, NG, NT>(line, x4, acc);
+  }
+#pragma GCC unroll 8
+  for (int g = 0; g < NG; ++g) {
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; ++t) {
+      const __m256 low = _mm512_castps512_ps256(acc[g][t]);
+      const __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[g][t]), 1));
+      _mm256_storeu_ps(a.y + t * a.ldy + 8 * g, _mm256_add_ps(low, high));
+    }
+  }
+}
+
+constexpr int kTileGroups = 4;
+constexpr int kTileTokens = 4;
+
+// Tokens [0, n) of a, NT at a time, then the 1-3 left. The second tile (or the only one) prefetches
+// a.next, so that the next pass's weights come from memory while this pass computes from L2.
+template <typename P, int NG>
+void token_tiles(FloatTile<typename P::X> a, int64_t n) {
+  const uint8_t* next = a.next;
+  const int64_t prefetch_at = n > kTileTokens ? kTileTokens : 0;
+  int64_t t = 0;
+  for (; t + kTileTokens <= n;
+       t += kTileTokens, a.x += kTileTokens * a.ldx, a.y += kTileTokens * a.ldy) {
+    a.next = t == prefetch_at ? next : nullptr;
+    tile<P, NG, kTileTokens>(a);
+  }
+  a.next = t == prefetch_at ? next : nullptr;
+  switch (n - t) {
+    case 3:
+      return tile<P, NG, 3>(a);
+    case 2:
+      return tile<P, NG, 2>(a);
+    case 1:
+      return tile<P, NG, 1>(a);
+    default:
+      return;
+  }
+}
+
+template <typename P>
+void group_tiles(const FloatTile<typename P::X>& a, int ng, int64_t n) {
+  switch (ng) {
+    case 4:
+      return token_tiles<P, 4>(a, n);
+    case 3:
+      return token_tiles<P, 3>(a, n);
+    case 2:
+      return token_tiles<P, 2>(a, n);
+    default:
+      return token_tiles<P, 1>(a, n);
+  }
+}
+
+// How far ahead decode prefetches its own weight streams (as the AVX2 float decode does).
+constexpr int64_t kDecodeAhead = 384;
+// Tokens that share a pass over the weights (the pass's 4 groups stay in L2 meanwhile).
+constexpr int64_t kTokenChunk = 96;
+
+// The rows [r0, r1) of w (Rows8) for x in P's type.
+template <typename P>
+void float_rows(const Matrix& w, const typename P::X* x, int64_t n_tokens, float* y, int64_t ldy,
+                int64_t r0, int64_t r1) {
+  const int64_t group_bytes = 8 * static_cast<int64_t>(w.row_stride());
+  const auto* weights = static_cast<const uint8_t*>(w.data);
+  constexpr int64_t kPassRows = 8 * kTileGroups;
+  for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokenChunk) {
+    const int64_t n = std::min(kTokenChunk, n_tokens - t0);
+    for (int64_t r = r0; r < r1; r += kPassRows) {
+      const int ng = static_cast<int>(std::min(kPassRows, r1 - r) / 8);
+      const uint8_t* group = weights + (r / 8) * group_bytes;
+      const uint8_t* next = n_tokens == 1             ? group + kDecodeAhead
+                            : r + 2 * kPassRows <= r1 ? group + kTileGroups * group_bytes
+                                                      : nullptr;
+      group_tiles<P>(
+          {group, group_bytes, x + t0 * w.cols, w.cols, w.cols, y + t0 * ldy + r, ldy, next}, ng,
+          n);
+    }
+  }
+}
+
+}  // namespace
+
+void float_rows8_avx512(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
+                        int64_t r0, int64_t r1) {
+  if (w.dtype == DType::F16) return float_rows<F16Fma>(w, x, n_tokens, y, ldy, r0, r1);
+  if (!w.x_as_bf16) return float_rows<Bf16Fma>(w, x, n_tokens, y, ldy, r0, r1);
+  auto* xb = reinterpret_cast<uint16_t*>(scratch_f32((n_tokens * w.cols + 1) / 2, 4));
+  round_to_bf16(x, n_tokens * w.cols, xb);
+  float_rows<Bf16Dot>(w, xb, n_tokens, y, ldy, r0, r1);
+}
+
+}  // namespace autoglm::kernels::detail
