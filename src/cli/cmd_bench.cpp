@@ -110,6 +110,7 @@ int run(BenchFlags& f) {
         {"read_bandwidth_gbps",
          {{"median", bw}, {"max", r.bandwidth_max_gbps}, {"samples", r.bandwidth_gbps}}},
         {"fma_peak_gflops", r.fma_peak_gflops},
+        {"fma_peak_vector_bits", r.fma_peak_vector_bits},
         {"resident_bytes", r.resident_bytes},
         {"huge_page_bytes", r.huge_page_bytes},
         {"prefill",
@@ -149,8 +150,8 @@ int run(BenchFlags& f) {
         r.huge_page_bytes == 0 ? " (see `autoglm doctor`: transparent huge pages off?)" : "");
   }
   if (r.fma_peak_gflops > 0) {
-    std::printf("compute  f32 FMA peak %.0f GFLOP/s (256-bit FMAs on every thread)\n",
-                r.fma_peak_gflops);
+    std::printf("compute  f32 FMA peak %.0f GFLOP/s (%d-bit FMAs on every thread)\n",
+                r.fma_peak_gflops, r.fma_peak_vector_bits);
   }
   // Float weights run prefill on the f32 FMAs; quantized ones on 8-bit integer dot products,
   // whose peak is another one.

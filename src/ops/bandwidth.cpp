@@ -12,11 +12,13 @@
 #include "core/cpu_features.h"
 #include "core/error.h"
 #include "core/large_buffer.h"
+#include "kernels/kernels.h"
 
 namespace autoglm::ops {
 
 uint64_t read_sum_avx2(const uint64_t* data, size_t n);
 float fma_chains_avx2(int64_t iters, float seed);
+float fma_chains_avx512(int64_t iters, float seed);
 
 namespace {
 
@@ -79,22 +81,27 @@ BandwidthResult measure_read_bandwidth(ThreadPool& pool, size_t bytes, int repea
   return result;
 }
 
-double measure_fma_peak_gflops(ThreadPool& pool) {
-  if (!cpu_features().supports(Isa::Avx2)) return 0.0;
+FmaPeak measure_fma_peak(ThreadPool& pool) {
+  if (!cpu_features().supports(Isa::Avx2)) return {};
+  const bool avx512 = kernels::active().isa == Isa::Avx512;
+  FmaPeak peak;
+  peak.vector_bits = avx512 ? 512 : 256;
   constexpr int64_t kIters = 2'000'000;  // 24M FMAs a thread: ~10-20 ms
-  constexpr double kFlopsPerIter = 12 * 8 * 2;
+  const double flops_per_iter = 12.0 * (peak.vector_bits / 32) * 2;
   std::atomic<int> sink{0};
-  double best = 0.0;
   for (int r = 0; r < 4; ++r) {  // the first warms the clocks up
     const auto start = std::chrono::steady_clock::now();
     pool.run([&](int index, int) {
-      sink += fma_chains_avx2(kIters, static_cast<float>(index)) > 0.0f ? 1 : 0;
+      const float seed = static_cast<float>(index);
+      const float v = avx512 ? fma_chains_avx512(kIters, seed) : fma_chains_avx2(kIters, seed);
+      sink += v > 0.0f ? 1 : 0;
     });
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (r > 0) best = std::max(best, kIters * kFlopsPerIter * pool.size() / seconds / 1e9);
+    if (r > 0)
+      peak.gflops = std::max(peak.gflops, kIters * flops_per_iter * pool.size() / seconds / 1e9);
   }
-  return best;
+  return peak;
 }
 
 }  // namespace autoglm::ops

@@ -18,9 +18,14 @@ struct BandwidthResult {
 BandwidthResult measure_read_bandwidth(ThreadPool& pool, size_t bytes = size_t{512} << 20,
                                        int repeats = 5);
 
-// f32 FMA throughput of the pool, GFLOP/s (best of a few ~20 ms runs): 12 independent 256-bit FMA
-// chains per thread, as the AVX2 float kernels issue them (the AVX-512 table uses those too). The
-// compute roofline of prefill with float weights. 0 on a CPU without AVX2 and FMA.
-double measure_fma_peak_gflops(ThreadPool& pool);
+// f32 FMA throughput of the pool (best of a few ~20 ms runs): 12 independent FMA chains per
+// thread, in the vectors the active kernels' float matmuls use (512 bits for the AVX-512 table,
+// 256 for AVX2). The compute roofline of prefill with float weights. 0 GFLOP/s on a CPU without
+// AVX2 and FMA.
+struct FmaPeak {
+  double gflops = 0;
+  int vector_bits = 0;
+};
+FmaPeak measure_fma_peak(ThreadPool& pool);
 
 }  // namespace autoglm::ops

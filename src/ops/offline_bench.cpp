@@ -68,7 +68,9 @@ OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBe
   std::vector<float> logits;
   OfflineBenchResult r;
 
-  r.fma_peak_gflops = measure_fma_peak_gflops(pool);
+  const FmaPeak peak = measure_fma_peak(pool);
+  r.fma_peak_gflops = peak.gflops;
+  r.fma_peak_vector_bits = peak.vector_bits;
   for (int rep = 0; rep < o.repeats; ++rep) {
     models::KvCache cache(spec, o.prompt_tokens, o.kv_type);
     models::SequenceChunk chunk{&cache, prompt, false};

@@ -33,9 +33,10 @@ struct OfflineBenchResult {
   double decode_bytes_per_token = 0;  // weights (less the embedding table) + mean KV read (once)
   double decode_gbps = 0;             // decode_median_tps * bytes per token
   double prefill_gflops = 0;          // 2 * matmul parameters * tokens / time (attention excluded)
-  double fma_peak_gflops = 0;     // measure_fma_peak_gflops of the pool, before the prefill runs
-  bool float_weights = false;     // f32 / f16 / bf16 matrices: prefill runs on the f32 FMAs
-  std::vector<double> batch_tps;  // aggregate tokens/s of batched decode, each repeat
+  double fma_peak_gflops = 0;         // measure_fma_peak of the pool, before the prefill runs
+  int fma_peak_vector_bits = 0;       // the vectors it used (those of the active float kernels)
+  bool float_weights = false;         // f32 / f16 / bf16 matrices: prefill runs on the f32 FMAs
+  std::vector<double> batch_tps;      // aggregate tokens/s of batched decode, each repeat
   double batch_median_tps = 0;
   // Read bandwidth measured right before and right after each decode repeat: the host is shared
   // and its bandwidth moves by tens of percent within a minute, so the roofline is taken next to

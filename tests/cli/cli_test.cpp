@@ -161,9 +161,12 @@ TEST(Cli, BenchReportsSpeedAndBandwidth) {
             j["read_bandwidth_gbps"]["median"].get<double>());
   EXPECT_LE(j["decode"]["roofline_fraction_of_max"].get<double>(),
             j["decode"]["roofline_fraction"].get<double>());
-  // The compute peak is probed with AVX2 FMAs, on every host whose kernels are not scalar.
+  // The compute peak is probed in the float kernels' vectors, on every host whose kernels are not
+  // scalar: 512-bit FMAs for the AVX-512 table, 256-bit for AVX2.
   if (j["isa"].get<std::string>() != "scalar") {
     EXPECT_GT(j["fma_peak_gflops"].get<double>(), 1.0);
+    EXPECT_EQ(j["fma_peak_vector_bits"].get<int>(),
+              j["isa"].get<std::string>() == "avx512" ? 512 : 256);
   }
 
   // --context: decode after 64 cached tokens also reads their K and V each step.
