@@ -24,6 +24,7 @@
 
 #include "kernels/avx512_intrinsics.h"
 #include "kernels/detail.h"
+#include "kernels/token_tiles.h"
 
 namespace autoglm::kernels::detail {
 namespace {
@@ -77,9 +78,14 @@ inline __m512 load_x4(const uint16_t* x) {
 
 // Each policy turns a group's line into kVectors weight vectors and token x[k..k+3] into the
 // matching x vectors, and multiplies-adds one pair of them.
-struct F16Fma {
+// f32 x, two weight vectors per line, multiplied with FMAs.
+struct FmaPolicy {
   using X = float;
   static constexpr int kVectors = 2;
+  static __m512 madd(__m512 acc, __m512 w, __m512 x) { return _mm512_fmadd_ps(w, x, acc); }
+};
+
+struct F16Fma : FmaPolicy {
   static void weights(const uint8_t* line, __m512 (&w)[2]) {
     for (int i = 0; i < 2; ++i)
       w[i] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 32 * i)));
@@ -88,12 +94,9 @@ struct F16Fma {
     x[0] = halves(x4, 0, 1);
     x[1] = halves(x4, 2, 3);
   }
-  static __m512 madd(__m512 acc, __m512 w, __m512 x) { return _mm512_fmadd_ps(w, x, acc); }
 };
 
-struct Bf16Fma {
-  using X = float;
-  static constexpr int kVectors = 2;
+struct Bf16Fma : FmaPolicy {
   static void weights(const uint8_t* line, __m512 (&w)[2]) {
     const __m512i v = _mm512_loadu_si512(line);
     w[0] = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
@@ -103,7 +106,6 @@ struct Bf16Fma {
     x[0] = halves(x4, 0, 2);
     x[1] = halves(x4, 1, 3);
   }
-  static __m512 madd(__m512 acc, __m512 w, __m512 x) { return _mm512_fmadd_ps(w, x, acc); }
 };
 
 struct Bf16Dot {
@@ -184,31 +186,17 @@ void tile(const FloatTile<typename P::X>& a) {
 }
 
 constexpr int kTileGroups = 4;
-constexpr int kTileTokens = 4;
 
-// Tokens [0, n) of a, NT at a time, then the 1-3 left. The second tile (or the only one) prefetches
-// a.next, so that the next pass's weights come from memory while this pass computes from L2.
+// Tokens [0, n) of a in tiles of 4 (kernels/token_tiles.h).
 template <typename P, int NG>
-void token_tiles(FloatTile<typename P::X> a, int64_t n) {
-  const uint8_t* next = a.next;
-  const int64_t prefetch_at = n > kTileTokens ? kTileTokens : 0;
-  int64_t t = 0;
-  for (; t + kTileTokens <= n;
-       t += kTileTokens, a.x += kTileTokens * a.ldx, a.y += kTileTokens * a.ldy) {
-    a.next = t == prefetch_at ? next : nullptr;
-    tile<P, NG, kTileTokens>(a);
-  }
-  a.next = t == prefetch_at ? next : nullptr;
-  switch (n - t) {
-    case 3:
-      return tile<P, NG, 3>(a);
-    case 2:
-      return tile<P, NG, 2>(a);
-    case 1:
-      return tile<P, NG, 1>(a);
-    default:
-      return;
-  }
+void token_tiles(const FloatTile<typename P::X>& a, int64_t n) {
+  for_token_tiles(n, [&]<int NT>(int64_t t, bool prefetching) {
+    FloatTile<typename P::X> b = a;
+    b.x += t * a.ldx;
+    b.y += t * a.ldy;
+    b.next = prefetching ? a.next : nullptr;
+    tile<P, NG, NT>(b);
+  });
 }
 
 template <typename P>

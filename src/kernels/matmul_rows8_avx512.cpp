@@ -15,6 +15,7 @@
 
 #include "kernels/avx512_intrinsics.h"
 #include "kernels/detail.h"
+#include "kernels/token_tiles.h"
 
 namespace autoglm::kernels::detail {
 namespace {
@@ -150,25 +151,16 @@ void decode_rows(const Matrix& w, const QuantizedActs& xa, float* y, int64_t r0,
   for (; r < r1; r += 8) q4_tile<Block, 1, 1>(at(r));
 }
 
+// Tokens [0, n_tokens) of a in tiles of 4 (kernels/token_tiles.h).
 template <typename Block, int NG>
-void token_tiles(QTile<Block> a, int64_t n_tokens, int64_t prefetch_t0) {
-  const Block* next = a.next;
-  int64_t t = 0;
-  for (; t + 4 <= n_tokens; t += 4, a.t0 += 4, a.y += 4 * a.ldy) {
-    a.next = t == prefetch_t0 ? next : nullptr;
-    q4_tile<Block, NG, 4>(a);
-  }
-  a.next = t == prefetch_t0 ? next : nullptr;
-  switch (n_tokens - t) {
-    case 3:
-      return q4_tile<Block, NG, 3>(a);
-    case 2:
-      return q4_tile<Block, NG, 2>(a);
-    case 1:
-      return q4_tile<Block, NG, 1>(a);
-    default:
-      return;
-  }
+void token_tiles(const QTile<Block>& a, int64_t n_tokens) {
+  for_token_tiles(n_tokens, [&]<int NT>(int64_t t, bool prefetching) {
+    QTile<Block> b = a;
+    b.t0 += t;
+    b.y += t * a.ldy;
+    b.next = prefetching ? a.next : nullptr;
+    q4_tile<Block, NG, NT>(b);
+  });
 }
 
 // Several tokens: chunks of 64 rows (they stay in L2 while every tile of 4 tokens passes over
@@ -179,7 +171,6 @@ void token_rows(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens, floa
   constexpr int64_t kRowChunk = 64;
   const int64_t nb = w.cols / kQK;
   const auto* groups = static_cast<const Block*>(w.data);
-  const int64_t prefetch_t0 = n_tokens > 4 ? 4 : 0;
   for (int64_t c0 = r0; c0 < r1; c0 += kRowChunk) {
     const int64_t c1 = c0 + kRowChunk < r1 ? c0 + kRowChunk : r1;
     for (int64_t r = c0; r < c1;) {
@@ -187,10 +178,10 @@ void token_rows(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens, floa
       const Block* next = c1 < r1 ? g + (kRowChunk / 8) * nb : nullptr;
       const QTile<Block> a{g, nb, &xa, 0, y + r, ldy, next};
       if (r + 16 <= c1) {
-        token_tiles<Block, 2>(a, n_tokens, prefetch_t0);
+        token_tiles<Block, 2>(a, n_tokens);
         r += 16;
       } else {
-        token_tiles<Block, 1>(a, n_tokens, prefetch_t0);
+        token_tiles<Block, 1>(a, n_tokens);
         r += 8;
       }
     }
