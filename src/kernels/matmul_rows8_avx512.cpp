@@ -89,7 +89,7 @@ __attribute__((always_inline)) inline void q8_piece(const QTile<BlockQ8_0x8>& a,
 
 // y[t0 + t, 8g..8g+7] for NG groups and NT tokens.
 template <typename Block, int NG, int NT>
-void q4_tile(const QTile<Block>& a) {
+void q_tile(const QTile<Block>& a) {
   const int64_t nb = a.n_blocks;
   const int64_t x_step = nb * kQK;  // from one token's activations to the next's
   __m512 acc[NG][NT];
@@ -146,9 +146,9 @@ void decode_rows(const Matrix& w, const QuantizedActs& xa, float* y, int64_t r0,
     return QTile<Block>{groups + (r / 8) * nb, nb, &xa, 0, y + r, 0, nullptr};
   };
   int64_t r = r0;
-  for (; r + 64 <= r1; r += 64) q4_tile<Block, 8, 1>(at(r));
-  for (; r + 32 <= r1; r += 32) q4_tile<Block, 4, 1>(at(r));
-  for (; r < r1; r += 8) q4_tile<Block, 1, 1>(at(r));
+  for (; r + 64 <= r1; r += 64) q_tile<Block, 8, 1>(at(r));
+  for (; r + 32 <= r1; r += 32) q_tile<Block, 4, 1>(at(r));
+  for (; r < r1; r += 8) q_tile<Block, 1, 1>(at(r));
 }
 
 // Tokens [0, n_tokens) of a in tiles of 4 (kernels/token_tiles.h).
@@ -159,7 +159,7 @@ void token_tiles(const QTile<Block>& a, int64_t n_tokens) {
     b.t0 += t;
     b.y += t * a.ldy;
     b.next = prefetching ? a.next : nullptr;
-    q4_tile<Block, NG, NT>(b);
+    q_tile<Block, NG, NT>(b);
   });
 }
 
