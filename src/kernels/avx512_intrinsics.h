@@ -15,6 +15,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "core/half.h"
+
 // The nine intrinsics our AVX-512 code uses that SIMDe 0.7.4 lacks, lane by lane on arrays as the
 // Intel guide defines them. cvtps2dq, cvtdq2ps and vcvtph2ps round and convert exactly as their
 // AVX2 forms do, so each half goes through those.
@@ -36,34 +38,33 @@ V from_lanes(const std::array<T, N>& a) {
   return v;
 }
 
+// The 16 lanes of v (of type InLane) through op(in, out), 8 lanes at a time: op runs the AVX2 form
+// of an instruction on a half.
+template <class Out, class OutLane, class InLane, class In, class Op>
+Out by_halves(const In& v, Op op) {
+  const auto in = lanes<InLane, 16>(v);
+  std::array<OutLane, 16> out;
+  for (int half = 0; half < 2; ++half) op(in.data() + 8 * half, out.data() + 8 * half);
+  return from_lanes<Out>(out);
+}
+
 inline __m512i cvtps_epi32(__m512 v) {
-  const auto f = lanes<float, 16>(v);
-  std::array<int32_t, 16> out;
-  for (int half = 0; half < 2; ++half) {
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.data() + 8 * half),
-                        _mm256_cvtps_epi32(_mm256_loadu_ps(f.data() + 8 * half)));
-  }
-  return from_lanes<__m512i>(out);
+  return by_halves<__m512i, int32_t, float>(v, [](const float* in, int32_t* out) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_cvtps_epi32(_mm256_loadu_ps(in)));
+  });
 }
 
 inline __m512 cvtepi32_ps(__m512i v) {
-  const auto in = lanes<int32_t, 16>(v);
-  std::array<float, 16> out;
-  for (int half = 0; half < 2; ++half) {
-    const auto* p = reinterpret_cast<const __m256i*>(in.data() + 8 * half);
-    _mm256_storeu_ps(out.data() + 8 * half, _mm256_cvtepi32_ps(_mm256_loadu_si256(p)));
-  }
-  return from_lanes<__m512>(out);
+  return by_halves<__m512, float, int32_t>(v, [](const int32_t* in, float* out) {
+    _mm256_storeu_ps(out,
+                     _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(in))));
+  });
 }
 
 inline __m512 cvtph_ps(__m256i h) {
-  const auto in = lanes<uint16_t, 16>(h);
-  std::array<float, 16> out;
-  for (int half = 0; half < 2; ++half) {
-    const auto* p = reinterpret_cast<const __m128i*>(in.data() + 8 * half);
-    _mm256_storeu_ps(out.data() + 8 * half, _mm256_cvtph_ps(_mm_loadu_si128(p)));
-  }
-  return from_lanes<__m512>(out);
+  return by_halves<__m512, float, uint16_t>(h, [](const uint16_t* in, float* out) {
+    _mm256_storeu_ps(out, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in))));
+  });
 }
 
 inline __m512 zextps256_ps512(__m256 v) {
@@ -105,15 +106,12 @@ inline int mask_reduce_add_epi32(__mmask16 k, __m512i v) {
   return static_cast<int>(sum);
 }
 
-// vcvtne2ps2bf16: the low 16 results from b, the high 16 from a. Round to nearest even, NaNs kept
-// quiet; the instruction treats subnormal inputs as zero (DAZ is implied).
+// vcvtne2ps2bf16: the low 16 results from b, the high 16 from a. Round to nearest even with NaNs
+// kept quiet (core/half.h f32_to_bf16), but subnormal inputs count as zero (DAZ is implied).
 inline uint16_t round_bf16_daz(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, sizeof bits);
+  const uint32_t bits = f32_to_bits(f);
   if ((bits & 0x7f800000u) == 0) return static_cast<uint16_t>((bits >> 16) & 0x8000u);
-  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40u);
-  bits += 0x7fffu + ((bits >> 16) & 1u);
-  return static_cast<uint16_t>(bits >> 16);
+  return f32_to_bf16(f);
 }
 
 inline __m512bh cvtne2ps_pbh(__m512 a, __m512 b) {

@@ -24,7 +24,7 @@
 
 #include "kernels/avx512_intrinsics.h"
 #include "kernels/detail.h"
-#include "kernels/token_tiles.h"
+#include "kernels/rows8_avx512.h"
 
 namespace autoglm::kernels::detail {
 namespace {
@@ -59,11 +59,11 @@ struct FloatTile {
 
 constexpr int64_t kLineBytes = 64;
 constexpr int64_t kLineColumns = 4;  // of f16 or bf16, 8 rows
+constexpr int64_t kColumnBytes = kLineBytes / kLineColumns;
 
 // Lanes 0-7 from element a of v, lanes 8-15 from element b.
 inline __m512 halves(__m512 v, int a, int b) {
-  const __m512i idx = _mm512_set_epi32(b, b, b, b, b, b, b, b, a, a, a, a, a, a, a, a);
-  return _mm512_permutexvar_ps(idx, v);
+  return _mm512_permutexvar_ps(halves_index(a, b), v);
 }
 
 // x[k..k+3] in lanes 0-3 (f32), or x[k..k+3] as bf16 in lanes 0-1.
@@ -148,7 +148,7 @@ void tile(const FloatTile<typename P::X>& a) {
   __m512 x4[NT];
   int64_t k = 0;
   for (; k + kLineColumns <= a.cols; k += kLineColumns) {
-    const int64_t offset = k * (kLineBytes / kLineColumns);
+    const int64_t offset = k * kColumnBytes;
     for (int g = 0; g < NG; ++g) {
       line[g] = a.group + g * a.group_bytes + offset;
       if (a.next != nullptr)
@@ -159,12 +159,10 @@ void tile(const FloatTile<typename P::X>& a) {
     line_step<P, NG, NT>(line, x4, acc);
   }
   if (k < a.cols) {
-    const int64_t rest = a.cols - k;
-    const int64_t rest_bytes = rest * (kLineBytes / kLineColumns);
     alignas(64) uint8_t padded[NG][kLineBytes] = {};
     for (int g = 0; g < NG; ++g) {
-      std::memcpy(padded[g], a.group + g * a.group_bytes + k * (kLineBytes / kLineColumns),
-                  static_cast<size_t>(rest_bytes));
+      std::memcpy(padded[g], a.group + g * a.group_bytes + k * kColumnBytes,
+                  static_cast<size_t>((a.cols - k) * kColumnBytes));
       line[g] = padded[g];
     }
     for (int t = 0; t < NT; ++t) {
@@ -177,17 +175,13 @@ void tile(const FloatTile<typename P::X>& a) {
 #pragma GCC unroll 8
   for (int g = 0; g < NG; ++g) {
 #pragma GCC unroll 8
-    for (int t = 0; t < NT; ++t) {
-      const __m256 low = _mm512_castps512_ps256(acc[g][t]);
-      const __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[g][t]), 1));
-      _mm256_storeu_ps(a.y + t * a.ldy + 8 * g, _mm256_add_ps(low, high));
-    }
+    for (int t = 0; t < NT; ++t) store_sum_of_halves(a.y + t * a.ldy + 8 * g, acc[g][t]);
   }
 }
 
 constexpr int kTileGroups = 4;
 
-// Tokens [0, n) of a in tiles of 4 (kernels/token_tiles.h).
+// Tokens [0, n) of a in tiles of 4 (kernels/rows8_avx512.h).
 template <typename P, int NG>
 void token_tiles(const FloatTile<typename P::X>& a, int64_t n) {
   for_token_tiles(n, [&]<int NT>(int64_t t, bool prefetching) {

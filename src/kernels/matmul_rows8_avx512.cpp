@@ -15,7 +15,7 @@
 
 #include "kernels/avx512_intrinsics.h"
 #include "kernels/detail.h"
-#include "kernels/token_tiles.h"
+#include "kernels/rows8_avx512.h"
 
 namespace autoglm::kernels::detail {
 namespace {
@@ -24,8 +24,7 @@ namespace {
 inline __m512i x_steps(const int8_t* q) {
   int64_t both;
   std::memcpy(&both, q, sizeof both);
-  const __m512i halves = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-  return _mm512_permutexvar_epi32(halves, _mm512_set1_epi64(both));
+  return _mm512_permutexvar_epi32(halves_index(0, 1), _mm512_set1_epi64(both));
 }
 
 // vpdpbusd multiplies unsigned by signed bytes. q4_0 nibbles are unsigned (n - 8 is the weight),
@@ -128,11 +127,7 @@ void q_tile(const QTile<Block>& a) {
     }
   }
   for (int g = 0; g < NG; ++g) {
-    for (int t = 0; t < NT; ++t) {
-      const __m256 low = _mm512_castps512_ps256(acc[g][t]);
-      const __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[g][t]), 1));
-      _mm256_storeu_ps(a.y + t * a.ldy + 8 * g, _mm256_add_ps(low, high));
-    }
+    for (int t = 0; t < NT; ++t) store_sum_of_halves(a.y + t * a.ldy + 8 * g, acc[g][t]);
   }
 }
 
@@ -151,7 +146,7 @@ void decode_rows(const Matrix& w, const QuantizedActs& xa, float* y, int64_t r0,
   for (; r < r1; r += 8) q_tile<Block, 1, 1>(at(r));
 }
 
-// Tokens [0, n_tokens) of a in tiles of 4 (kernels/token_tiles.h).
+// Tokens [0, n_tokens) of a in tiles of 4 (kernels/rows8_avx512.h).
 template <typename Block, int NG>
 void token_tiles(const QTile<Block>& a, int64_t n_tokens) {
   for_token_tiles(n_tokens, [&]<int NT>(int64_t t, bool prefetching) {

@@ -28,8 +28,8 @@ struct Matrix {
   const void* data = nullptr;
   WeightLayout layout = WeightLayout::Rows;
   // bf16 Rows8 matrices only: the kernels may round x to bf16 before multiplying (the AVX-512 BF16
-  // kernel does: vdpbf16ps). Off by default: the results then match a bf16 run of the model, not an
-  // f32 one (models::LoadOptions::bf16_activations, `--bf16-activations`).
+  // kernel does: vdpbf16ps). Off by default: the results then move away from an f32 run's, though
+  // less than a bf16 run's do (models::LoadOptions::bf16_activations, `--bf16-activations`).
   bool x_as_bf16 = false;
 
   size_t row_stride() const { return row_bytes(dtype, cols); }

@@ -87,8 +87,7 @@ std::string bf16_activations_summary(const PackResult& packed) {
   if (kernels::active().isa != Isa::Avx512) {
     log::warn(
         "bf16 activations change nothing: the {} kernels multiply bf16 weights in f32 (the bf16 "
-        "dot "
-        "product needs AVX-512 BF16; this CPU has {})",
+        "dot product needs AVX-512 BF16; this CPU has {})",
         isa_name(kernels::active().isa), cpu_features().describe());
     return "";
   }

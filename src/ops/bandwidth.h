@@ -19,9 +19,9 @@ BandwidthResult measure_read_bandwidth(ThreadPool& pool, size_t bytes = size_t{5
                                        int repeats = 5);
 
 // f32 FMA throughput of the pool (best of a few ~20 ms runs): 12 independent FMA chains per
-// thread, in the vectors the active kernels' float matmuls use (512 bits for the AVX-512 table,
-// 256 for AVX2). The compute roofline of prefill with float weights. 0 GFLOP/s on a CPU without
-// AVX2 and FMA.
+// thread, in the vectors the active kernels' f16 / bf16 matmuls use (512 bits for the AVX-512
+// table, 256 for AVX2; f32 weights keep 256-bit kernels on both). The compute roofline of prefill
+// with float weights. 0 GFLOP/s on a CPU without AVX2 and FMA.
 struct FmaPeak {
   double gflops = 0;
   int vector_bits = 0;
