@@ -71,8 +71,12 @@ int32_t q4_offset_halves(int32_t sum_low, int32_t sum_high);
 // |x - d·q| <= d/2 with d = amax/127 per block of 32.
 QuantizedActs quantize_acts(const float* x, int64_t n_tokens, int64_t cols);
 
-// Row r of a Rows8 matrix back in the file's layout (w.row_stride() bytes into out).
+// Row r of an interleaved (Rows8 / Rows8Pairs) matrix back in the file's layout (w.row_stride()
+// bytes into out).
 void unpack_row_x8(const Matrix& w, int64_t r, void* out);
+
+// Throws Error: w was packed for another kernel table (KernelTable::packed_quant_layout).
+[[noreturn]] void refuse_layout(const Matrix& w, Isa isa);
 
 // Per-thread f32 scratch of at least n floats (grows, never shrinks). Slots: 0 the scalar matmul's
 // dequantized row, 1 attention scores, 2 MoE routing, 3 activation scales, 4 bf16 split x (AVX2) or

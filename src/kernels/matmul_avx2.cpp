@@ -246,6 +246,7 @@ void quantize_acts_avx2(const float* x, int64_t n_tokens, int64_t cols, int8_t* 
 void matmul_rows_quantized_avx2(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens,
                                 float* y, int64_t ldy, int64_t r0, int64_t r1) {
   if (w.layout == WeightLayout::Rows8) return rows8_matmul(w, xa, n_tokens, y, ldy, r0, r1);
+  if (w.layout == WeightLayout::Rows8Pairs) refuse_layout(w, Isa::Avx2);
   quant_rows(w, xa, n_tokens, y, ldy, r0, r1);
 }
 

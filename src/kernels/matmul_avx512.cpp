@@ -1,5 +1,5 @@
 // AVX-512 matmul rows. q8_0 / q4_0 / q6_K: activations quantized once per call to 8-bit blocks of
-// 32, dot products with VNNI vpdpbusd: the Rows8 layout in 512-bit vectors
+// 32, dot products with VNNI vpdpbusd: the Rows8Pairs layout in 512-bit vectors
 // (matmul_rows8_avx512.cpp), the file layout and q6_K in 256-bit ones (matmul_quant_simd.h). Up to
 // 4 tokens share each weight load. f16 and bf16 weights in the Rows8 layout: 512-bit FMAs, or
 // vdpbf16ps (matmul_float_avx512.cpp); the other float weights use the AVX2 float kernels (below).
@@ -59,7 +59,8 @@ void quantize_acts_avx512(const float* x, int64_t n_tokens, int64_t cols, int8_t
 
 void matmul_rows_quantized_avx512(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens,
                                   float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  if (w.layout == WeightLayout::Rows8) return q_rows8_avx512(w, xa, n_tokens, y, ldy, r0, r1);
+  if (w.layout == WeightLayout::Rows8Pairs) return q_rows8_avx512(w, xa, n_tokens, y, ldy, r0, r1);
+  if (w.layout == WeightLayout::Rows8) refuse_layout(w, Isa::Avx512);
   quant_rows(w, xa, n_tokens, y, ldy, r0, r1);
 }
 

@@ -1,13 +1,12 @@
-// q4_0 and q8_0 over the Rows8 layout (core/quant_blocks.h BlockQ4_0x8 / BlockQ8_0x8) with 512-bit
-// VNNI, for any number of tokens. The 256-bit kernels of matmul_rows8_simd.h take one 32-byte step
-// of a block per load (q4_0: elements 4k..4k+3 and 16+4k..16+4k+3 of the 8 rows; q8_0: 4k..4k+3);
-// here a 64-byte load takes two steps, k (lanes 0-7) and k + 1 (lanes 8-15), against x broadcast
-// the same way, so every instruction does twice the work. The two halves of a sum belong to the
-// same rows and block: they share the block's scales (duplicated into both halves) and are added
-// once, at the end. On a CPU that runs 512-bit vectors at full width (Zen 5) that halves the
-// instructions per weight; decode is bound by them there, not by memory (the 256-bit kernel read 27
-// GB/s of a measured 51-63). GCC 12's AVX-512 extract intrinsics start from _mm256_undefined_*()
-// and trip -Wuninitialized inside the system header once inlined (GCC PR 105593, fixed in GCC 13).
+// q4_0 and q8_0 over the Rows8Pairs layout (matrix.h, core/quant_blocks.h) with 512-bit VNNI, for
+// any number of tokens. A 64-byte load takes two 32-byte steps of a block, k = 2j and 2j + 1 (q4_0:
+// elements 4k..4k+3 and 16+4k..16+4k+3; q8_0: 4k..4k+3), row r's two in lanes 2r and 2r + 1. x's 8
+// bytes of those steps, broadcast to every 64-bit lane, line up with them as they are: every
+// instruction does twice the work of a 256-bit one, with no permute of x (the Rows8 layout, steps
+// in lanes 0-7 and 8-15, took one vpermd per token and step: a fifth of the tile's instructions).
+// The two lanes of a row share the block's scales (duplicated pairwise) and are added once, at the
+// end. GCC 12's AVX-512 extract intrinsics start from _mm256_undefined_*() and trip
+// -Wuninitialized inside the system header once inlined (GCC PR 105593, fixed in GCC 13).
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
 #include <cstdint>
@@ -20,23 +19,36 @@
 namespace autoglm::kernels::detail {
 namespace {
 
-// Token t's 4-byte x groups at q (lanes 0-7) and q + 4 (lanes 8-15).
-inline __m512i x_steps(const int8_t* q) {
+// A token's x for two steps: the 4-byte groups at q (even lanes) and q + 4 (odd lanes).
+inline __m512i x_pair(const int8_t* q) {
   int64_t both;
   std::memcpy(&both, q, sizeof both);
-  return _mm512_permutexvar_epi32(halves_index(0, 1), _mm512_set1_epi64(both));
+  return _mm512_set1_epi64(both);
+}
+
+// The block's 8 row scales (f16) as f32, row r's in lanes 2r and 2r + 1.
+inline __m512 row_scales(const uint16_t* d, __m512i pair_index) {
+  const __m256 s = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(d)));
+  return _mm512_permutexvar_ps(pair_index, _mm512_castps256_ps512(s));
+}
+
+// y[0..7] = the sums of acc's lane pairs: y[r] = lane 2r + lane 2r + 1.
+inline void store_sum_of_pairs(float* y, __m512 acc) {
+  const __m512 sums = _mm512_add_ps(acc, _mm512_permute_ps(acc, 0xb1));  // swapped pairs
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(y),
+                      _mm512_cvtepi64_epi32(_mm512_castps_si512(sums)));  // the even lanes
 }
 
 // vpdpbusd multiplies unsigned by signed bytes. q4_0 nibbles are unsigned (n - 8 is the weight),
 // q8_0 weights w become unsigned as w + 128 (w xor 0x80). The sums start from the offset that
 // takes the excess back: -8·Σx for q4_0 (QuantizedActs::q4_offset holds it as two int16 halves),
-// -128·Σx = 16 times that for q8_0. In lanes 0-7 only: the halves of a sum are added at the end,
-// so the offset must be counted once.
+// -128·Σx = 16 times that for q8_0. In the even lanes only: a row's two lanes are added at the
+// end, so the offset must be counted once.
 template <typename Block>
 inline __m512i offset_init(int32_t q4_offset) {
   const int32_t total = static_cast<int16_t>(q4_offset & 0xffff) + (q4_offset >> 16);
   const int32_t offset = sizeof(Block) == sizeof(BlockQ4_0x8) ? total : 16 * total;
-  return _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi32(offset), 0);
+  return _mm512_maskz_set1_epi32(0x5555, offset);
 }
 
 template <typename Block>
@@ -63,8 +75,8 @@ __attribute__((always_inline)) inline void q4_piece(const QTile<BlockQ4_0x8>& a,
     hi[g] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
   }
   for (int t = 0; t < NT; ++t) {
-    const __m512i x_lo = x_steps(xq + t * x_step + 8 * j);
-    const __m512i x_hi = x_steps(xq + t * x_step + 16 + 8 * j);
+    const __m512i x_lo = x_pair(xq + t * x_step + 8 * j);
+    const __m512i x_hi = x_pair(xq + t * x_step + 16 + 8 * j);
     for (int g = 0; g < NG; ++g) {
       sum[g][t] = _mm512_dpbusd_epi32(sum[g][t], lo[g], x_lo);
       sum[g][t] = _mm512_dpbusd_epi32(sum[g][t], hi[g], x_hi);
@@ -81,7 +93,7 @@ __attribute__((always_inline)) inline void q8_piece(const QTile<BlockQ8_0x8>& a,
   for (int g = 0; g < NG; ++g)
     u[g] = _mm512_xor_si512(_mm512_loadu_si512(a.group[g * a.n_blocks + b].qs + 64 * j), flip);
   for (int t = 0; t < NT; ++t) {
-    const __m512i xv = x_steps(xq + t * x_step + 8 * j);
+    const __m512i xv = x_pair(xq + t * x_step + 8 * j);
     for (int g = 0; g < NG; ++g) sum[g][t] = _mm512_dpbusd_epi32(sum[g][t], u[g], xv);
   }
 }
@@ -91,6 +103,7 @@ template <typename Block, int NG, int NT>
 void q_tile(const QTile<Block>& a) {
   const int64_t nb = a.n_blocks;
   const int64_t x_step = nb * kQK;  // from one token's activations to the next's
+  const __m512i pair_index = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
   __m512 acc[NG][NT];
   for (int g = 0; g < NG; ++g) {
     for (int t = 0; t < NT; ++t) acc[g][t] = _mm512_setzero_ps();
@@ -117,8 +130,7 @@ void q_tile(const QTile<Block>& a) {
       for (int j = 0; j < 4; ++j) q8_piece<NG, NT>(a, b, j, xq, x_step, sum);
     }
     for (int g = 0; g < NG; ++g) {
-      const __m128i d = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.group[g * nb + b].d));
-      const __m512 dw = _mm512_cvtph_ps(_mm256_broadcastsi128_si256(d));
+      const __m512 dw = row_scales(a.group[g * nb + b].d, pair_index);
       for (int t = 0; t < NT; ++t) {
         const __m512 dx = _mm512_set1_ps(a.xa->d[(a.t0 + t) * nb + b]);
         acc[g][t] =
@@ -127,7 +139,7 @@ void q_tile(const QTile<Block>& a) {
     }
   }
   for (int g = 0; g < NG; ++g) {
-    for (int t = 0; t < NT; ++t) store_sum_of_halves(a.y + t * a.ldy + 8 * g, acc[g][t]);
+    for (int t = 0; t < NT; ++t) store_sum_of_pairs(a.y + t * a.ldy + 8 * g, acc[g][t]);
   }
 }
 

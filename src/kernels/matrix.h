@@ -19,7 +19,18 @@ enum class WeightLayout {
   // the 8 rows' weights at one column (a column pair for bf16): 8 outputs per FMA, no
   // horizontal adds, and a weight converted once serves every token of a tile.
   Rows8,
+  // q4_0 / q8_0 for the AVX-512 kernels: Rows8 with each 64-byte piece of a block's quants (two
+  // 32-byte steps, k = 2j and 2j + 1, after the 16 bytes of scales) holding each row's two steps
+  // side by side: 4-byte group 2r + s of piece j is row r's step 2j + s (Rows8: group 8s + r).
+  // A 64-bit broadcast of x then lines up with a whole 512-bit load, with no permute; each row's
+  // sum lies in two adjacent lanes, added once at the end.
+  Rows8Pairs,
 };
+
+// Groups of 8 rows interleaved (Rows8 or Rows8Pairs): no contiguous rows.
+inline bool is_interleaved(WeightLayout l) {
+  return l == WeightLayout::Rows8 || l == WeightLayout::Rows8Pairs;
+}
 
 struct Matrix {
   DType dtype = DType::F32;
@@ -33,7 +44,7 @@ struct Matrix {
   bool x_as_bf16 = false;
 
   size_t row_stride() const { return row_bytes(dtype, cols); }
-  // Rows layout only (Rows8 has no contiguous rows).
+  // Rows layout only (the interleaved layouts have no contiguous rows).
   const std::byte* row(int64_t r) const {
     return static_cast<const std::byte*>(data) + static_cast<size_t>(r) * row_stride();
   }

@@ -58,8 +58,10 @@ struct Avx512 {
 }  // namespace
 
 KernelTable avx512_table() {
-  return simd_table<Avx512>(Isa::Avx512, matmul_rows_avx512, quantize_acts_avx512,
-                            matmul_rows_quantized_avx512);
+  KernelTable t = simd_table<Avx512>(Isa::Avx512, matmul_rows_avx512, quantize_acts_avx512,
+                                     matmul_rows_quantized_avx512);
+  t.packed_quant_layout = WeightLayout::Rows8Pairs;  // matmul_rows8_avx512.cpp
+  return t;
 }
 
 }  // namespace autoglm::kernels::detail

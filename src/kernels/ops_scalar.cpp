@@ -142,12 +142,12 @@ int32_t q4_offset_halves(int32_t sum_low, int32_t sum_high) {
 
 void matmul_rows_scalar(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
                         int64_t r0, int64_t r1) {
-  const bool converts = w.dtype != DType::F32 || w.layout == WeightLayout::Rows8;
+  const bool converts = w.dtype != DType::F32 || is_interleaved(w.layout);
   float* row = converts ? scratch_f32(w.cols, 0) : nullptr;
   thread_local std::vector<std::byte> unpacked;
   for (int64_t r = r0; r < r1; ++r) {
     const float* wr = nullptr;
-    if (w.layout == WeightLayout::Rows8) {
+    if (is_interleaved(w.layout)) {
       unpacked.resize(w.row_stride());
       unpack_row_x8(w, r, unpacked.data());
       dequantize_row_scalar(w.dtype, unpacked.data(), row, w.cols);

@@ -40,13 +40,22 @@ bool packs_to_rows8(const Matrix& w) {
   return is_float(w.dtype) && w.cols > 0;
 }
 
-// One block of 8 rows: scales first (8 x f16), then quant group k of row r at 32k + 4r. A row's
-// block is its f16 scale followed by its quants (BlockQ4_0 / BlockQ8_0).
-void interleave(const std::byte* const rows[8], std::byte* dst, const Rows8Geometry& g) {
+// Where row r's quant group k (4 bytes) lies in an interleaved block, counted from its quants
+// (after the 8 scales): Rows8 puts the 8 rows' group k together, Rows8Pairs each row's groups 2j
+// and 2j + 1 together within the 64 bytes of groups 2j and 2j + 1 (matrix.h).
+size_t quant_group_offset(WeightLayout layout, int k, int r) {
+  if (layout == WeightLayout::Rows8Pairs) return 64 * (k / 2) + 8 * r + 4 * (k % 2);
+  return 32 * k + 4 * r;
+}
+
+// One block of 8 rows: scales first (8 x f16), then the quant groups. A row's block is its f16
+// scale followed by its quants (BlockQ4_0 / BlockQ8_0).
+void interleave(const std::byte* const rows[8], std::byte* dst, const Rows8Geometry& g,
+                WeightLayout layout) {
   for (int r = 0; r < 8; ++r) {
     std::memcpy(dst + 2 * r, rows[r], 2);
     for (int k = 0; k < g.groups; ++k)
-      std::memcpy(dst + 16 + 32 * k + 4 * r, rows[r] + 2 + 4 * k, 4);
+      std::memcpy(dst + 16 + quant_group_offset(layout, k, r), rows[r] + 2 + 4 * k, 4);
   }
 }
 
@@ -62,8 +71,8 @@ void interleave_units(const Matrix& w, int64_t group, std::byte* out) {
   }
 }
 
-// Rows 8·group..8·group+7 of w into their place in dst.
-void pack_group(const Matrix& w, int64_t group, std::byte* dst) {
+// Rows 8·group..8·group+7 of w into their place in dst (layout: that of q4_0 / q8_0).
+void pack_group(const Matrix& w, int64_t group, std::byte* dst, WeightLayout layout) {
   std::byte* out = dst + group * 8 * static_cast<int64_t>(w.row_stride());
   if (is_float(w.dtype)) {
     if (float_unit_bytes(w.dtype) == 2) return interleave_units<2>(w, group, out);
@@ -73,7 +82,7 @@ void pack_group(const Matrix& w, int64_t group, std::byte* dst) {
   for (int64_t b = 0; b < w.cols / kQK; ++b) {
     const std::byte* rows[8];
     for (int r = 0; r < 8; ++r) rows[r] = w.row(8 * group + r) + b * g.block_bytes;
-    interleave(rows, out + b * 8 * static_cast<int64_t>(g.block_bytes), g);
+    interleave(rows, out + b * 8 * static_cast<int64_t>(g.block_bytes), g, layout);
   }
 }
 
@@ -84,7 +93,7 @@ size_t packed_bytes(const Matrix& w) {
                                                      : 0;
 }
 
-Matrix pack_for_matmul(const Matrix& w, void* dst, ThreadPool* pool) {
+Matrix pack_for_matmul(const Matrix& w, void* dst, ThreadPool* pool, const KernelTable& kernels) {
   if (!packs_to_rows8(w)) {
     fail(
         "pack_for_matmul: no packed layout for a {} matrix of {} x {} (f32, f16, bf16 with an "
@@ -92,8 +101,9 @@ Matrix pack_for_matmul(const Matrix& w, void* dst, ThreadPool* pool) {
         dtype_name(w.dtype), w.rows, w.cols);
   }
   auto* out = static_cast<std::byte*>(dst);
+  const WeightLayout layout = is_float(w.dtype) ? WeightLayout::Rows8 : kernels.packed_quant_layout;
   const auto pack_groups = [&](int64_t begin, int64_t end) {
-    for (int64_t group = begin; group < end; ++group) pack_group(w, group, out);
+    for (int64_t group = begin; group < end; ++group) pack_group(w, group, out, layout);
   };
   if (pool != nullptr) {
     pool->parallel_for(w.rows / 8, pack_groups, 16);
@@ -102,7 +112,7 @@ Matrix pack_for_matmul(const Matrix& w, void* dst, ThreadPool* pool) {
   }
   Matrix m = w;
   m.data = dst;
-  m.layout = WeightLayout::Rows8;
+  m.layout = layout;
   return m;
 }
 
@@ -128,8 +138,16 @@ void unpack_row_x8(const Matrix& w, int64_t r, void* out) {
     std::byte* block = dst + b * g.block_bytes;
     std::memcpy(block, packed + 2 * ri, 2);
     for (int k = 0; k < g.groups; ++k)
-      std::memcpy(block + 2 + 4 * k, packed + 16 + 32 * k + 4 * ri, 4);
+      std::memcpy(block + 2 + 4 * k, packed + 16 + quant_group_offset(w.layout, k, ri), 4);
   }
+}
+
+void refuse_layout(const Matrix& w, Isa isa) {
+  fail(
+      "a {} matrix packed in the {} layout reached the {} kernels, which read {}: pack it with "
+      "pack_for_matmul for the table that runs it",
+      dtype_name(w.dtype), w.layout == WeightLayout::Rows8Pairs ? "Rows8Pairs" : "Rows8",
+      isa_name(isa), w.layout == WeightLayout::Rows8Pairs ? "Rows8" : "Rows8Pairs");
 }
 
 }  // namespace detail

@@ -1,6 +1,6 @@
-// q4_0, q8_0, f32, f16 and bf16 repacked into 8-row groups (WeightLayout::Rows8): the SIMD
-// kernels on the packed matrix against the scalar reference on the file layout, and the packing
-// itself.
+// q4_0, q8_0, f32, f16 and bf16 repacked into 8-row groups (WeightLayout::Rows8, and Rows8Pairs for
+// the AVX-512 q4_0 / q8_0 kernels): the SIMD kernels on the matrix packed for them against the
+// scalar reference on the file layout, and the packing itself.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -21,21 +21,81 @@ struct Shape {
 
 const DType kPackedTypes[] = {DType::Q4_0, DType::Q8_0, DType::F32, DType::F16, DType::BF16};
 
+// A table that only says which interleaved layout its q4_0 / q8_0 kernels read.
+KernelTable packing_for(WeightLayout quant_layout) {
+  KernelTable t;
+  t.packed_quant_layout = quant_layout;
+  return t;
+}
+
 TEST(PackRows8, UnpackGivesBackEveryRow) {
-  for (DType dt : kPackedTypes) {
-    const int64_t rows = 24, cols = 96;
-    const std::vector<uint8_t> bytes = make_weights(dt, rows, cols, 5);
+  for (WeightLayout layout : {WeightLayout::Rows8, WeightLayout::Rows8Pairs}) {
+    for (DType dt : kPackedTypes) {
+      const int64_t rows = 24, cols = 96;
+      const std::vector<uint8_t> bytes = make_weights(dt, rows, cols, 5);
+      const Matrix w{dt, rows, cols, bytes.data()};
+      std::vector<std::byte> packed(bytes.size());
+      const Matrix p = pack_for_matmul(w, packed.data(), nullptr, packing_for(layout));
+      const bool quantized = dt == DType::Q4_0 || dt == DType::Q8_0;
+      EXPECT_EQ(p.layout, quantized ? layout : WeightLayout::Rows8) << dtype_name(dt);
+      EXPECT_NE(std::memcmp(packed.data(), bytes.data(), bytes.size()), 0) << "nothing was moved";
+      std::vector<std::byte> row(w.row_stride());
+      for (int64_t r = 0; r < rows; ++r) {
+        detail::unpack_row_x8(p, r, row.data());
+        EXPECT_EQ(std::memcmp(row.data(), w.row(r), w.row_stride()), 0)
+            << dtype_name(dt) << " row " << r;
+      }
+    }
+  }
+}
+
+// Rows8Pairs byte by byte, as core/quant_blocks.h states it: qs[64j + 8r + 4s + i] of a group's
+// block is byte 4(2j + s) + i of row r's quants, and the scales come first as in Rows8.
+TEST(PackRows8, PairsLayoutIsAsDocumented) {
+  const int64_t rows = 16, cols = 64;
+  for (DType dt : {DType::Q4_0, DType::Q8_0}) {
+    const std::vector<uint8_t> bytes = make_weights(dt, rows, cols, 8);
     const Matrix w{dt, rows, cols, bytes.data()};
     std::vector<std::byte> packed(bytes.size());
-    const Matrix p = pack_for_matmul(w, packed.data());
-    EXPECT_EQ(p.layout, WeightLayout::Rows8);
-    EXPECT_NE(std::memcmp(packed.data(), bytes.data(), bytes.size()), 0) << "nothing was moved";
-    std::vector<std::byte> row(w.row_stride());
+    pack_for_matmul(w, packed.data(), nullptr, packing_for(WeightLayout::Rows8Pairs));
+    const size_t row_block = dt == DType::Q4_0 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
+    const size_t quant_bytes = row_block - 2;
     for (int64_t r = 0; r < rows; ++r) {
-      detail::unpack_row_x8(p, r, row.data());
-      EXPECT_EQ(std::memcmp(row.data(), w.row(r), w.row_stride()), 0)
-          << dtype_name(dt) << " row " << r;
+      for (int64_t b = 0; b < cols / 32; ++b) {
+        const uint8_t* src = bytes.data() + r * w.row_stride() + b * row_block;
+        const std::byte* block =
+            packed.data() + ((r / 8) * (cols / 32) + b) * static_cast<int64_t>(8 * row_block);
+        const int64_t ri = r % 8;
+        EXPECT_EQ(std::memcmp(block + 2 * ri, src, 2), 0) << "scale of row " << r;
+        for (size_t e = 0; e < quant_bytes; ++e) {
+          const size_t k = e / 4, j = k / 2, s_ = k % 2, i = e % 4;
+          const auto got = static_cast<uint8_t>(block[16 + 64 * j + 8 * ri + 4 * s_ + i]);
+          ASSERT_EQ(got, src[2 + e]) << dtype_name(dt) << " row " << r << " block " << b;
+        }
+      }
     }
+  }
+}
+
+// Each SIMD table reads only the q4_0 / q8_0 layout it packs: given the other one, it refuses
+// with an Error instead of misreading the weights.
+TEST(PackRows8, TablesRefuseTheOtherQuantLayout) {
+  const int64_t rows = 8, cols = 64;
+  const std::vector<uint8_t> bytes = make_weights(DType::Q4_0, rows, cols, 9);
+  const Matrix w{DType::Q4_0, rows, cols, bytes.data()};
+  const std::vector<float> x(cols, 0.5f);
+  std::vector<float> y(rows);
+  for (Isa isa : simd_isas()) {
+    const WeightLayout own = for_isa(isa).packed_quant_layout;
+    const WeightLayout other =
+        own == WeightLayout::Rows8 ? WeightLayout::Rows8Pairs : WeightLayout::Rows8;
+    std::vector<std::byte> packed(bytes.size());
+    const Matrix p = pack_for_matmul(w, packed.data(), nullptr, packing_for(other));
+    EXPECT_THROW(for_isa(isa).matmul_rows(p, x.data(), 1, y.data(), rows, 0, rows), Error)
+        << isa_label(isa);
+    const Matrix mine = pack_for_matmul(w, packed.data(), nullptr, for_isa(isa));
+    EXPECT_NO_THROW(for_isa(isa).matmul_rows(mine, x.data(), 1, y.data(), rows, 0, rows))
+        << isa_label(isa);
   }
 }
 
@@ -79,7 +139,7 @@ TEST_P(PackedMatmul, MatchesScalarOnFileLayoutWithinDerivedBound) {
   const std::vector<uint8_t> bytes = make_weights(dt, s.rows, s.cols, 1234);
   const Matrix w{dt, s.rows, s.cols, bytes.data()};
   std::vector<std::byte> packed(bytes.size());
-  Matrix p = pack_for_matmul(w, packed.data());
+  Matrix p = pack_for_matmul(w, packed.data(), nullptr, for_isa(isa));
   p.x_as_bf16 = x_as_bf16;
   const std::vector<float> x =
       random_floats(static_cast<size_t>(s.n_tokens * s.cols), 99, -2.0f, 2.0f);
@@ -245,7 +305,6 @@ TEST(PackedMatmul, Q4ExtremesAreExact) {
     }
     const Matrix w{DType::Q4_0, rows, cols, blocks.data()};
     std::vector<std::byte> packed(blocks.size() * sizeof(BlockQ4_0));
-    const Matrix pw = pack_for_matmul(w, packed.data());
     for (int64_t n_tokens : {1, 4, 7}) {
       for (int xs = 0; xs < 3; ++xs) {
         std::vector<float> x(static_cast<size_t>(n_tokens * cols));
@@ -256,12 +315,13 @@ TEST(PackedMatmul, Q4ExtremesAreExact) {
         std::vector<float> ref(static_cast<size_t>(n_tokens * rows));
         for_isa(Isa::Scalar).matmul_rows(w, x.data(), n_tokens, ref.data(), rows, 0, rows);
         for (Isa isa : simd_isas()) {
+          const Matrix pw = pack_for_matmul(w, packed.data(), nullptr, for_isa(isa));
           for (const Matrix& m : {w, pw}) {
             std::vector<float> got(ref.size());
             for_isa(isa).matmul_rows(m, x.data(), n_tokens, got.data(), rows, 0, rows);
             EXPECT_EQ(got, ref) << isa_label(isa) << " pattern " << p << " x " << xs << ", "
                                 << n_tokens << " tokens, "
-                                << (m.layout == WeightLayout::Rows8 ? "rows8" : "rows");
+                                << (is_interleaved(m.layout) ? "packed" : "rows");
           }
         }
       }
