@@ -75,7 +75,7 @@ QuantizedActs quantize_acts(const float* x, int64_t n_tokens, int64_t cols);
 // bytes into out).
 void unpack_row_x8(const Matrix& w, int64_t r, void* out);
 
-// Throws Error: w was packed for another kernel table (KernelTable::packed_quant_layout).
+// Throws Error: w was packed for another kernel table (KernelTable::packed_layout).
 [[noreturn]] void refuse_layout(const Matrix& w, Isa isa);
 
 // Per-thread f32 scratch of at least n floats (grows, never shrinks). Slots: 0 the scalar matmul's

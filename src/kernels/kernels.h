@@ -67,9 +67,9 @@ struct KernelTable {
   // integer dot product) faster than in Rows; pack_for_matmul repacks at load when the active table
   // says so.
   bool prefers_rows8 = false;
-  // The interleaved layout its q4_0 / q8_0 kernels read: Rows8, or Rows8Pairs (AVX-512). A table
-  // refuses (Error) the other one; the scalar reference reads both.
-  WeightLayout packed_quant_layout = WeightLayout::Rows8;
+  // The interleaved layout its f16, bf16, q4_0 and q8_0 kernels read (f32: always Rows8): Rows8, or
+  // Rows8Pairs (AVX-512). A table refuses (Error) the other one; the scalar reference reads both.
+  WeightLayout packed_layout = WeightLayout::Rows8;
 
   // y[t, r] = Σ_c W[r, c] · x[t, c] for t < n_tokens, r in [r0, r1). x is [n_tokens, W.cols],
   // y is [n_tokens, ldy]. Quantized weights may quantize x to 8 bits per 32-block internally.
@@ -147,8 +147,8 @@ const KernelTable& active();          // for_isa(selected_isa()), chosen once
 // packed_bytes(w) is what the packed copy needs, 0 when there is nothing to gain (keep w as it is).
 size_t packed_bytes(const Matrix& w);
 // Writes w's packed copy for `kernels` into dst (rows x row_stride() bytes, any alignment) and
-// returns it; those kernels and the scalar reference run the packed matrix (q4_0 / q8_0 take the
-// table's packed_quant_layout, which another SIMD table may refuse). Throws when w has no packed
+// returns it; those kernels and the scalar reference run the packed matrix (all but f32 take the
+// table's packed_layout, which another SIMD table may refuse). Throws when w has no packed
 // form. With a pool, the row groups are split over its threads (loading the 3.9 GB bf16 benchmark
 // model took 2.6-3.1 s on 2 threads, 4.2-4.5 s on one).
 Matrix pack_for_matmul(const Matrix& w, void* dst, ThreadPool* pool = nullptr,

@@ -177,6 +177,7 @@ template <DType DT>
 void float_rows(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
                 int64_t r0, int64_t r1) {
   if (w.layout == WeightLayout::Rows8) return float_rows8_avx2<DT>(w, x, n_tokens, y, ldy, r0, r1);
+  if (w.layout == WeightLayout::Rows8Pairs) refuse_layout(w, Isa::Avx2);
   if (n_tokens == 1) return float_rows_decode<DT>(w, x, y, r0, r1);
   // The panel GEMM converts each weight once per call (per 128 tokens): at 16 tokens that cost
   // cancels its faster FMA loop (single-thread kernels_bench, f16 and bf16: equal within noise);

@@ -1,7 +1,7 @@
 // AVX-512 matmul rows. q8_0 / q4_0 / q6_K: activations quantized once per call to 8-bit blocks of
 // 32, dot products with VNNI vpdpbusd: the Rows8Pairs layout in 512-bit vectors
 // (matmul_rows8_avx512.cpp), the file layout and q6_K in 256-bit ones (matmul_quant_simd.h). Up to
-// 4 tokens share each weight load. f16 and bf16 weights in the Rows8 layout: 512-bit FMAs, or
+// 4 tokens share each weight load. f16 and bf16 weights in the Rows8Pairs layout: 512-bit FMAs, or
 // vdpbf16ps (matmul_float_avx512.cpp); the other float weights use the AVX2 float kernels (below).
 // GCC 12's AVX-512 reduce/extract intrinsics start from _mm256_undefined_*() and trip
 // -Wuninitialized inside the system header once inlined (GCC PR 105593, fixed in GCC 13).
@@ -69,9 +69,11 @@ void matmul_rows_avx512(const Matrix& w, const float* x, int64_t n_tokens, float
   switch (w.dtype) {
     case DType::BF16:
     case DType::F16:
-      // Rows8: 512-bit kernels (matmul_float_avx512.cpp), at twice the 256-bit FMAs' rate on Zen 5.
-      if (w.layout == WeightLayout::Rows8)
+      // Rows8Pairs: 512-bit kernels (matmul_float_avx512.cpp), at twice the 256-bit FMAs' rate on
+      // Zen 5.
+      if (w.layout == WeightLayout::Rows8Pairs)
         return float_rows8_avx512(w, x, n_tokens, y, ldy, r0, r1);
+      if (w.layout == WeightLayout::Rows8) refuse_layout(w, Isa::Avx512);
       [[fallthrough]];
     case DType::F32:
       // The AVX2 float kernels (every AVX-512 CPU has AVX2, FMA and F16C): f32 over 8-row groups

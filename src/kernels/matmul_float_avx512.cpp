@@ -1,10 +1,12 @@
-// f16 and bf16 weights over the Rows8 layout (matrix.h) in 512-bit vectors, for any number of
+// f16 and bf16 weights over the Rows8Pairs layout (matrix.h) in 512-bit vectors, for any number of
 // tokens: y[t, r] = Σ_k w[r, k] · x[t, k]. One 64-byte line of a group holds its 8 rows at 4
-// columns; the line's weights fill two vectors whose halves (lanes 0-7 and 8-15) hold two of those
-// columns, against x permuted the same way. The halves of a sum are added once, at the end.
-// - f16: vcvtph2ps of each 32 bytes (columns k, k + 1 | k + 2, k + 3), 512-bit FMAs.
-// - bf16: the lane of row r is the column pair (w[r, k], w[r, k + 1]), so a shift gives the even
-//   columns as f32 and a mask the odd ones (k, k + 2 | k + 1, k + 3), 512-bit FMAs.
+// columns, each row's together; the line's weights fill vectors whose 64-bit lane r holds row r at
+// two columns, against x at those two columns broadcast to every 64-bit lane. A row's two lanes
+// are added once, at the end.
+// - f16: vcvtph2ps of each 32 bytes (columns k, k + 1 | k + 2, k + 3), 512-bit FMAs, x loaded as
+//   64-bit broadcasts.
+// - bf16: the 32-bit lanes of row r are the column pairs (k, k + 1) and (k + 2, k + 3), so a shift
+//   gives columns k, k + 2 as f32 and a mask k + 1, k + 3; x takes an in-lane shuffle to match.
 // - bf16 with Matrix::x_as_bf16 (`--bf16-activations`): x rounded to bf16 once per call (round to
 //   nearest even, vcvtne2ps2bf16), and one vdpbf16ps adds both columns of a pair for 8 rows: twice
 //   the multiply-adds per instruction. x's rounding moves each x[t, k] by at most 2^-9 of itself,
@@ -61,19 +63,11 @@ constexpr int64_t kLineBytes = 64;
 constexpr int64_t kLineColumns = 4;  // of f16 or bf16, 8 rows
 constexpr int64_t kColumnBytes = kLineBytes / kLineColumns;
 
-// Lanes 0-7 from element a of v, lanes 8-15 from element b.
-inline __m512 halves(__m512 v, int a, int b) {
-  return _mm512_permutexvar_ps(halves_index(a, b), v);
-}
-
-// x[k..k+3] in lanes 0-3 (f32), or x[k..k+3] as bf16 in lanes 0-1.
-inline __m512 load_x4(const float* x) {
-  return _mm512_broadcast_f32x4(_mm_loadu_ps(x));
-}
-inline __m512 load_x4(const uint16_t* x) {
-  int64_t four;
-  std::memcpy(&four, x, sizeof four);
-  return _mm512_castsi512_ps(_mm512_set1_epi64(four));
+// x[k], x[k + 1] (f32) broadcast to every 64-bit lane.
+inline __m512 broadcast_x2(const float* x) {
+  double two;
+  std::memcpy(&two, x, sizeof two);
+  return _mm512_castpd_ps(_mm512_set1_pd(two));
 }
 
 // Each policy turns a group's line into kVectors weight vectors and token x[k..k+3] into the
@@ -90,21 +84,22 @@ struct F16Fma : FmaPolicy {
     for (int i = 0; i < 2; ++i)
       w[i] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 32 * i)));
   }
-  static void xs(__m512 x4, __m512 (&x)[2]) {
-    x[0] = halves(x4, 0, 1);
-    x[1] = halves(x4, 2, 3);
+  static void xs(const float* x, __m512 (&xv)[2]) {
+    xv[0] = broadcast_x2(x);
+    xv[1] = broadcast_x2(x + 2);
   }
 };
 
 struct Bf16Fma : FmaPolicy {
   static void weights(const uint8_t* line, __m512 (&w)[2]) {
     const __m512i v = _mm512_loadu_si512(line);
-    w[0] = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
-    w[1] = _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32(-65536)));
+    w[0] = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));                        // k, k + 2
+    w[1] = _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32(-65536)));  // k + 1, k + 3
   }
-  static void xs(__m512 x4, __m512 (&x)[2]) {
-    x[0] = halves(x4, 0, 2);
-    x[1] = halves(x4, 1, 3);
+  static void xs(const float* x, __m512 (&xv)[2]) {
+    const __m512 x4 = _mm512_broadcast_f32x4(_mm_loadu_ps(x));
+    xv[0] = _mm512_permute_ps(x4, _MM_SHUFFLE(2, 0, 2, 0));
+    xv[1] = _mm512_permute_ps(x4, _MM_SHUFFLE(3, 1, 3, 1));
   }
 };
 
@@ -112,23 +107,27 @@ struct Bf16Dot {
   using X = uint16_t;
   static constexpr int kVectors = 1;
   static void weights(const uint8_t* line, __m512 (&w)[1]) { w[0] = _mm512_loadu_ps(line); }
-  // The 32-bit lanes 0 and 1 of x4 are the pairs (k, k + 1) and (k + 2, k + 3).
-  static void xs(__m512 x4, __m512 (&x)[1]) { x[0] = halves(x4, 0, 1); }
+  // x[k..k+3] as bf16: the pairs (k, k + 1) and (k + 2, k + 3) in every 64-bit lane.
+  static void xs(const uint16_t* x, __m512 (&xv)[1]) {
+    int64_t four;
+    std::memcpy(&four, x, sizeof four);
+    xv[0] = _mm512_castsi512_ps(_mm512_set1_epi64(four));
+  }
   static __m512 madd(__m512 acc, __m512 w, __m512 x) {
     return _mm512_dpbf16_ps(acc, std::bit_cast<__m512bh>(w), std::bit_cast<__m512bh>(x));
   }
 };
 
-// acc[g][t] += one line of each group (from line[g]) times token t's x4[t].
+// acc[g][t] += one line of each group (from line[g]) times token t's x[k..k+3] (from x[t]).
 template <typename P, int NG, int NT>
 __attribute__((always_inline)) inline void line_step(const uint8_t* const (&line)[NG],
-                                                     const __m512 (&x4)[NT],
+                                                     const typename P::X* const (&x)[NT],
                                                      __m512 (&acc)[NG][NT]) {
   __m512 wv[NG][P::kVectors];
   for (int g = 0; g < NG; ++g) P::weights(line[g], wv[g]);
   for (int t = 0; t < NT; ++t) {
     __m512 xv[P::kVectors];
-    P::xs(x4[t], xv);
+    P::xs(x[t], xv);
     for (int g = 0; g < NG; ++g) {
       for (int i = 0; i < P::kVectors; ++i) acc[g][t] = P::madd(acc[g][t], wv[g][i], xv[i]);
     }
@@ -145,7 +144,7 @@ void tile(const FloatTile<typename P::X>& a) {
     for (int t = 0; t < NT; ++t) acc[g][t] = _mm512_setzero_ps();
   }
   const uint8_t* line[NG];
-  __m512 x4[NT];
+  const typename P::X* xk[NT];
   int64_t k = 0;
   for (; k + kLineColumns <= a.cols; k += kLineColumns) {
     const int64_t offset = k * kColumnBytes;
@@ -155,8 +154,8 @@ void tile(const FloatTile<typename P::X>& a) {
         _mm_prefetch(reinterpret_cast<const char*>(a.next + g * a.group_bytes + offset),
                      _MM_HINT_T1);
     }
-    for (int t = 0; t < NT; ++t) x4[t] = load_x4(a.x + t * a.ldx + k);
-    line_step<P, NG, NT>(line, x4, acc);
+    for (int t = 0; t < NT; ++t) xk[t] = a.x + t * a.ldx + k;
+    line_step<P, NG, NT>(line, xk, acc);
   }
   if (k < a.cols) {
     alignas(64) uint8_t padded[NG][kLineBytes] = {};
@@ -165,17 +164,17 @@ void tile(const FloatTile<typename P::X>& a) {
                   static_cast<size_t>((a.cols - k) * kColumnBytes));
       line[g] = padded[g];
     }
+    typename P::X x_padded[NT][kLineColumns] = {};
     for (int t = 0; t < NT; ++t) {
-      typename P::X x_padded[kLineColumns] = {};
-      std::copy(a.x + t * a.ldx + k, a.x + t * a.ldx + a.cols, x_padded);
-      x4[t] = load_x4(x_padded);
+      std::copy(a.x + t * a.ldx + k, a.x + t * a.ldx + a.cols, x_padded[t]);
+      xk[t] = x_padded[t];
     }
-    line_step<P, NG, NT>(line, x4, acc);
+    line_step<P, NG, NT>(line, xk, acc);
   }
 #pragma GCC unroll 8
   for (int g = 0; g < NG; ++g) {
 #pragma GCC unroll 8
-    for (int t = 0; t < NT; ++t) store_sum_of_halves(a.y + t * a.ldy + 8 * g, acc[g][t]);
+    for (int t = 0; t < NT; ++t) store_sum_of_pairs(a.y + t * a.ldy + 8 * g, acc[g][t]);
   }
 }
 
@@ -212,7 +211,7 @@ constexpr int64_t kDecodeAhead = 384;
 // Tokens that share a pass over the weights (the pass's 4 groups stay in L2 meanwhile).
 constexpr int64_t kTokenChunk = 96;
 
-// The rows [r0, r1) of w (Rows8) for x in P's type.
+// The rows [r0, r1) of w (Rows8Pairs) for x in P's type.
 template <typename P>
 void float_rows(const Matrix& w, const typename P::X* x, int64_t n_tokens, float* y, int64_t ldy,
                 int64_t r0, int64_t r1) {

@@ -32,13 +32,6 @@ inline __m512 row_scales(const uint16_t* d, __m512i pair_index) {
   return _mm512_permutexvar_ps(pair_index, _mm512_castps256_ps512(s));
 }
 
-// y[0..7] = the sums of acc's lane pairs: y[r] = lane 2r + lane 2r + 1.
-inline void store_sum_of_pairs(float* y, __m512 acc) {
-  const __m512 sums = _mm512_add_ps(acc, _mm512_permute_ps(acc, 0xb1));  // swapped pairs
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(y),
-                      _mm512_cvtepi64_epi32(_mm512_castps_si512(sums)));  // the even lanes
-}
-
 // vpdpbusd multiplies unsigned by signed bytes. q4_0 nibbles are unsigned (n - 8 is the weight),
 // q8_0 weights w become unsigned as w + 128 (w xor 0x80). The sums start from the offset that
 // takes the excess back: -8·Σx for q4_0 (QuantizedActs::q4_offset holds it as two int16 halves),

@@ -19,11 +19,14 @@ enum class WeightLayout {
   // the 8 rows' weights at one column (a column pair for bf16): 8 outputs per FMA, no
   // horizontal adds, and a weight converted once serves every token of a tile.
   Rows8,
-  // q4_0 / q8_0 for the AVX-512 kernels: Rows8 with each 64-byte piece of a block's quants (two
-  // 32-byte steps, k = 2j and 2j + 1, after the 16 bytes of scales) holding each row's two steps
-  // side by side: 4-byte group 2r + s of piece j is row r's step 2j + s (Rows8: group 8s + r).
+  // The AVX-512 kernels' form of Rows8, for 512-bit vectors whose 64-bit lanes each hold one row:
+  // - q4_0 / q8_0: each 64-byte piece of a block's quants (two 32-byte steps, k = 2j and 2j + 1,
+  //   after the 16 bytes of scales) holds each row's two steps side by side: 4-byte group 2r + s
+  //   of piece j is row r's step 2j + s (Rows8: group 8s + r).
+  // - f16 / bf16: Rows8 with twice the unit (u = 2 for f16, 4 for bf16), so a 64-byte line holds
+  //   each row's 2 (f16: 4) columns together instead of each column's 8 rows.
   // A 64-bit broadcast of x then lines up with a whole 512-bit load, with no permute; each row's
-  // sum lies in two adjacent lanes, added once at the end.
+  // sum lies in two adjacent lanes, added once at the end. f32 has no such form.
   Rows8Pairs,
 };
 

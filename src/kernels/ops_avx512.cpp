@@ -60,7 +60,7 @@ struct Avx512 {
 KernelTable avx512_table() {
   KernelTable t = simd_table<Avx512>(Isa::Avx512, matmul_rows_avx512, quantize_acts_avx512,
                                      matmul_rows_quantized_avx512);
-  t.packed_quant_layout = WeightLayout::Rows8Pairs;  // matmul_rows8_avx512.cpp
+  t.packed_layout = WeightLayout::Rows8Pairs;  // matmul_rows8_avx512.cpp, matmul_float_avx512.cpp
   return t;
 }
 

@@ -28,16 +28,24 @@ bool is_float(DType dt) {
 
 // Float Rows8 (matrix.h): bytes of one row's unit, the run of elements the kernel converts in one
 // step: one element for f32 and f16, a pair for bf16 (its 32-bit lanes split into two f32 by a
-// shift and a mask).
-size_t float_unit_bytes(DType dt) {
-  return dt == DType::F16 ? 2 : 4;
+// shift and a mask). Rows8Pairs doubles the unit of f16 and bf16, so that a 64-bit lane holds two
+// of Rows8's units of one row; f32 has no Rows8Pairs form.
+size_t float_unit_bytes(DType dt, WeightLayout layout) {
+  const size_t rows8 = dt == DType::F16 ? 2 : 4;
+  return layout == WeightLayout::Rows8Pairs ? 2 * rows8 : rows8;
 }
 
-bool packs_to_rows8(const Matrix& w) {
-  if (w.layout != WeightLayout::Rows || w.rows % 8 != 0 || w.rows <= 0) return false;
+// The interleaved layout `kernels` reads for w's dtype (f32 always Rows8).
+WeightLayout packed_layout_for(DType dt, const KernelTable& kernels) {
+  return dt == DType::F32 ? WeightLayout::Rows8 : kernels.packed_layout;
+}
+
+bool packs_to(const Matrix& w, WeightLayout layout) {
+  if (w.layout != WeightLayout::Rows || w.rows % 8 != 0 || w.rows <= 0 || w.cols <= 0) return false;
   if (w.dtype == DType::Q4_0 || w.dtype == DType::Q8_0) return w.cols % kQK == 0;
-  if (w.dtype == DType::BF16) return w.cols % 2 == 0;
-  return is_float(w.dtype) && w.cols > 0;
+  if (!is_float(w.dtype)) return false;
+  const size_t unit_elems = float_unit_bytes(w.dtype, layout) / dtype_info(w.dtype).block_bytes;
+  return w.cols % static_cast<int64_t>(unit_elems) == 0;
 }
 
 // Where row r's quant group k (4 bytes) lies in an interleaved block, counted from its quants
@@ -75,8 +83,14 @@ void interleave_units(const Matrix& w, int64_t group, std::byte* out) {
 void pack_group(const Matrix& w, int64_t group, std::byte* dst, WeightLayout layout) {
   std::byte* out = dst + group * 8 * static_cast<int64_t>(w.row_stride());
   if (is_float(w.dtype)) {
-    if (float_unit_bytes(w.dtype) == 2) return interleave_units<2>(w, group, out);
-    return interleave_units<4>(w, group, out);
+    switch (float_unit_bytes(w.dtype, layout)) {
+      case 2:
+        return interleave_units<2>(w, group, out);
+      case 4:
+        return interleave_units<4>(w, group, out);
+      default:
+        return interleave_units<8>(w, group, out);
+    }
   }
   const Rows8Geometry g = geometry(w.dtype);
   for (int64_t b = 0; b < w.cols / kQK; ++b) {
@@ -89,19 +103,23 @@ void pack_group(const Matrix& w, int64_t group, std::byte* dst, WeightLayout lay
 }  // namespace
 
 size_t packed_bytes(const Matrix& w) {
-  return active().prefers_rows8 && packs_to_rows8(w) ? static_cast<size_t>(w.rows) * w.row_stride()
-                                                     : 0;
+  const KernelTable& k = active();
+  return k.prefers_rows8 && packs_to(w, packed_layout_for(w.dtype, k))
+             ? static_cast<size_t>(w.rows) * w.row_stride()
+             : 0;
 }
 
 Matrix pack_for_matmul(const Matrix& w, void* dst, ThreadPool* pool, const KernelTable& kernels) {
-  if (!packs_to_rows8(w)) {
+  const WeightLayout layout = packed_layout_for(w.dtype, kernels);
+  if (!packs_to(w, layout)) {
     fail(
-        "pack_for_matmul: no packed layout for a {} matrix of {} x {} (f32, f16, bf16 with an "
-        "even column count, q4_0 or q8_0; rows a multiple of 8)",
-        dtype_name(w.dtype), w.rows, w.cols);
+        "pack_for_matmul: no packed layout for a {} matrix of {} x {} for the {} kernels (f32, "
+        "f16, "
+        "bf16 with an even column count, a multiple of 4 on AVX-512, q4_0 or q8_0; rows a multiple "
+        "of 8)",
+        dtype_name(w.dtype), w.rows, w.cols, isa_name(kernels.isa));
   }
   auto* out = static_cast<std::byte*>(dst);
-  const WeightLayout layout = is_float(w.dtype) ? WeightLayout::Rows8 : kernels.packed_quant_layout;
   const auto pack_groups = [&](int64_t begin, int64_t end) {
     for (int64_t group = begin; group < end; ++group) pack_group(w, group, out, layout);
   };
@@ -120,7 +138,7 @@ namespace detail {
 
 void unpack_row_x8(const Matrix& w, int64_t r, void* out) {
   if (is_float(w.dtype)) {
-    const size_t unit = float_unit_bytes(w.dtype);
+    const size_t unit = float_unit_bytes(w.dtype, w.layout);
     const size_t units = w.row_stride() / unit;
     const std::byte* group =
         static_cast<const std::byte*>(w.data) + (r / 8) * 8 * w.row_stride() + (r % 8) * unit;

@@ -1,7 +1,7 @@
-// What the 512-bit Rows8 kernels of the AVX-512 table share (matmul_rows8_avx512.cpp for q4_0 /
-// q8_0, matmul_float_avx512.cpp for f16 / bf16). A 512-bit vector holds a group's 8 rows twice:
-// lanes 0-7 take one column (or step) and lanes 8-15 the next, against x laid out the same way, and
-// the two halves of a sum are added once, at the end.
+// What the 512-bit Rows8Pairs kernels of the AVX-512 table share (matmul_rows8_avx512.cpp for
+// q4_0 / q8_0, matmul_float_avx512.cpp for f16 / bf16). A 512-bit vector holds a group's 8 rows in
+// its 8 64-bit lanes, each at two columns (or steps), against x at those two broadcast to every
+// 64-bit lane; a row's two lanes are added once, at the end.
 // In an anonymous namespace: each ISA's translation unit keeps its own copy (kernels/detail.h).
 #pragma once
 
@@ -12,16 +12,11 @@
 namespace autoglm::kernels::detail {
 namespace {
 
-// The index vector of a permute that fills lanes 0-7 from element a and lanes 8-15 from element b.
-inline __m512i halves_index(int a, int b) {
-  return _mm512_set_epi32(b, b, b, b, b, b, b, b, a, a, a, a, a, a, a, a);
-}
-
-// y[0..7] = the sum of acc's two halves.
-inline void store_sum_of_halves(float* y, __m512 acc) {
-  const __m256 low = _mm512_castps512_ps256(acc);
-  const __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1));
-  _mm256_storeu_ps(y, _mm256_add_ps(low, high));
+// y[0..7] = the sums of acc's lane pairs: y[r] = lane 2r + lane 2r + 1 (a row's two lanes).
+inline void store_sum_of_pairs(float* y, __m512 acc) {
+  const __m512 sums = _mm512_add_ps(acc, _mm512_permute_ps(acc, 0xb1));  // swapped pairs
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(y),
+                      _mm512_cvtepi64_epi32(_mm512_castps_si512(sums)));  // the even lanes
 }
 
 // The token loop of the several-token kernels: tiles of 4 tokens from the first, then one tile of
