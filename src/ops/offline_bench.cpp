@@ -55,6 +55,21 @@ double batched_decode_tps(const models::Model& model, const OfflineBenchOptions&
 
 }  // namespace
 
+double prefill_matmul_params(const models::ModelSpec& spec, int64_t n) {
+  const int64_t h = spec.hidden_size;
+  const int64_t attn = 2 * h * spec.q_dim() + 2 * h * spec.kv_dim();
+  double per_token = 0;
+  for (int64_t l = 0; l < spec.n_layers; ++l) {
+    per_token += static_cast<double>(attn);
+    per_token += spec.is_moe_layer(l)
+                     ? static_cast<double>(3 * h * spec.moe_intermediate_size *
+                                               (spec.n_experts_used + spec.n_shared_experts) +
+                                           h * spec.n_experts)
+                     : static_cast<double>(3 * h * spec.intermediate_size);
+  }
+  return per_token * static_cast<double>(n) + static_cast<double>(spec.vocab_size * h);
+}
+
 OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBenchOptions& o,
                                      ThreadPool& pool) {
   if (o.prompt_tokens < 1 || o.decode_tokens < 1 || o.repeats < 1 || o.context < 0) {
@@ -121,9 +136,8 @@ OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBe
                          (o.context + o.decode_tokens / 2.0 + 1.0);
   r.decode_bytes_per_token = weights_read + kv_read;
   r.decode_gbps = r.decode_median_tps * r.decode_bytes_per_token / 1e9;
-  const double matmul_params = static_cast<double>(spec.parameter_count()) -
-                               static_cast<double>(spec.vocab_size * spec.hidden_size);
-  r.prefill_gflops = 2.0 * matmul_params * r.prefill_median_tps / 1e9;
+  r.prefill_gflops = 2.0 * prefill_matmul_params(spec, o.prompt_tokens) * r.prefill_median_tps /
+                     o.prompt_tokens / 1e9;
   const DType matrix_type = w.layers.empty() ? DType::F32 : w.layers[0].o.w.dtype;
   r.float_weights =
       matrix_type == DType::F32 || matrix_type == DType::F16 || matrix_type == DType::BF16;

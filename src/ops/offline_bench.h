@@ -32,7 +32,7 @@ struct OfflineBenchResult {
   double decode_median_tps = 0;
   double decode_bytes_per_token = 0;  // weights (less the embedding table) + mean KV read (once)
   double decode_gbps = 0;             // decode_median_tps * bytes per token
-  double prefill_gflops = 0;          // 2 * matmul parameters * tokens / time (attention excluded)
+  double prefill_gflops = 0;          // 2 x the prompt's matrix multiply-adds / time, no attention
   double fma_peak_gflops = 0;         // measure_fma_peak of the pool, before the prefill runs
   int fma_peak_vector_bits = 0;       // the vectors it used (those of the active float kernels)
   bool float_weights = false;         // f32 / f16 / bf16 matrices: prefill runs on the f32 FMAs
@@ -50,6 +50,11 @@ struct OfflineBenchResult {
   size_t resident_bytes = 0;
   size_t huge_page_bytes = 0;
 };
+
+// Multiply-adds of the matrices a prompt of n tokens goes through: every layer's for each token
+// (for MoE layers only the experts a token uses, and the router), the output layer once (the
+// prompt's logits are those of its last token). Norms and attention are left out.
+double prefill_matmul_params(const models::ModelSpec& spec, int64_t n);
 
 OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBenchOptions& options,
                                      ThreadPool& pool);
