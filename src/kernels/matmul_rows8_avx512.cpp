@@ -91,6 +91,16 @@ __attribute__((always_inline)) inline void q8_piece(const QTile<BlockQ8_0x8>& a,
   }
 }
 
+// Decode reads each group's blocks in order, 8 groups side by side. The hardware prefetchers alone
+// left a thread waiting on each line (one thread from DRAM: 18-22 GB/s, what compute and memory
+// take one after the other); prefetching each stream's block about 860 bytes ahead into L1
+// overlaps them (25-27 GB/s; 2 threads in the model: 59-60% -> 70-75% of the measured bandwidth).
+// 576 bytes gave about the same, 288-432 and 2304 less, and prefetching into L2 (T1) less too.
+// Near a stream's end the address runs into the next group or past the matrix: a prefetch never
+// faults.
+template <typename Block>
+constexpr int64_t kDecodeAheadBlocks = (864 + sizeof(Block) - 1) / sizeof(Block);
+
 // y[t0 + t, 8g..8g+7] for NG groups and NT tokens.
 template <typename Block, int NG, int NT>
 void q_tile(const QTile<Block>& a) {
@@ -107,6 +117,13 @@ void q_tile(const QTile<Block>& a) {
         const char* line = reinterpret_cast<const char*>(a.next + g * nb + b);
         for (size_t off = 0; off < sizeof(BlockQ4_0x8); off += 64)
           _mm_prefetch(line + off, _MM_HINT_T1);
+      }
+    }
+    if constexpr (NT == 1) {
+      for (int g = 0; g < NG; ++g) {
+        const char* ahead =
+            reinterpret_cast<const char*>(a.group + g * nb + b + kDecodeAheadBlocks<Block>);
+        for (size_t off = 0; off < sizeof(Block); off += 64) _mm_prefetch(ahead + off, _MM_HINT_T0);
       }
     }
     const int8_t* xq = a.xa->q + (a.t0 * nb + b) * kQK;  // token t0's block b
