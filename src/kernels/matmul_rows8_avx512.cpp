@@ -97,9 +97,10 @@ __attribute__((always_inline)) inline void q8_piece(const QTile<BlockQ8_0x8>& a,
 // overlaps them (25-27 GB/s; 2 threads in the model: 59-60% -> 70-75% of the measured bandwidth).
 // 576 bytes gave about the same, 288-432 and 2304 less, and prefetching into L2 (T1) less too.
 // Near a stream's end the address runs into the next group or past the matrix: a prefetch never
-// faults.
+// faults. (The one-token tile left over from several tokens prefetches too: its lines are already
+// in cache, which costs a few instructions.)
 template <typename Block>
-constexpr int64_t kDecodeAheadBlocks = (864 + sizeof(Block) - 1) / sizeof(Block);
+constexpr size_t kDecodeAheadBlocks = (864 + sizeof(Block) - 1) / sizeof(Block);
 
 // y[t0 + t, 8g..8g+7] for NG groups and NT tokens.
 template <typename Block, int NG, int NT>
@@ -121,9 +122,11 @@ void q_tile(const QTile<Block>& a) {
     }
     if constexpr (NT == 1) {
       for (int g = 0; g < NG; ++g) {
-        const char* ahead =
-            reinterpret_cast<const char*>(a.group + g * nb + b + kDecodeAheadBlocks<Block>);
-        for (size_t off = 0; off < sizeof(Block); off += 64) _mm_prefetch(ahead + off, _MM_HINT_T0);
+        // In integers: the address may lie past the matrix, where no pointer may point.
+        const uintptr_t ahead = reinterpret_cast<uintptr_t>(a.group + g * nb + b) +
+                                kDecodeAheadBlocks<Block> * sizeof(Block);
+        for (size_t off = 0; off < sizeof(Block); off += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(ahead + off), _MM_HINT_T0);
       }
     }
     const int8_t* xq = a.xa->q + (a.t0 * nb + b) * kQK;  // token t0's block b
