@@ -135,8 +135,9 @@ __attribute__((always_inline)) inline void line_step(const uint8_t* const (&line
 }
 
 // y[t, 8g..8g+7] for the tile's groups and tokens. One prefetch per group and line, when a.next.
-// The last columns (fewer than a line) go through zero-padded copies of their weights and x, so
-// that they take the same instructions.
+// The last columns (fewer than a line: f16 whose column count is even but not a multiple of 4,
+// columns k and k + 1 of each row in the line's first half) go through zero-padded copies of their
+// weights and x, so that they take the same instructions.
 template <typename P, int NG, int NT>
 void tile(const FloatTile<typename P::X>& a) {
   __m512 acc[NG][NT];

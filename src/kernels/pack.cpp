@@ -79,7 +79,7 @@ void interleave_units(const Matrix& w, int64_t group, std::byte* out) {
   }
 }
 
-// Rows 8·group..8·group+7 of w into their place in dst (layout: that of q4_0 / q8_0).
+// Rows 8·group..8·group+7 of w into their place in dst, in `layout` (Rows8 or Rows8Pairs).
 void pack_group(const Matrix& w, int64_t group, std::byte* dst, WeightLayout layout) {
   std::byte* out = dst + group * 8 * static_cast<int64_t>(w.row_stride());
   if (is_float(w.dtype)) {
@@ -113,10 +113,9 @@ Matrix pack_for_matmul(const Matrix& w, void* dst, ThreadPool* pool, const Kerne
   const WeightLayout layout = packed_layout_for(w.dtype, kernels);
   if (!packs_to(w, layout)) {
     fail(
-        "pack_for_matmul: no packed layout for a {} matrix of {} x {} for the {} kernels (f32, "
-        "f16, "
-        "bf16 with an even column count, a multiple of 4 on AVX-512, q4_0 or q8_0; rows a multiple "
-        "of 8)",
+        "pack_for_matmul: no packed layout for a {} matrix of {} x {} for the {} kernels (f32; "
+        "f16, with an even column count on AVX-512; bf16, with an even column count, a multiple "
+        "of 4 on AVX-512; q4_0 or q8_0; rows a multiple of 8)",
         dtype_name(w.dtype), w.rows, w.cols, isa_name(kernels.isa));
   }
   auto* out = static_cast<std::byte*>(dst);

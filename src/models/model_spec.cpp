@@ -52,9 +52,9 @@ std::string ModelSpec::describe() const {
 }
 
 int64_t ModelSpec::parameter_count() const {
-  const int64_t attn = hidden_size * q_dim() + 2 * hidden_size * kv_dim() + q_dim() * hidden_size;
-  const int64_t dense_mlp = 3 * hidden_size * intermediate_size;
-  const int64_t expert = 3 * hidden_size * moe_intermediate_size;
+  const int64_t attn = attention_matrix_params();
+  const int64_t dense_mlp = dense_mlp_params();
+  const int64_t expert = expert_params();
   int64_t total = vocab_size * hidden_size * (tie_embeddings ? 1 : 2) + hidden_size;
   for (int64_t l = 0; l < n_layers; ++l) {
     total += attn + 2 * hidden_size;

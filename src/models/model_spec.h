@@ -50,6 +50,11 @@ struct ModelSpec {
   bool is_moe_layer(int64_t layer) const { return n_experts > 0 && layer >= first_dense_layers; }
   int64_t q_dim() const { return n_heads * head_dim; }
   int64_t kv_dim() const { return n_kv_heads * head_dim; }
+  // Weights of one layer's matrices: attention's q, k, v and o; the dense SwiGLU MLP's gate, up and
+  // down; one expert's (MoE).
+  int64_t attention_matrix_params() const { return 2 * hidden_size * (q_dim() + kv_dim()); }
+  int64_t dense_mlp_params() const { return 3 * hidden_size * intermediate_size; }
+  int64_t expert_params() const { return 3 * hidden_size * moe_intermediate_size; }
   // Throws Error when the numbers cannot describe a working model (zero sizes, heads not dividing,
   // rotary dims odd or larger than the head, ...), naming the offending keys.
   void validate(const std::string& source) const;

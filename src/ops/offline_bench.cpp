@@ -57,15 +57,12 @@ double batched_decode_tps(const models::Model& model, const OfflineBenchOptions&
 
 double prefill_matmul_params(const models::ModelSpec& spec, int64_t n) {
   const int64_t h = spec.hidden_size;
-  const int64_t attn = 2 * h * spec.q_dim() + 2 * h * spec.kv_dim();
+  const int64_t routed = spec.expert_params() * (spec.n_experts_used + spec.n_shared_experts) +
+                         h * spec.n_experts;  // and the router
   double per_token = 0;
   for (int64_t l = 0; l < spec.n_layers; ++l) {
-    per_token += static_cast<double>(attn);
-    per_token += spec.is_moe_layer(l)
-                     ? static_cast<double>(3 * h * spec.moe_intermediate_size *
-                                               (spec.n_experts_used + spec.n_shared_experts) +
-                                           h * spec.n_experts)
-                     : static_cast<double>(3 * h * spec.intermediate_size);
+    per_token += static_cast<double>(spec.attention_matrix_params() +
+                                     (spec.is_moe_layer(l) ? routed : spec.dense_mlp_params()));
   }
   return per_token * static_cast<double>(n) + static_cast<double>(spec.vocab_size * h);
 }
