@@ -1,6 +1,7 @@
 #include "server/openai_api.h"
 
 #include <algorithm>
+#include <optional>
 #include <random>
 
 #include <boost/asio/post.hpp>
@@ -423,7 +424,63 @@ void OpenAiApi::finish_choice_stream(Job& job, size_t i) {
                : completion_chunk(job.header, index, "", nullptr, reason, job.include_usage)));
 }
 
+HttpResponse OpenAiApi::final_response(const Job& job, const Usage& usage) const {
+  const auto failed = std::find_if(job.choices.begin(), job.choices.end(), [](const auto& c) {
+    return c.reason == engine::FinishReason::Error;
+  });
+  if (failed != job.choices.end()) {
+    return error_response(internal_error("generation failed: " + failed->error));
+  }
+  ojson choices = ojson::array();
+  for (size_t i = 0; i < job.choices.size(); ++i) {
+    const Job::Choice& c = job.choices[i];
+    ojson lp = nullptr;
+    if (job.chat) {
+      ojson message = {{"role", "assistant"},
+                       {"content", std::string(without_leading_newlines(c.text))}};
+      bool has_tool_calls = false;
+      if (job.tools_enabled) {
+        const tokenizer::ParsedReply reply = chat_format_->parse(c.text, job.tools);
+        has_tool_calls = !reply.tool_calls.empty();
+        message["content"] =
+            reply.content.empty() && has_tool_calls ? ojson() : ojson(reply.content);
+        if (!reply.reasoning.empty()) message["reasoning_content"] = reply.reasoning;
+        if (has_tool_calls) message["tool_calls"] = tool_calls_json(reply.tool_calls);
+      }
+      if (job.logprobs) lp = chat_logprobs_json(c.logprobs, c.top);
+      choices.push_back({{"index", i},
+                         {"message", std::move(message)},
+                         {"logprobs", std::move(lp)},
+                         {"finish_reason", finish_reason_text(c.reason, has_tool_calls)}});
+    } else {
+      const std::string echo = job.echo.empty() ? "" : job.echo[c.prompt];
+      if (job.logprobs) {
+        lp = completion_logprobs_json(c.logprobs, c.top, static_cast<int64_t>(echo.size()));
+      }
+      choices.push_back({{"index", i},
+                         {"text", echo + c.text},
+                         {"logprobs", std::move(lp)},
+                         {"finish_reason", finish_reason_text(c.reason, false)}});
+    }
+  }
+  ojson body = {
+      {"id", job.header.id},           {"object", job.chat ? "chat.completion" : "text_completion"},
+      {"created", job.header.created}, {"model", job.header.model},
+      {"choices", std::move(choices)}, {"usage", usage_json(usage)}};
+  return json_response(200, body);
+}
+
+void OpenAiApi::end_stream(const Job& job, const Usage& usage) const {
+  if (job.include_usage) {
+    job.channel->write(sse_event(
+        usage_chunk(job.header, job.chat ? "chat.completion.chunk" : "text_completion", usage)));
+  }
+  job.channel->write(kSseDone);
+  job.channel->end_stream();
+}
+
 void OpenAiApi::complete(Job& job) {
+  if (job.aborted) return;  // the error was already sent when the submission failed
   const auto now = Clock::now();
   Usage usage;
   for (int64_t n : job.prompt_tokens) usage.prompt_tokens += n;
@@ -432,67 +489,16 @@ void OpenAiApi::complete(Job& job) {
   const double ttft = job.first_token ? seconds_between(job.start, *job.first_token) : 0.0;
   std::string reason = engine::finish_reason_name(job.choices[0].reason);
   int status = 200;
-  if (job.aborted) {
-    return;  // the error was already sent when the submission failed
-  } else if (job.disconnected) {
+  std::optional<HttpResponse> response;
+  if (job.disconnected) {
     status = 499;  // nginx's "client closed request", for logs and metrics only
     reason = "cancelled";
-  } else if (job.stream) {
-    if (job.include_usage) {
-      job.channel->write(sse_event(
-          usage_chunk(job.header, job.chat ? "chat.completion.chunk" : "text_completion", usage)));
-    }
-    job.channel->write(kSseDone);
-    job.channel->end_stream();
-  } else {
-    const auto failed = std::find_if(job.choices.begin(), job.choices.end(), [](const auto& c) {
-      return c.reason == engine::FinishReason::Error;
-    });
-    if (failed != job.choices.end()) {
-      status = 500;
-      job.channel->respond(error_response(internal_error("generation failed: " + failed->error)));
-    } else {
-      ojson choices = ojson::array();
-      for (size_t i = 0; i < job.choices.size(); ++i) {
-        const Job::Choice& c = job.choices[i];
-        ojson lp = nullptr;
-        if (job.chat) {
-          ojson message = {{"role", "assistant"},
-                           {"content", std::string(without_leading_newlines(c.text))}};
-          bool has_tool_calls = false;
-          if (job.tools_enabled) {
-            const tokenizer::ParsedReply reply = chat_format_->parse(c.text, job.tools);
-            has_tool_calls = !reply.tool_calls.empty();
-            message["content"] =
-                reply.content.empty() && has_tool_calls ? ojson() : ojson(reply.content);
-            if (!reply.reasoning.empty()) message["reasoning_content"] = reply.reasoning;
-            if (has_tool_calls) message["tool_calls"] = tool_calls_json(reply.tool_calls);
-          }
-          if (job.logprobs) lp = chat_logprobs_json(c.logprobs, c.top);
-          choices.push_back({{"index", i},
-                             {"message", std::move(message)},
-                             {"logprobs", std::move(lp)},
-                             {"finish_reason", finish_reason_text(c.reason, has_tool_calls)}});
-        } else {
-          const std::string echo = job.echo.empty() ? "" : job.echo[c.prompt];
-          if (job.logprobs) {
-            lp = completion_logprobs_json(c.logprobs, c.top, static_cast<int64_t>(echo.size()));
-          }
-          choices.push_back({{"index", i},
-                             {"text", echo + c.text},
-                             {"logprobs", std::move(lp)},
-                             {"finish_reason", finish_reason_text(c.reason, false)}});
-        }
-      }
-      ojson body = {{"id", job.header.id},
-                    {"object", job.chat ? "chat.completion" : "text_completion"},
-                    {"created", job.header.created},
-                    {"model", job.header.model},
-                    {"choices", std::move(choices)},
-                    {"usage", usage_json(usage)}};
-      job.channel->respond(json_response(200, body));
-    }
+  } else if (!job.stream) {
+    response = final_response(job, usage);
+    status = response->status;
   }
+  // Recorded before the reply ends, so a client that reads /metrics right after its answer
+  // arrives already finds the request counted.
   metrics_.observe_request(job.route, status, reason, ttft, e2e, usage.prompt_tokens,
                            usage.completion_tokens);
   log::info("request {}", nlohmann::json{{"id", job.header.id},
@@ -506,6 +512,11 @@ void OpenAiApi::complete(Job& job) {
                                          {"duration_ms", static_cast<int64_t>(e2e * 1000)},
                                          {"finish_reason", reason}}
                               .dump());
+  if (response) {
+    job.channel->respond(std::move(*response));
+  } else if (!job.disconnected) {
+    end_stream(job, usage);
+  }
 }
 
 HttpResponse OpenAiApi::list_models() const {

@@ -17,6 +17,7 @@
 #include "server/http_server.h"
 #include "server/metrics.h"
 #include "server/openai_request.h"
+#include "server/openai_response.h"
 #include "tokenizer/chat_format.h"
 #include "tokenizer/tokenizer.h"
 
@@ -63,6 +64,10 @@ class OpenAiApi {
   void on_event(const std::shared_ptr<Job>& job, size_t choice, const engine::GenerationEvent& ev);
   void finish_choice_stream(Job& job, size_t choice);
   void complete(Job& job);
+  // The whole reply of a non-streamed job (or its error), built before it is sent.
+  HttpResponse final_response(const Job& job, const Usage& usage) const;
+  // The usage chunk when asked for, [DONE], and the end of the stream.
+  void end_stream(const Job& job, const Usage& usage) const;
   void check_model(const std::string& requested) const;
   // prompt_param names the request field a too-long prompt came from ("messages" or "prompt").
   engine::GenerationRequest base_request(const CommonParams& p, std::vector<int32_t> prompt,

@@ -431,6 +431,13 @@ TEST(Server, MetricsCountRequestsAndShowEngineStats) {
       std::string::npos);
   EXPECT_NE(m.body.find("autoglm_kv_cache_blocks_total{model_name=\"glm-tiny\"} 100"),
             std::string::npos);
+  // A streamed request is counted before its [DONE] reaches the client.
+  ASSERT_EQ(post_json(h.port, "/v1/chat/completions", chat_body({{"stream", true}})).status, 200);
+  const auto after_stream = http_call(h.port, "GET", "/metrics");
+  EXPECT_NE(
+      after_stream.body.find("vllm:e2e_request_latency_seconds_count{model_name=\"glm-tiny\"} 2"),
+      std::string::npos)
+      << after_stream.body;
 }
 
 }  // namespace
