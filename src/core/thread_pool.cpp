@@ -9,8 +9,10 @@ namespace {
 // between two matmuls of a decode step, short enough not to burn a core while idle.
 constexpr int kSpinIterations = 20000;
 
-// Chunks per thread when work is split dynamically (parallel_for).
+// parallel_for splits work dynamically when it has grains for this many chunks per thread.
 constexpr int64_t kChunksPerThread = 4;
+// A dynamic claim takes 1/(kGuidedShare · threads) of the grains left.
+constexpr int64_t kGuidedShare = 2;
 
 inline void cpu_relax() {
   __builtin_ia32_pause();
@@ -83,13 +85,21 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   }
   // Enough work for several chunks per thread: threads claim chunks as they finish, so a thread
   // slowed by a neighbour on a shared host does not hold the others at the end of the region.
-  const int64_t chunk_grains = n_grains / (kChunksPerThread * n_threads_);
+  // Each claim takes a share of what is left (guided scheduling), so the chunks shrink towards the
+  // end and the last thread to finish keeps the others waiting for one small chunk, not for a
+  // fixed eighth of the region: equal chunks left 2-thread decode ~10% of its time in the pool's
+  // waits.
   std::atomic<int64_t> next{0};
   run([&](int, int) {
+    int64_t g0 = next.load(std::memory_order_relaxed);
     for (;;) {
-      const int64_t g0 = next.fetch_add(chunk_grains, std::memory_order_relaxed);
-      if (g0 >= n_grains) return;
-      fn(g0 * grain, std::min(n, (g0 + chunk_grains) * grain));
+      int64_t take = 0;
+      do {
+        if (g0 >= n_grains) return;
+        take = std::max<int64_t>(1, (n_grains - g0) / (kGuidedShare * n_threads_));
+      } while (!next.compare_exchange_weak(g0, g0 + take, std::memory_order_relaxed));
+      fn(g0 * grain, std::min(n, (g0 + take) * grain));
+      g0 = next.load(std::memory_order_relaxed);
     }
   });
 }

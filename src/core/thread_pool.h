@@ -29,7 +29,8 @@ class ThreadPool {
 
   // Splits [0, n) into chunks of at least `grain` items (chunk boundaries are multiples of
   // `grain`) and runs fn(begin, end) on each: one contiguous chunk per thread, or, when there are
-  // grains for 4 chunks per thread, 4 per thread claimed by whichever thread is free.
+  // grains for 4 chunks per thread, chunks claimed by whichever thread is free, each a share of
+  // what is left (so they shrink towards the end, down to one grain).
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain = 1);
 
  private:

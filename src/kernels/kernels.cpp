@@ -49,10 +49,12 @@ const KernelTable& active() {
 // work to pay for it: at least ~64K multiply-adds, which keeps tiny models single-threaded.
 constexpr int64_t kMinChunkWork = 64 * 1024;
 
-// Rows per chunk: a multiple of 16, so it is also one of 8 (Rows8 matrices split on row groups).
+// Rows per chunk: a multiple of 16, so it is also one of 8 (Rows8 matrices split on row groups),
+// and at least 64, so that even the last, smallest chunks of parallel_for decode in passes of 8
+// row groups (8 weight streams in flight).
 int64_t matmul_grain(int64_t cols, int64_t n_tokens) {
   const int64_t per_row = std::max<int64_t>(1, cols * n_tokens);
-  const int64_t rows = std::max<int64_t>(16, (kMinChunkWork + per_row - 1) / per_row);
+  const int64_t rows = std::max<int64_t>(64, (kMinChunkWork + per_row - 1) / per_row);
   return (rows + 15) / 16 * 16;
 }
 

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -40,6 +42,24 @@ TEST(ThreadPool, ParallelForCoversEveryIndexOnce) {
         ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1) << n << "/" << grain;
     }
   }
+}
+
+TEST(ThreadPool, DynamicChunksShrinkTowardsTheEnd) {
+  ThreadPool pool(3);
+  std::mutex m;
+  std::map<int64_t, int64_t> chunks;  // start -> size
+  pool.parallel_for(1000, [&](int64_t a, int64_t b) {
+    std::lock_guard<std::mutex> lock(m);
+    chunks[a] = b - a;
+  });
+  ASSERT_GT(chunks.size(), 12u) << "1000 items on 3 threads should be split dynamically";
+  int64_t previous = chunks.begin()->second;
+  EXPECT_LE(previous, 1000 / 6) << "the first claim takes a sixth of the work at most";
+  for (const auto& [start, size] : chunks) {
+    EXPECT_LE(size, previous) << "chunk at " << start;
+    previous = size;
+  }
+  EXPECT_EQ(chunks.rbegin()->second, 1) << "the last claims take one grain";
 }
 
 TEST(ThreadPool, RunGivesEveryThreadItsIndex) {
