@@ -17,7 +17,8 @@
 
 #include "core/half.h"
 
-// The nine intrinsics our AVX-512 code uses that SIMDe 0.7.4 lacks, lane by lane on arrays as the
+// The nine intrinsics our AVX-512 code uses that SIMDe 0.7.4 lacks (and, at the end, two aliases it
+// gets wrong), lane by lane on arrays as the
 // Intel guide defines them. cvtps2dq, cvtdq2ps and vcvtph2ps round and convert exactly as their
 // AVX2 forms do, so each half goes through those.
 namespace autoglm::kernels::avx512_emulation {
@@ -137,6 +138,11 @@ inline __m512bh cvtne2ps_pbh(__m512 a, __m512 b) {
 #define _mm512_mask_reduce_add_epi32(k, v) \
   ::autoglm::kernels::avx512_emulation::mask_reduce_add_epi32(k, v)
 #define _mm512_cvtne2ps_pbh(a, b) ::autoglm::kernels::avx512_emulation::cvtne2ps_pbh(a, b)
+// SIMDe 0.7.4's aliases of these two take (src, k, a, b); its functions are right.
+#undef _mm512_madd_epi16
+#undef _mm512_maskz_madd_epi16
+#define _mm512_madd_epi16(a, b) simde_mm512_madd_epi16(a, b)
+#define _mm512_maskz_madd_epi16(k, a, b) simde_mm512_maskz_madd_epi16(k, a, b)
 
 #else
 
