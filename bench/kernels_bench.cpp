@@ -6,7 +6,8 @@
 // bm_matmul_dram cycles through copies of them over 1 GiB, so every weight comes from DRAM, and
 // reports beside the kernel's weight GB/s the read bandwidth of one thread, measured right after it
 // (read_GB/s). bm_attention_decode and bm_attention_prefill time one layer's attention over a paged
-// KV cache: one query after a context, or a prompt's queries over themselves.
+// KV cache: one query after a context, or a prompt's queries over themselves. bm_silu_mul times
+// the FFN's element-wise silu(gate) · up over a prompt.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -225,6 +226,33 @@ void bm_attention_prefill(benchmark::State& state) {
   run_attention(state, true, state.range(0), static_cast<int>(state.range(1)), 2, state.range(0));
 }
 
+// silu(gate) · up over a 512-token prompt's FFN at the benchmark shape (intermediate 6144), one
+// token's row at a time from the fused gate_up output, as dense_mlp_block runs it. Reports
+// elements per second and the bytes read and written.
+void bm_silu_mul(benchmark::State& state) {
+  const auto& k = autoglm::kernels::active();
+  constexpr int64_t kInter = 6144, kTokens = 512;
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> dist(-6.0f, 6.0f);
+  std::vector<float> gate_up(static_cast<size_t>(2 * kInter * kTokens));
+  for (float& v : gate_up) v = dist(rng);
+  std::vector<float> act(static_cast<size_t>(kInter * kTokens));
+  for (auto _ : state) {
+    for (int64_t t = 0; t < kTokens; ++t) {
+      const float* row = gate_up.data() + t * 2 * kInter;
+      k.silu_mul(row, row + kInter, act.data() + t * kInter, kInter);
+    }
+    benchmark::DoNotOptimize(act.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["elements/s"] = benchmark::Counter(static_cast<double>(kInter * kTokens),
+                                                    benchmark::Counter::kIsIterationInvariantRate);
+  state.SetBytesProcessed(state.iterations() * 3 * kInter * kTokens *
+                          static_cast<int64_t>(sizeof(float)));
+  state.SetLabel(autoglm::isa_name(k.isa));
+}
+
+BENCHMARK(bm_silu_mul)->Unit(benchmark::kMillisecond);
 BENCHMARK(bm_matmul_cached)
     ->ArgNames({"dtype", "tokens", "rows8"})
     ->ArgsProduct({{0, 1, 2, 3, 4, 5}, {1}, {0}})
