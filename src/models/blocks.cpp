@@ -15,11 +15,11 @@ float* grow(std::vector<float>& buffer, int64_t n) {
   return buffer.data();
 }
 
-// Row-wise element work (norms, silu · up, residual adds) split over the pool when a prompt
-// brings enough of it: single-threaded, it kept the other threads waiting (silu · up alone, one
-// 512-token prompt of the benchmark shape: ~2 ms a layer on one thread). Chunks carry at least
-// 64K elements, so decode's single rows stay on the calling thread. Each row's result does not
-// depend on the split.
+// Row-wise element work (norms, silu · up, residual adds, q/k/v copies, RoPE, KV stores) split over
+// the pool when a prompt brings enough of it: single-threaded, it kept the other threads waiting
+// (silu · up alone, one 512-token prompt of the benchmark shape: ~2 ms a layer on one thread).
+// Chunks carry at least 64K elements, so decode's single rows stay on the calling thread. Each
+// row's result does not depend on the split.
 void for_row_chunks(ForwardState& st, int64_t n_rows, int64_t row_elems,
                     const std::function<void(int64_t, int64_t)>& fn) {
   constexpr int64_t kMinChunkElems = 64 * 1024;
@@ -28,15 +28,18 @@ void for_row_chunks(ForwardState& st, int64_t n_rows, int64_t row_elems,
 }
 
 // Splits fused q|k|v rows (A.3: blocked, not per-head interleaved) into q, k, v.
-void split_qkv(const float* qkv, int64_t n_tokens, int64_t q_dim, int64_t kv_dim, float* q,
+void split_qkv(ForwardState& st, const float* qkv, int64_t q_dim, int64_t kv_dim, float* q,
                float* k, float* v) {
   const int64_t width = q_dim + 2 * kv_dim;
-  for (int64_t t = 0; t < n_tokens; ++t) {
-    const float* row = qkv + t * width;
-    std::memcpy(q + t * q_dim, row, sizeof(float) * static_cast<size_t>(q_dim));
-    std::memcpy(k + t * kv_dim, row + q_dim, sizeof(float) * static_cast<size_t>(kv_dim));
-    std::memcpy(v + t * kv_dim, row + q_dim + kv_dim, sizeof(float) * static_cast<size_t>(kv_dim));
-  }
+  for_row_chunks(st, st.n_tokens, width, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const float* row = qkv + t * width;
+      std::memcpy(q + t * q_dim, row, sizeof(float) * static_cast<size_t>(q_dim));
+      std::memcpy(k + t * kv_dim, row + q_dim, sizeof(float) * static_cast<size_t>(kv_dim));
+      std::memcpy(v + t * kv_dim, row + q_dim + kv_dim,
+                  sizeof(float) * static_cast<size_t>(kv_dim));
+    }
+  });
 }
 
 void project_qkv(ForwardState& st, const LayerWeights& w, const float* in, float* q, float* k,
@@ -46,7 +49,7 @@ void project_qkv(ForwardState& st, const LayerWeights& w, const float* in, float
   if (w.qkv.present()) {
     float* fused = grow(st.s.ffn_a, T * (spec.q_dim() + 2 * spec.kv_dim()));
     linear(st, w.qkv, in, T, fused);
-    split_qkv(fused, T, spec.q_dim(), spec.kv_dim(), q, k, v);
+    split_qkv(st, fused, spec.q_dim(), spec.kv_dim(), q, k, v);
     return;
   }
   linear(st, w.q, in, T, q);
@@ -66,15 +69,17 @@ void apply_rope(ForwardState& st, float* q, float* k) {
   const ModelSpec& spec = st.spec;
   const auto& kt = kernels::active();
   const int64_t half = spec.rotary_dims / 2;
-  for (int64_t t = 0; t < st.n_tokens; ++t) {
-    const float* cos = st.s.rope_cos.data() + t * half;
-    const float* sin = st.s.rope_sin.data() + t * half;
-    kt.rope(q + t * spec.q_dim(), static_cast<int>(spec.n_heads), static_cast<int>(spec.head_dim),
-            static_cast<int>(spec.rotary_dims), cos, sin, spec.rope_style);
-    kt.rope(k + t * spec.kv_dim(), static_cast<int>(spec.n_kv_heads),
-            static_cast<int>(spec.head_dim), static_cast<int>(spec.rotary_dims), cos, sin,
-            spec.rope_style);
-  }
+  for_row_chunks(st, st.n_tokens, spec.q_dim() + spec.kv_dim(), [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const float* cos = st.s.rope_cos.data() + t * half;
+      const float* sin = st.s.rope_sin.data() + t * half;
+      kt.rope(q + t * spec.q_dim(), static_cast<int>(spec.n_heads), static_cast<int>(spec.head_dim),
+              static_cast<int>(spec.rotary_dims), cos, sin, spec.rope_style);
+      kt.rope(k + t * spec.kv_dim(), static_cast<int>(spec.n_kv_heads),
+              static_cast<int>(spec.head_dim), static_cast<int>(spec.rotary_dims), cos, sin,
+              spec.rope_style);
+    }
+  });
 }
 
 // The new tokens' K and V rows into each sequence's cache, one KV head at a time (the cache keeps
@@ -88,14 +93,16 @@ void store_kv(ForwardState& st, int64_t layer, const float* k, const float* v) {
     KvCache& cache = *st.seqs[s].cache;
     const int64_t n = static_cast<int64_t>(st.seqs[s].tokens.size());
     const int64_t first = st.seq_first[s];
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t pos = cache.size() + i;
-      for (int64_t h = 0; h < st.spec.n_kv_heads; ++h) {
-        const int64_t src = (first + i) * kv_dim + h * d;
-        kt.quantize_row(cache.kv_type(), k + src, cache.k_row(layer, pos, h), d);
-        kt.quantize_row(cache.kv_type(), v + src, cache.v_row(layer, pos, h), d);
+    for_row_chunks(st, n, 2 * kv_dim, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t pos = cache.size() + i;
+        for (int64_t h = 0; h < st.spec.n_kv_heads; ++h) {
+          const int64_t src = (first + i) * kv_dim + h * d;
+          kt.quantize_row(cache.kv_type(), k + src, cache.k_row(layer, pos, h), d);
+          kt.quantize_row(cache.kv_type(), v + src, cache.v_row(layer, pos, h), d);
+        }
       }
-    }
+    });
   }
 }
 

@@ -9,6 +9,8 @@
 #include "core/thread_pool.h"
 #include "kernels/kernels.h"
 #include "models/blocks.h"
+#include "models/model.h"
+#include "support/fixtures.h"
 
 namespace autoglm::testing {
 namespace {
@@ -56,6 +58,31 @@ TEST(RowBlocks, ResidualAddOverThreadsMatchesOneCall) {
   kernels::active().add(expected.data(), y.data(), kRows * kWidth);
   models::add_rows(s.st, x.data(), y.data());
   EXPECT_EQ(x, expected);
+}
+
+// A whole prompt long enough that every row-wise block splits over 3 threads (the tiny glm4
+// fixture's rows are narrow: 1500 tokens): the same logits as on one thread, bit for bit, since
+// each row is computed whole by one thread either way.
+TEST(RowBlocks, LongPromptGivesTheSameLogitsOnOneAndThreeThreads) {
+  const auto dir = fixtures_dir() / "hf-tiny" / "glm4";
+  ThreadPool load_pool(1);
+  auto model = models::Model::load(dir, {}, load_pool);
+  std::vector<int32_t> prompt(1500);
+  std::mt19937 rng(7);
+  for (int32_t& id : prompt) id = static_cast<int32_t>(rng() % model->spec().vocab_size);
+  auto logits_on = [&](int threads) {
+    ThreadPool pool(threads);
+    models::KvCache cache(model->spec(), static_cast<int64_t>(prompt.size()), DType::F16);
+    models::ForwardScratch scratch;
+    std::vector<float> logits;
+    models::SequenceChunk chunk{&cache, prompt, true};
+    model->forward(std::span(&chunk, 1), scratch, pool, logits);
+    return logits;
+  };
+  const auto one = logits_on(1);
+  const auto three = logits_on(3);
+  ASSERT_EQ(one.size(), prompt.size() * static_cast<size_t>(model->spec().vocab_size));
+  EXPECT_EQ(one, three);
 }
 
 }  // namespace
