@@ -17,10 +17,9 @@
 
 #include "core/half.h"
 
-// The nine intrinsics our AVX-512 code uses that SIMDe 0.7.4 lacks (and, at the end, two aliases it
-// gets wrong), lane by lane on arrays as the
-// Intel guide defines them. cvtps2dq, cvtdq2ps and vcvtph2ps round and convert exactly as their
-// AVX2 forms do, so each half goes through those.
+// The nine intrinsics our AVX-512 code uses that SIMDe 0.7.4 lacks, lane by lane on arrays as the
+// Intel guide defines them (and, after them, two aliases it gets wrong). cvtps2dq, cvtdq2ps and
+// vcvtph2ps round and convert exactly as their AVX2 forms do, so each half goes through those.
 namespace autoglm::kernels::avx512_emulation {
 
 template <class T, size_t N, class V>
