@@ -34,7 +34,9 @@ void add_bf16_activations_flag(CLI::App& app, bool& flag) {
   app.add_flag("--bf16-activations", flag,
                "bf16 weights on AVX-512 BF16 CPUs: round matmul inputs to bf16 and multiply with "
                "vdpbf16ps (twice the multiply-adds per instruction; the logits then move from an "
-               "f32 run's, less than a bf16 run's do). Off by default");
+               "f32 run's, less than a bf16 run's do). f16 weights: also rounded to bf16 in "
+               "matmuls of 4 tokens or more (prompts, batches; exact for f16 converted from bf16). "
+               "Off by default");
 }
 
 models::LoadOptions ModelFlags::load_options() const {

@@ -12,6 +12,8 @@
 //   the multiply-adds per instruction. x's rounding moves each x[t, k] by at most 2^-9 of itself,
 //   so a row's sum by at most 2^-9 · Σ|w·x| more than the f32 kernels'. Off by default; llama.cpp
 //   does this for bf16 weights.
+// - f16 with Matrix::x_as_bf16, 4 tokens or more: the same, on each pass's weights rounded to bf16
+//   (F16PassAsBf16): a row's sum moves by at most (2^-8 + 2^-18) · Σ|w·x|.
 // Zen 5 runs 512-bit vectors at full width: one thread, independent chains, 224 GFLOP/s of 512-bit
 // FMAs against 112 of 256-bit, 412 of 512-bit vdpbf16ps. Zen 4 splits them in two halves, which
 // costs nothing. The tiles are 4 groups x 4 tokens (16 accumulators of the 32 registers).
@@ -211,11 +213,54 @@ void group_tiles(const FloatTile<typename P::X>& a, int ng, int64_t n) {
 constexpr int64_t kDecodeAhead = 384;
 // Tokens that share a pass over the weights (the pass's 4 groups stay in L2 meanwhile).
 constexpr int64_t kTokenChunk = 96;
+// f16 with Matrix::x_as_bf16 rounds a pass's weights to bf16 for calls of at least this many
+// tokens: a line's conversion (5 instructions) then costs less than the vdpbf16ps it saves. With
+// fewer (decode), memory sets the pace and the f32 FMAs keep the weights exact.
+constexpr int64_t kF16AsBf16MinTokens = 4;
 
-// The rows [r0, r1) of w (Rows8Pairs) for x in P's type.
-template <typename P>
+// A pass's weights as the tiles read them: the packed matrix itself.
+struct PackedPass {
+  const uint8_t* operator()(const uint8_t* group, int64_t, int) const { return group; }
+};
+
+// f16 Rows8Pairs line (columns k, k + 1 of rows 0-7, then k + 2, k + 3) as a bf16 Rows8Pairs line
+// (row r's 4 columns in 64-bit lane r), each weight rounded to the nearest bf16, ties to even.
+inline void f16_line_as_bf16(const uint8_t* src, uint8_t* dst) {
+  const __m512 pair01 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src)));
+  const __m512 pair23 =
+      _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 32)));
+  // 32-bit lane r: row r's columns k, k + 1; lane 8 + r: its k + 2, k + 3.
+  const __m512i halves = std::bit_cast<__m512i>(_mm512_cvtne2ps_pbh(pair23, pair01));
+  const __m512i rows = _mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+  _mm512_storeu_si512(dst, _mm512_permutexvar_epi32(rows, halves));
+}
+
+// f16 weights multiplied in bf16 (Matrix::x_as_bf16): each pass's groups rounded to bf16 into this
+// thread's scratch (in L2 with the pass), once per pass and chunk of up to kTokenChunk tokens, for
+// the Bf16Dot tiles. f16 holds 3 more significand bits than bf16; an f16 file converted from a
+// bf16 release (GLM's are bf16) holds bf16 values, which this rounding keeps exactly.
+// The conversion reads the pass's groups as one stream and prefetches it kConvertAhead bytes
+// ahead: without, 16-sequence steps of the benchmark model (2 threads, 2 runs each) ran at
+// 88-89 tokens/s, with 2 KiB 92-105, 4 KiB 101-103, 8 KiB 106-108.
+constexpr int64_t kConvertAhead = 4096;
+struct F16PassAsBf16 {
+  uint8_t* scratch;  // kTileGroups groups
+  const uint8_t* operator()(const uint8_t* group, int64_t group_bytes, int ng) const {
+    for (int64_t off = 0; off < ng * group_bytes; off += kLineBytes) {
+      // In integers: the address may lie past the matrix, where no pointer may point.
+      const uintptr_t ahead = reinterpret_cast<uintptr_t>(group + off) + kConvertAhead;
+      _mm_prefetch(reinterpret_cast<const char*>(ahead), _MM_HINT_T0);
+      f16_line_as_bf16(group + off, scratch + off);
+    }
+    return scratch;
+  }
+};
+
+// The rows [r0, r1) of w (Rows8Pairs) for x in P's type; pass(group, group_bytes, ng) gives the
+// weights of the ng groups from `group` in the layout P reads.
+template <typename P, typename Pass = PackedPass>
 void float_rows(const Matrix& w, const typename P::X* x, int64_t n_tokens, float* y, int64_t ldy,
-                int64_t r0, int64_t r1) {
+                int64_t r0, int64_t r1, const Pass& pass = {}) {
   const int64_t group_bytes = 8 * static_cast<int64_t>(w.row_stride());
   const auto* weights = static_cast<const uint8_t*>(w.data);
   constexpr int64_t kPassRows = 8 * kTileGroups;
@@ -227,22 +272,35 @@ void float_rows(const Matrix& w, const typename P::X* x, int64_t n_tokens, float
       const uint8_t* next = n_tokens == 1             ? group + kDecodeAhead
                             : r + 2 * kPassRows <= r1 ? group + kTileGroups * group_bytes
                                                       : nullptr;
-      group_tiles<P>(
-          {group, group_bytes, x + t0 * w.cols, w.cols, w.cols, y + t0 * ldy + r, ldy, next}, ng,
-          n);
+      group_tiles<P>({pass(group, group_bytes, ng), group_bytes, x + t0 * w.cols, w.cols, w.cols,
+                      y + t0 * ldy + r, ldy, next},
+                     ng, n);
     }
   }
+}
+
+// x [n_tokens, cols] rounded to bf16 in this thread's scratch.
+const uint16_t* x_as_bf16(const float* x, int64_t n_tokens, int64_t cols) {
+  auto* xb = reinterpret_cast<uint16_t*>(scratch_f32((n_tokens * cols + 1) / 2, 4));
+  round_to_bf16(x, n_tokens * cols, xb);
+  return xb;
 }
 
 }  // namespace
 
 void float_rows8_avx512(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
                         int64_t r0, int64_t r1) {
-  if (w.dtype == DType::F16) return float_rows<F16Fma>(w, x, n_tokens, y, ldy, r0, r1);
+  if (w.dtype == DType::F16) {
+    if (!w.x_as_bf16 || n_tokens < kF16AsBf16MinTokens || w.cols % kLineColumns != 0)
+      return float_rows<F16Fma>(w, x, n_tokens, y, ldy, r0, r1);
+    // kTileGroups groups of bf16, from a 64-byte boundary: each line then fills one cache line.
+    const int64_t pass_floats = kTileGroups * 8 * w.cols / 2;
+    const auto at = reinterpret_cast<uintptr_t>(scratch_f32(pass_floats + 16, 8));
+    const F16PassAsBf16 pass{reinterpret_cast<uint8_t*>((at + 63) & ~uintptr_t{63})};
+    return float_rows<Bf16Dot>(w, x_as_bf16(x, n_tokens, w.cols), n_tokens, y, ldy, r0, r1, pass);
+  }
   if (!w.x_as_bf16) return float_rows<Bf16Fma>(w, x, n_tokens, y, ldy, r0, r1);
-  auto* xb = reinterpret_cast<uint16_t*>(scratch_f32((n_tokens * w.cols + 1) / 2, 4));
-  round_to_bf16(x, n_tokens * w.cols, xb);
-  float_rows<Bf16Dot>(w, xb, n_tokens, y, ldy, r0, r1);
+  float_rows<Bf16Dot>(w, x_as_bf16(x, n_tokens, w.cols), n_tokens, y, ldy, r0, r1);
 }
 
 }  // namespace autoglm::kernels::detail

@@ -41,9 +41,11 @@ struct Matrix {
   int64_t cols = 0;  // input features
   const void* data = nullptr;
   WeightLayout layout = WeightLayout::Rows;
-  // bf16 Rows8 matrices only: the kernels may round x to bf16 before multiplying (the AVX-512 BF16
-  // kernel does: vdpbf16ps). Off by default: the results then move away from an f32 run's, though
-  // less than a bf16 run's do (models::LoadOptions::bf16_activations, `--bf16-activations`).
+  // bf16 Rows8 matrices: the kernels may round x to bf16 before multiplying (the AVX-512 BF16
+  // kernel does: vdpbf16ps). f16 Rows8 matrices: they may round x and the weights to bf16 (the
+  // AVX-512 kernel does for 4 tokens or more). Off by default: the results then move away from an
+  // f32 run's, though less than a bf16 run's do (models::LoadOptions::bf16_activations,
+  // `--bf16-activations`).
   bool x_as_bf16 = false;
 
   size_t row_stride() const { return row_bytes(dtype, cols); }

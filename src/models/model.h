@@ -22,7 +22,8 @@ namespace autoglm::models {
 struct LoadOptions {
   std::optional<DType> dtype;  // convert weight matrices at load; nullopt keeps the file's types
   // bf16 matrices take activations rounded to bf16 where a kernel gains from it (AVX-512 BF16:
-  // vdpbf16ps), as a bf16 run of the model does; off, they are multiplied in f32.
+  // vdpbf16ps), as a bf16 run of the model does; f16 matrices round themselves to bf16 too, in
+  // matmuls of 4 tokens or more. Off, both are multiplied in f32.
   bool bf16_activations = false;
 };
 

@@ -78,21 +78,31 @@ void complete_spec_from_gguf_tensors(ModelSpec& spec, const formats::TensorStore
 
 // What asking for bf16 activations did: only the AVX-512 table has a bf16 dot product.
 std::string bf16_activations_summary(const PackResult& packed) {
-  if (packed.bf16_rounding_x == 0) {
+  if (packed.bf16_rounding_x == 0 && packed.f16_as_bf16 == 0) {
     log::warn(
-        "bf16 activations change nothing: no bf16 weight matrix was repacked (convert the weights "
-        "with --dtype bf16, or leave the option off)");
+        "bf16 activations change nothing: no bf16 or f16 weight matrix was repacked (convert the "
+        "weights with --dtype bf16, or leave the option off)");
     return "";
   }
   if (kernels::active().isa != Isa::Avx512) {
     log::warn(
-        "bf16 activations change nothing: the {} kernels multiply bf16 weights in f32 (the bf16 "
-        "dot product needs AVX-512 BF16; this CPU has {})",
+        "bf16 activations change nothing: the {} kernels multiply bf16 and f16 weights in f32 (the "
+        "bf16 dot product needs AVX-512 BF16; this CPU has {})",
         isa_name(kernels::active().isa), cpu_features().describe());
     return "";
   }
-  return fmt::format("; {} bf16 matrices take activations rounded to bf16 (vdpbf16ps)",
-                     packed.bf16_rounding_x);
+  std::string summary;
+  if (packed.bf16_rounding_x > 0) {
+    summary += fmt::format("; {} bf16 matrices take activations rounded to bf16 (vdpbf16ps)",
+                           packed.bf16_rounding_x);
+  }
+  if (packed.f16_as_bf16 > 0) {
+    summary += fmt::format(
+        "; {} f16 matrices multiply in bf16 for 4 tokens or more (weights and activations "
+        "rounded, vdpbf16ps); decode stays in f32",
+        packed.f16_as_bf16);
+  }
+  return summary;
 }
 
 }  // namespace

@@ -88,8 +88,9 @@ PackResult pack_weights(ModelWeights& weights, std::vector<LargeBuffer>& owned, 
     Linear& l = *plan.matrices[i];
     const kernels::Matrix source = l.w;
     l.w = kernels::pack_for_matmul(source, packed.get() + plan.offsets[i], &pool);
-    l.w.x_as_bf16 = bf16_activations && l.w.dtype == DType::BF16;
-    result.bf16_rounding_x += l.w.x_as_bf16 ? 1 : 0;
+    l.w.x_as_bf16 = bf16_activations && (l.w.dtype == DType::BF16 || l.w.dtype == DType::F16);
+    result.bf16_rounding_x += l.w.x_as_bf16 && l.w.dtype == DType::BF16 ? 1 : 0;
+    result.f16_as_bf16 += l.w.x_as_bf16 && l.w.dtype == DType::F16 ? 1 : 0;
     release_source(source, owned);
   }
   std::erase_if(owned, [](const auto& b) { return b == nullptr; });

@@ -18,10 +18,12 @@ namespace autoglm::models {
 // source in the mapped file is handed back to the page cache, so the peak stays about one matrix
 // above the final size. The embedding table (and an output layer tied to it) keeps the file
 // layout: its rows are looked up one by one. Each matrix's row groups are split over the pool.
-// With bf16_activations, the packed bf16 matrices may round x to bf16 (kernels::Matrix::x_as_bf16).
+// With bf16_activations, the packed bf16 and f16 matrices may multiply in bf16
+// (kernels::Matrix::x_as_bf16).
 struct PackResult {
   int packed = 0;           // matrices packed
   int bf16_rounding_x = 0;  // of which bf16 matrices that may round x to bf16
+  int f16_as_bf16 = 0;      // of which f16 matrices that may round x and themselves to bf16
 };
 PackResult pack_weights(ModelWeights& weights, std::vector<LargeBuffer>& owned, ThreadPool& pool,
                         bool bf16_activations);

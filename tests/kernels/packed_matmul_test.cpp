@@ -159,8 +159,8 @@ TEST(PackRows8, RefusesWhatItCannotPack) {
   EXPECT_THROW(pack_for_matmul(Matrix{DType::Q6_K, 8, 256, q6.data()}, dst_q6.data()), Error);
 }
 
-// The last element: bf16 matrices that allow x to be rounded to bf16 (Matrix::x_as_bf16), which
-// the AVX-512 table then multiplies with vdpbf16ps.
+// The last element: bf16 and f16 matrices that allow x (f16: and the weights) to be rounded to bf16
+// (Matrix::x_as_bf16), which the AVX-512 table then multiplies with vdpbf16ps.
 using Case = std::tuple<Isa, DType, Shape, bool>;
 
 class PackedMatmul : public ::testing::TestWithParam<Case> {};
@@ -221,7 +221,8 @@ std::vector<Case> cases() {
         const bool pairs = for_isa(isa).packed_layout == WeightLayout::Rows8Pairs;
         if (dt == DType::BF16 && pairs && s.cols % 4 != 0) continue;
         out.emplace_back(isa, dt, s, false);
-        if (dt == DType::BF16) out.emplace_back(isa, dt, s, true);
+        if (dt == DType::BF16 || (dt == DType::F16 && s.cols % 4 == 0))
+          out.emplace_back(isa, dt, s, true);
       }
     }
   }
@@ -274,6 +275,60 @@ TEST(PackedMatmulBf16, Avx512RoundsXToNearestEvenBf16ThenSumsExactProducts) {
           ASSERT_NEAR(got[i], ref[i],
                       allowed_error(DType::BF16, wf.data() + r * s.cols,
                                     x_rounded.data() + t * s.cols, s.cols))
+              << s.rows << "x" << s.cols << " t=" << t << " r=" << r;
+        }
+      }
+    }
+  }
+}
+
+// f16 weights whose every element (f16 normals: 10 mantissa bits, of which bf16 keeps 7) lies
+// exactly halfway between two bf16 values, and a few that need no rounding.
+std::vector<uint8_t> f16_bf16_ties(int64_t rows, int64_t cols, uint32_t seed) {
+  std::vector<uint8_t> bytes = make_weights(DType::F16, rows, cols, seed);
+  auto* h = reinterpret_cast<uint16_t*>(bytes.data());
+  for (size_t i = 0; i < bytes.size() / 2; ++i) h[i] = (h[i] & 0xfff8u) | (i % 7 == 0 ? 0 : 4u);
+  return bytes;
+}
+
+// With Matrix::x_as_bf16, the AVX-512 f16 kernel is exactly "round the weights and x to bf16
+// (nearest even), then sum exact products in f32" for 4 tokens or more (a prompt, a batch), on
+// random weights and on weights made of rounding ties; below 4 tokens (decode) it keeps the weights
+// and x as they are.
+TEST(PackedMatmulF16AsBf16, Avx512RoundsWeightsAndXFromFourTokens) {
+  if (!cpu_features().supports(Isa::Avx512)) {
+    GTEST_SKIP() << "this CPU has no AVX-512 (scripts/test.sh runs it in the emulated build)";
+  }
+  for (const Shape s : {Shape{40, 2048, 4}, Shape{24, 96, 7}, Shape{40, 68, 5}, Shape{8, 64, 200},
+                        Shape{40, 2048, 1}, Shape{24, 96, 3}}) {
+    const bool rounds = s.n_tokens >= 4;
+    for (const std::vector<uint8_t>& bytes :
+         {make_weights(DType::F16, s.rows, s.cols, 78), f16_bf16_ties(s.rows, s.cols, 79)}) {
+      const Matrix w{DType::F16, s.rows, s.cols, bytes.data()};
+      std::vector<std::byte> packed(bytes.size());
+      Matrix p = pack_for_matmul(w, packed.data());
+      p.x_as_bf16 = true;
+      std::vector<float> wf = dequantized(w);
+      std::vector<float> x =
+          random_floats(static_cast<size_t>(s.n_tokens * s.cols), 8, -2.0f, 2.0f);
+      if (rounds) {
+        for (float& v : wf) v = bf16_to_f32(f32_to_bf16(v));
+        for (float& v : x) v = bf16_to_f32(f32_to_bf16(v));
+      }
+      // The reference: the rounded (or not) weights as an f32 matrix, through the scalar kernel.
+      const Matrix wr{DType::F32, s.rows, s.cols, wf.data()};
+      std::vector<float> ref(static_cast<size_t>(s.n_tokens * s.rows)), got(ref);
+      for_isa(Isa::Scalar).matmul_rows(wr, x.data(), s.n_tokens, ref.data(), s.rows, 0, s.rows);
+      const std::vector<float> x_given =
+          random_floats(static_cast<size_t>(s.n_tokens * s.cols), 8, -2.0f, 2.0f);
+      for_isa(Isa::Avx512)
+          .matmul_rows(p, x_given.data(), s.n_tokens, got.data(), s.rows, 0, s.rows);
+      for (int64_t t = 0; t < s.n_tokens; ++t) {
+        for (int64_t r = 0; r < s.rows; ++r) {
+          const size_t i = static_cast<size_t>(t * s.rows + r);
+          ASSERT_NEAR(
+              got[i], ref[i],
+              allowed_error(DType::F32, wf.data() + r * s.cols, x.data() + t * s.cols, s.cols))
               << s.rows << "x" << s.cols << " t=" << t << " r=" << r;
         }
       }

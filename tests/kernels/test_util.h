@@ -83,13 +83,15 @@ inline bool float_dtype(DType dt) {
 // to nearest), each x_i off by at most d_b/2 (plus a few ulp of x_i from using 1/d), so the dot is
 // off by at most Σ_i |w_i|·(d_b/2 + 4·2^-24·|x_i|), plus the same 2·γ_n·Σ|w·x| for summation and
 // the f32 scale products. x_as_bf16: the kernel rounds x to bf16 first (the AVX-512 bf16 kernel),
-// each x_i off by at most 2^-9·|x_i|, so the dot by at most 2^-9·Σ|w·x| more.
+// each x_i off by at most 2^-9·|x_i|, so the dot by at most 2^-9·Σ|w·x| more; with f16 weights it
+// may round them too (the AVX-512 f16 kernel, 4 tokens or more): each product then off by at most
+// (2·2^-9 + 2^-18)·|w_i·x_i|.
 inline double allowed_error(DType dt, const float* w, const float* x, int64_t cols,
                             bool x_as_bf16 = false) {
   double sum_abs = 0.0;
   for (int64_t i = 0; i < cols; ++i) sum_abs += std::fabs(static_cast<double>(w[i]) * x[i]);
   double bound = 2.0 * static_cast<double>(cols + 4) * kU * sum_abs;
-  if (x_as_bf16) bound += sum_abs / 512.0;
+  if (x_as_bf16) bound += sum_abs * (dt == DType::F16 ? 2.0 / 512.0 + 1.0 / 262144.0 : 1.0 / 512.0);
   if (!float_dtype(dt)) {
     for (int64_t b = 0; b < cols / 32; ++b) {
       double amax = 0.0;

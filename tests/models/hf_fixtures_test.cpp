@@ -7,6 +7,7 @@
 // logits by O(1).
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
 
 #include "model_runner.h"
@@ -20,12 +21,14 @@ struct Case {
   std::string section;  // "" or a key of expected.json ("text_only", "fp32_compute", ...)
   double tolerance;
   DType kv_type = DType::F32;
-  bool bf16_activations = false;  // models::LoadOptions::bf16_activations
+  bool bf16_activations = false;                   // models::LoadOptions::bf16_activations
+  std::optional<DType> load_dtype = std::nullopt;  // models::LoadOptions::dtype
 };
 
 void PrintTo(const Case& c, std::ostream* os) {
   *os << c.dir << "/" << c.section << "/" << dtype_name(c.kv_type)
-      << (c.bf16_activations ? "/bf16 activations" : "");
+      << (c.bf16_activations ? "/bf16 activations" : "")
+      << (c.load_dtype ? "/as " + std::string(dtype_name(*c.load_dtype)) : "");
 }
 
 class HfFixture : public ::testing::TestWithParam<Case> {};
@@ -39,6 +42,7 @@ TEST_P(HfFixture, MatchesReference) {
   ThreadPool pool(2);
   models::LoadOptions options;
   options.bf16_activations = c.bf16_activations;
+  options.dtype = c.load_dtype;
   auto model = models::Model::load(dir, options, pool);
   const auto prompt = expected["input_ids"].get<std::vector<int32_t>>();
   const auto generated = expected["generated_ids"].get<std::vector<int32_t>>();
@@ -61,6 +65,9 @@ TEST_P(HfFixture, MatchesReference) {
 // its own bf16 and fp32 runs; 0.1 allows about 3x that and still catches any real mistake (wrong
 // RoPE or norm errors are O(1) on these logits). With bf16 activations (AVX-512 BF16 kernels), the
 // matmuls round their inputs to bf16 as that run does: the same reference and tolerance.
+// Converted to f16 at load (exact: bf16 values within f16's range), the weights match the f32 run
+// at 1e-4; with bf16 activations, prompts of 4 tokens or more round the f16 weights back to bf16
+// (exact again) and x as the bf16 kernels do, so the bf16 run is the reference.
 INSTANTIATE_TEST_SUITE_P(
     Fixtures, HfFixture,
     ::testing::Values(Case{"glm", "", 1e-4}, Case{"glm4", "", 1e-4}, Case{"glm4_moe", "", 1e-4},
@@ -68,6 +75,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"glm4v", "text_only", 1e-4}, Case{"glm4_bf16", "fp32_compute", 1e-4},
                       Case{"glm4_bf16", "bf16_compute", 0.1},
                       Case{"glm4_bf16", "bf16_compute", 0.1, DType::F32, true},
+                      Case{"glm4_bf16", "fp32_compute", 1e-4, DType::F32, false, DType::F16},
+                      Case{"glm4_bf16", "bf16_compute", 0.1, DType::F32, true, DType::F16},
                       Case{"glm", "", 1e-2, DType::F16}, Case{"glm4", "", 1e-2, DType::F16},
                       Case{"glm4_moe", "", 1e-2, DType::F16}, Case{"llama", "", 1e-2, DType::F16},
                       Case{"chatglm", "", 1e-2, DType::F16},
@@ -76,7 +85,8 @@ INSTANTIATE_TEST_SUITE_P(
       const Case& c = param_info.param;
       return c.dir + (c.section.empty() ? "" : "_" + c.section) +
              (c.kv_type == DType::F32 ? "" : "_f16_cache") +
-             (c.bf16_activations ? "_bf16_activations" : "");
+             (c.bf16_activations ? "_bf16_activations" : "") +
+             (c.load_dtype ? "_as_" + std::string(dtype_name(*c.load_dtype)) : "");
     });
 
 }  // namespace
