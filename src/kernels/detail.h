@@ -81,8 +81,9 @@ void unpack_row_x8(const Matrix& w, int64_t r, void* out);
 // Per-thread f32 scratch of at least n floats (grows, never shrinks). Slots: 0 the scalar matmul's
 // dequantized row, 1 attention scores, 2 MoE routing, 3 activation scales, 4 bf16 split x (AVX2) or
 // x as bf16 (AVX-512), 5 the f32 weight panel of float_gemm_avx2, 6 and 7 an attention tile's query
-// rows and outputs, 8 a pass of f16 weights rounded to bf16 (AVX-512, Matrix::x_as_bf16).
-constexpr int kScratchSlots = 9;
+// rows and outputs, 8 a pass of f16 weights rounded to bf16 (AVX-512, Matrix::x_as_bf16), 9 the
+// AVX-512 integer kernels' activation offsets (int32).
+constexpr int kScratchSlots = 10;
 float* scratch_f32(int64_t n, int slot);
 
 }  // namespace autoglm::kernels::detail

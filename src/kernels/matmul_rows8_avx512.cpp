@@ -37,20 +37,38 @@ inline __m512 row_scales(const uint16_t* d, __m512i pair_index) {
 // takes the excess back: -8·Σx for q4_0 (QuantizedActs::q4_offset holds it as two int16 halves),
 // -128·Σx = 16 times that for q8_0. In the even lanes only: a row's two lanes are added at the
 // end, so the offset must be counted once.
-// q8_0 adds the two int16 halves (times 16) with one vpmaddwd of a broadcast load, the odd lanes
-// zeroed: no scalar sign extension and no move from a general register per token and block
-// (kernels_bench, one thread, 7 alternated pairs: 512 tokens 35.8-38.4 -> 33.9-35.9 ms; the
-// model's q8_0 decode 1.10-1.17x, 16-sequence steps 1.03-1.11x). q4_0 keeps the scalar sum: its
-// tiles already keep the multiply pipes busiest (with the nibble unpacking, two vpdpbusd chains),
-// and the vpmaddwd made its 16-token tiles ~5% slower.
+// The offsets are added up once per call (offset_totals, 16 blocks per instruction), so that each
+// tile starts its sums with one masked broadcast load per token and block, instead of adding the
+// halves in general registers and moving the total into a vector (q4_0), or a vpmaddwd of the
+// halves (q8_0), per token and block. q4_0, 5 alternated pairs (kernels_bench, one thread): 16
+// tokens 0.95 -> 0.87 ms in the 3 quiet pairs, 512 tokens 30.4 -> 28.9 and 30.3 -> 28.6 ms; the
+// model (2 threads, 3 pairs) prefill 232 -> 247, 232 -> 278, 271 -> 262 tokens/s, 16-sequence
+// steps 190 -> 191, 185 -> 210, 190 -> 200. q8_0 within the noise (prefill 0.95-1.05x).
+// 16 blocks' offsets: each block's two int16 halves added (vpmaddwd by 1), times `scale`.
+inline __m512i offset_total16(const int32_t* halves, int16_t scale) {
+  return _mm512_madd_epi16(_mm512_loadu_si512(halves), _mm512_set1_epi16(scale));
+}
+
 template <typename Block>
-inline __m512i offset_init(const int32_t* q4_offset) {
-  if constexpr (sizeof(Block) == sizeof(BlockQ4_0x8)) {
-    const int32_t total = static_cast<int16_t>(*q4_offset & 0xffff) + (*q4_offset >> 16);
-    return _mm512_maskz_set1_epi32(0x5555, total);
-  } else {
-    return _mm512_maskz_madd_epi16(0x5555, _mm512_set1_epi32(*q4_offset), _mm512_set1_epi16(16));
+const int32_t* offset_totals(const QuantizedActs& xa, int64_t n) {
+  constexpr int16_t kScale = sizeof(Block) == sizeof(BlockQ4_0x8) ? 1 : 16;
+  auto* out = reinterpret_cast<int32_t*>(scratch_f32(n, 9));
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_si512(out + i, offset_total16(xa.q4_offset + i, kScale));
+  if (i < n) {  // the last blocks through a zero-padded copy
+    int32_t tail[16] = {};
+    const auto bytes = static_cast<size_t>(n - i) * sizeof(int32_t);
+    std::memcpy(tail, xa.q4_offset + i, bytes);
+    _mm512_storeu_si512(tail, offset_total16(tail, kScale));
+    std::memcpy(out + i, tail, bytes);
   }
+  return out;
+}
+
+// A block's sums before its first step: its offset total in the even lanes.
+inline __m512i offset_init(const int32_t* total) {
+  return _mm512_maskz_set1_epi32(0x5555, *total);
 }
 
 template <typename Block>
@@ -58,10 +76,11 @@ struct QTile {
   const Block* group;  // the first group's block 0
   int64_t n_blocks;    // blocks per row (also from one group to the next)
   const QuantizedActs* xa;
-  int64_t t0;         // the first token
-  float* y;           // the first token's output for the first group's row 0
-  int64_t ldy;        // from one token's outputs to the next
-  const Block* next;  // weights to prefetch into L2, at the same offsets as group; or null
+  const int32_t* offsets;  // offset_totals of xa
+  int64_t t0;              // the first token
+  float* y;                // the first token's output for the first group's row 0
+  int64_t ldy;             // from one token's outputs to the next
+  const Block* next;       // weights to prefetch into L2, at the same offsets as group; or null
 };
 
 // sum[g][t] += the block's 64-byte piece j of each group times each token's x: the low nibbles'
@@ -145,7 +164,7 @@ void q_tile(const QTile<Block>& a) {
     const int8_t* xq = a.xa->q + (a.t0 * nb + b) * kQK;  // token t0's block b
     __m512i sum[NG][NT];
     for (int t = 0; t < NT; ++t) {
-      const __m512i init = offset_init<Block>(a.xa->q4_offset + (a.t0 + t) * nb + b);
+      const __m512i init = offset_init(a.offsets + (a.t0 + t) * nb + b);
       for (int g = 0; g < NG; ++g) sum[g][t] = init;
     }
     if constexpr (sizeof(Block) == sizeof(BlockQ4_0x8)) {
@@ -181,9 +200,10 @@ void q_tile(const QTile<Block>& a) {
 template <typename Block>
 void decode_rows(const Matrix& w, const QuantizedActs& xa, float* y, int64_t r0, int64_t r1) {
   const int64_t nb = w.cols / kQK;
+  const int32_t* offsets = offset_totals<Block>(xa, nb);
   const auto* groups = static_cast<const Block*>(w.data);
   const auto at = [&](int64_t r) {
-    return QTile<Block>{groups + (r / 8) * nb, nb, &xa, 0, y + r, 0, nullptr};
+    return QTile<Block>{groups + (r / 8) * nb, nb, &xa, offsets, 0, y + r, 0, nullptr};
   };
   int64_t r = r0;
   for (; r + 64 <= r1; r += 64) q_tile<Block, 8, 1>(at(r));
@@ -211,12 +231,13 @@ void token_rows(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens, floa
   constexpr int64_t kRowChunk = 64;
   const int64_t nb = w.cols / kQK;
   const auto* groups = static_cast<const Block*>(w.data);
+  const int32_t* offsets = offset_totals<Block>(xa, n_tokens * nb);
   for (int64_t c0 = r0; c0 < r1; c0 += kRowChunk) {
     const int64_t c1 = c0 + kRowChunk < r1 ? c0 + kRowChunk : r1;
     for (int64_t r = c0; r < c1;) {
       const Block* g = groups + (r / 8) * nb;
       const Block* next = c1 < r1 ? g + (kRowChunk / 8) * nb : nullptr;
-      const QTile<Block> a{g, nb, &xa, 0, y + r, ldy, next};
+      const QTile<Block> a{g, nb, &xa, offsets, 0, y + r, ldy, next};
       if (r + 16 <= c1) {
         token_tiles<Block, 2>(a, n_tokens);
         r += 16;
