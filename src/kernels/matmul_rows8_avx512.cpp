@@ -81,6 +81,8 @@ struct QTile {
   float* y;                // the first token's output for the first group's row 0
   int64_t ldy;             // from one token's outputs to the next
   const Block* next;       // weights to prefetch into L2, at the same offsets as group; or null
+  int64_t group_stride = n_blocks;  // blocks from one group of the tile to the next
+  int64_t y_group = 8;              // from one group's outputs to the next
 };
 
 // sum[g][t] += the block's 64-byte piece j of each group times each token's x: the low nibbles'
@@ -95,7 +97,7 @@ __attribute__((always_inline)) inline void q4_piece(const QTile<BlockQ4_0x8>& a,
   const __m512i low4 = _mm512_set1_epi8(0x0f);
   __m512i lo[NG], hi[NG];
   for (int g = 0; g < NG; ++g) {
-    const __m512i v = _mm512_loadu_si512(a.group[g * a.n_blocks + b].qs + 64 * j);
+    const __m512i v = _mm512_loadu_si512(a.group[g * a.group_stride + b].qs + 64 * j);
     lo[g] = _mm512_and_si512(v, low4);
     hi[g] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
   }
@@ -116,21 +118,21 @@ __attribute__((always_inline)) inline void q8_piece(const QTile<BlockQ8_0x8>& a,
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   __m512i u[NG];
   for (int g = 0; g < NG; ++g)
-    u[g] = _mm512_xor_si512(_mm512_loadu_si512(a.group[g * a.n_blocks + b].qs + 64 * j), flip);
+    u[g] = _mm512_xor_si512(_mm512_loadu_si512(a.group[g * a.group_stride + b].qs + 64 * j), flip);
   for (int t = 0; t < NT; ++t) {
     const __m512i xv = x_pair(xq + t * x_step + 8 * j);
     for (int g = 0; g < NG; ++g) sum[g][t] = _mm512_dpbusd_epi32(sum[g][t], u[g], xv);
   }
 }
 
-// Decode reads each group's blocks in order, 8 groups side by side. The hardware prefetchers alone
-// left a thread waiting on each line (one thread from DRAM: 18-22 GB/s, what compute and memory
-// take one after the other); prefetching each stream's block about 860 bytes ahead into L1
-// overlaps them (25-27 GB/s; 2 threads in the model: 59-60% -> 70-75% of the measured bandwidth).
-// 576 bytes gave about the same, 288-432 and 2304 less, and prefetching into L2 (T1) less too.
-// Near a stream's end the address runs into the next group or past the matrix: a prefetch never
-// faults. (The one-token tile left over from several tokens prefetches too: its lines are already
-// in cache, which costs a few instructions.)
+// Decode reads each group's blocks in order, 4 streams side by side (decode_rows). The hardware
+// prefetchers alone left a thread waiting on each line (one thread from DRAM: 18-22 GB/s, what
+// compute and memory take one after the other); prefetching each stream's block about 860 bytes
+// ahead into L1 overlaps them (25-27 GB/s; 2 threads in the model: 59-60% -> 70-75% of the
+// measured bandwidth). 576 bytes gave about the same, 288-432 and 2304 less, and prefetching into
+// L2 (T1) less too. Near a group's end the address runs into the stream's next group, or past the
+// matrix: a prefetch never faults. (The one-token tile left over from several tokens prefetches
+// too: its lines are already in cache, which costs a few instructions.)
 template <typename Block>
 constexpr size_t kDecodeAheadBlocks = (864 + sizeof(Block) - 1) / sizeof(Block);
 
@@ -147,7 +149,7 @@ void q_tile(const QTile<Block>& a) {
   for (int64_t b = 0; b < nb; ++b) {
     if (a.next != nullptr) {
       for (int g = 0; g < NG; ++g) {
-        const char* line = reinterpret_cast<const char*>(a.next + g * nb + b);
+        const char* line = reinterpret_cast<const char*>(a.next + g * a.group_stride + b);
         for (size_t off = 0; off < sizeof(BlockQ4_0x8); off += 64)
           _mm_prefetch(line + off, _MM_HINT_T1);
       }
@@ -155,7 +157,7 @@ void q_tile(const QTile<Block>& a) {
     if constexpr (NT == 1) {
       for (int g = 0; g < NG; ++g) {
         // In integers: the address may lie past the matrix, where no pointer may point.
-        const uintptr_t ahead = reinterpret_cast<uintptr_t>(a.group + g * nb + b) +
+        const uintptr_t ahead = reinterpret_cast<uintptr_t>(a.group + g * a.group_stride + b) +
                                 kDecodeAheadBlocks<Block> * sizeof(Block);
         for (size_t off = 0; off < sizeof(Block); off += 64)
           _mm_prefetch(reinterpret_cast<const char*>(ahead + off), _MM_HINT_T0);
@@ -182,7 +184,7 @@ void q_tile(const QTile<Block>& a) {
       for (int j = 0; j < 4; ++j) q8_piece<NG, NT>(a, b, j, xq, x_step, sum);
     }
     for (int g = 0; g < NG; ++g) {
-      const __m512 dw = row_scales(a.group[g * nb + b].d, pair_index);
+      const __m512 dw = row_scales(a.group[g * a.group_stride + b].d, pair_index);
       for (int t = 0; t < NT; ++t) {
         const __m512 dx = _mm512_set1_ps(a.xa->d[(a.t0 + t) * nb + b]);
         acc[g][t] =
@@ -191,24 +193,36 @@ void q_tile(const QTile<Block>& a) {
     }
   }
   for (int g = 0; g < NG; ++g) {
-    for (int t = 0; t < NT; ++t) store_sum_of_pairs(a.y + t * a.ldy + 8 * g, acc[g][t]);
+    for (int t = 0; t < NT; ++t) store_sum_of_pairs(a.y + t * a.ldy + a.y_group * g, acc[g][t]);
   }
 }
 
-// One token: 8 groups (64 rows) per pass, as the 256-bit decode (more weight streams at once keep
-// more lines in flight), then 4, then one at a time.
+// One token: the rows [r0, r1) as 4 long streams, one per quarter of the range. Tile i takes group
+// i of each quarter, so each stream runs through consecutive groups (contiguous in memory) from
+// the start of its quarter to the end, as the memory probe's 4 streams per thread do, and its
+// prefetch runs on into the stream's next group. Tiles of 8 (or 4) neighbouring groups restarted
+// their streams every group (9 KiB of q4_0 at 2048 columns). Benchmark model, 2 threads, 3
+// alternated pairs: q4_0 decode 57.5 -> 62.3, 57.3 -> 63.3, 56.1 -> 58.5 tokens/s (8 streams
+// split the same way: 57.8, 57.5, 54.7); q8_0 34.5 -> 33.9, 31.7 -> 36.5, 34.5 -> 36.3 (72 -> 85%,
+// 71 -> 81%, 74 -> 76% of the probe next to each run).
 template <typename Block>
 void decode_rows(const Matrix& w, const QuantizedActs& xa, float* y, int64_t r0, int64_t r1) {
+  constexpr int64_t kStreams = 4;
   const int64_t nb = w.cols / kQK;
   const int32_t* offsets = offset_totals<Block>(xa, nb);
   const auto* groups = static_cast<const Block*>(w.data);
-  const auto at = [&](int64_t r) {
+  const auto at = [&](int64_t g) {  // group g of the range
+    const int64_t r = r0 + 8 * g;
     return QTile<Block>{groups + (r / 8) * nb, nb, &xa, offsets, 0, y + r, 0, nullptr};
   };
-  int64_t r = r0;
-  for (; r + 64 <= r1; r += 64) q_tile<Block, 8, 1>(at(r));
-  for (; r + 32 <= r1; r += 32) q_tile<Block, 4, 1>(at(r));
-  for (; r < r1; r += 8) q_tile<Block, 1, 1>(at(r));
+  const int64_t n_groups = (r1 - r0) / 8, quarter = n_groups / kStreams;
+  for (int64_t i = 0; i < quarter; ++i) {
+    QTile<Block> a = at(i);
+    a.group_stride = quarter * nb;
+    a.y_group = 8 * quarter;
+    q_tile<Block, kStreams, 1>(a);
+  }
+  for (int64_t g = kStreams * quarter; g < n_groups; ++g) q_tile<Block, 1, 1>(at(g));
 }
 
 // Tokens [0, n_tokens) of a in tiles of 4 (kernels/rows8_avx512.h).
