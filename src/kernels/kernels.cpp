@@ -51,7 +51,7 @@ constexpr int64_t kMinChunkWork = 64 * 1024;
 
 // Rows per chunk: a multiple of 16, so it is also one of 8 (Rows8 matrices split on row groups),
 // and at least 64, so that even the last, smallest chunks of parallel_for decode 8 row groups in
-// 4 weight streams of 2 (kernels/matmul_rows8_avx512.cpp decode_rows).
+// 4 weight streams of 2 (kernels/rows8_avx512.h for_decode_streams).
 int64_t matmul_grain(int64_t cols, int64_t n_tokens) {
   const int64_t per_row = std::max<int64_t>(1, cols * n_tokens);
   const int64_t rows = std::max<int64_t>(64, (kMinChunkWork + per_row - 1) / per_row);

@@ -257,30 +257,18 @@ struct F16PassAsBf16 {
   }
 };
 
-// Decode: the rows [r0, r1) as kTileGroups long streams, one per quarter of the range. Tile i takes
-// group i of each quarter, so each stream runs through consecutive groups (contiguous in memory)
-// from the start of its quarter to the end, and its prefetch kDecodeAhead bytes ahead runs on into
-// the stream's next group. Tiles of 4 neighbouring groups restarted 4 streams of one group (32 KiB
-// at 2048 columns) each time; the memory probe reads 4 long streams per thread. f16 model, 2
-// threads, 7 alternated pairs: decode 14.1 -> 15.5, 15.0 -> 16.2, 15.9 -> 17.9, 16.8 -> 18.7,
-// 16.8 -> 16.7, 12.5 -> 18.7 and 11.5 -> 18.3 tokens/s (the last two across a change of the
-// host's phase).
+// Decode: the rows [r0, r1) in long weight streams (for_decode_streams).
 template <typename P>
 void decode_rows(const Matrix& w, const typename P::X* x, float* y, int64_t r0, int64_t r1) {
   const int64_t group_bytes = 8 * static_cast<int64_t>(w.row_stride());
   const auto* first = static_cast<const uint8_t*>(w.data) + (r0 / 8) * group_bytes;
-  const int64_t n_groups = (r1 - r0) / 8, quarter = n_groups / kTileGroups;
-  const auto at = [&](int64_t g, int64_t stride) {
+  for_decode_streams((r1 - r0) / 8, [&]<int NG>(int64_t g, int64_t stride) {
     const uint8_t* group = first + g * group_bytes;
-    return FloatTile<typename P::X>{group,  stride,         x, w.cols,
-                                    w.cols, y + r0 + 8 * g, 0, group + kDecodeAhead};
-  };
-  for (int64_t i = 0; i < quarter; ++i) {
-    FloatTile<typename P::X> a = at(i, quarter * group_bytes);
-    a.y_group = 8 * quarter;
-    tile<P, kTileGroups, 1>(a);
-  }
-  for (int64_t g = kTileGroups * quarter; g < n_groups; ++g) tile<P, 1, 1>(at(g, group_bytes));
+    FloatTile<typename P::X> a{group,  stride * group_bytes, x, w.cols,
+                               w.cols, y + r0 + 8 * g,       0, group + kDecodeAhead};
+    a.y_group = 8 * stride;
+    tile<P, NG, 1>(a);
+  });
 }
 
 // The rows [r0, r1) of w (Rows8Pairs) for x in P's type; pass(group, group_bytes, ng) gives the
@@ -288,10 +276,10 @@ void decode_rows(const Matrix& w, const typename P::X* x, float* y, int64_t r0, 
 template <typename P, typename Pass = PackedPass>
 void float_rows(const Matrix& w, const typename P::X* x, int64_t n_tokens, float* y, int64_t ldy,
                 int64_t r0, int64_t r1, const Pass& pass = {}) {
+  if (n_tokens == 1) return decode_rows<P>(w, x, y, r0, r1);
   const int64_t group_bytes = 8 * static_cast<int64_t>(w.row_stride());
   const auto* weights = static_cast<const uint8_t*>(w.data);
   constexpr int64_t kPassRows = 8 * kTileGroups;
-  if (n_tokens == 1) return decode_rows<P>(w, x, y, r0, r1);
   for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokenChunk) {
     const int64_t n = std::min(kTokenChunk, n_tokens - t0);
     for (int64_t r = r0; r < r1; r += kPassRows) {

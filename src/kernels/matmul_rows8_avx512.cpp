@@ -74,7 +74,7 @@ inline __m512i offset_init(const int32_t* total) {
 template <typename Block>
 struct QTile {
   const Block* group;  // the first group's block 0
-  int64_t n_blocks;    // blocks per row (also from one group to the next)
+  int64_t n_blocks;    // blocks per row (also from one group to the next in memory)
   const QuantizedActs* xa;
   const int32_t* offsets;  // offset_totals of xa
   int64_t t0;              // the first token
@@ -125,10 +125,10 @@ __attribute__((always_inline)) inline void q8_piece(const QTile<BlockQ8_0x8>& a,
   }
 }
 
-// Decode reads each group's blocks in order, 4 streams side by side (decode_rows). The hardware
-// prefetchers alone left a thread waiting on each line (one thread from DRAM: 18-22 GB/s, what
-// compute and memory take one after the other); prefetching each stream's block about 860 bytes
-// ahead into L1 overlaps them (25-27 GB/s; 2 threads in the model: 59-60% -> 70-75% of the
+// Decode reads each group's blocks in order, 4 streams side by side (for_decode_streams). The
+// hardware prefetchers alone left a thread waiting on each line (one thread from DRAM: 18-22 GB/s,
+// what compute and memory take one after the other); prefetching each stream's block about 860
+// bytes ahead into L1 overlaps them (25-27 GB/s; 2 threads in the model: 59-60% -> 70-75% of the
 // measured bandwidth). 576 bytes gave about the same, 288-432 and 2304 less, and prefetching into
 // L2 (T1) less too. Near a group's end the address runs into the stream's next group, or past the
 // matrix: a prefetch never faults. (The one-token tile left over from several tokens prefetches
@@ -197,32 +197,18 @@ void q_tile(const QTile<Block>& a) {
   }
 }
 
-// One token: the rows [r0, r1) as 4 long streams, one per quarter of the range. Tile i takes group
-// i of each quarter, so each stream runs through consecutive groups (contiguous in memory) from
-// the start of its quarter to the end, as the memory probe's 4 streams per thread do, and its
-// prefetch runs on into the stream's next group. Tiles of 8 (or 4) neighbouring groups restarted
-// their streams every group (9 KiB of q4_0 at 2048 columns). Benchmark model, 2 threads, 3
-// alternated pairs: q4_0 decode 57.5 -> 62.3, 57.3 -> 63.3, 56.1 -> 58.5 tokens/s (8 streams
-// split the same way: 57.8, 57.5, 54.7); q8_0 34.5 -> 33.9, 31.7 -> 36.5, 34.5 -> 36.3 (72 -> 85%,
-// 71 -> 81%, 74 -> 76% of the probe next to each run).
+// One token: the rows [r0, r1) in long weight streams (for_decode_streams).
 template <typename Block>
 void decode_rows(const Matrix& w, const QuantizedActs& xa, float* y, int64_t r0, int64_t r1) {
-  constexpr int64_t kStreams = 4;
   const int64_t nb = w.cols / kQK;
   const int32_t* offsets = offset_totals<Block>(xa, nb);
-  const auto* groups = static_cast<const Block*>(w.data);
-  const auto at = [&](int64_t g) {  // group g of the range
-    const int64_t r = r0 + 8 * g;
-    return QTile<Block>{groups + (r / 8) * nb, nb, &xa, offsets, 0, y + r, 0, nullptr};
-  };
-  const int64_t n_groups = (r1 - r0) / 8, quarter = n_groups / kStreams;
-  for (int64_t i = 0; i < quarter; ++i) {
-    QTile<Block> a = at(i);
-    a.group_stride = quarter * nb;
-    a.y_group = 8 * quarter;
-    q_tile<Block, kStreams, 1>(a);
-  }
-  for (int64_t g = kStreams * quarter; g < n_groups; ++g) q_tile<Block, 1, 1>(at(g));
+  const auto* first = static_cast<const Block*>(w.data) + (r0 / 8) * nb;
+  for_decode_streams((r1 - r0) / 8, [&]<int NG>(int64_t g, int64_t stride) {
+    QTile<Block> a{first + g * nb, nb, &xa, offsets, 0, y + r0 + 8 * g, 0, nullptr};
+    a.group_stride = stride * nb;
+    a.y_group = 8 * stride;
+    q_tile<Block, NG, 1>(a);
+  });
 }
 
 // Tokens [0, n_tokens) of a in tiles of 4 (kernels/rows8_avx512.h).
