@@ -32,7 +32,10 @@ static_assert(sizeof(BlockQ6_K) == 210);
 // Eight q4_0 rows interleaved (kernels::WeightLayout::Rows8): block b of rows 8g..8g+7. Byte
 // qs[32k + 4r + j] (k < 4, r < 8, j < 4) is byte 4k + j of row r's BlockQ4_0::qs, so one 32-byte
 // load holds elements 4k..4k+3 (low nibbles) and 16+4k..16+4k+3 (high nibbles) of all 8 rows.
-// WeightLayout::Rows8Pairs orders each 64 bytes (steps k = 2j, 2j + 1) by row first instead:
+// WeightLayout::Rows8Pairs takes blocks 2p and 2p + 1 as one unit of two BlockQ4_0x8's bytes:
+// first the 16 scales, row r's of block 2p + s at index 2r + s, then 64-byte pieces k (k < 4;
+// q8_0: 8) in which bytes 8r + 4s + i are byte 4k + i of row r's qs in block 2p + s. An odd last
+// block keeps this struct's bytes, with each 64 bytes (steps k = 2j, 2j + 1) ordered by row first:
 // qs[64j + 8r + 4s + i] is byte 4(2j + s) + i of row r's qs (q8_0 the same, with j < 4).
 struct BlockQ4_0x8 {
   uint16_t d[8];  // f16 scale of each row's block

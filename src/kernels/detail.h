@@ -71,6 +71,12 @@ int32_t q4_offset_halves(int32_t sum_low, int32_t sum_high);
 // |x - d·q| <= d/2 with d = amax/127 per block of 32.
 QuantizedActs quantize_acts(const float* x, int64_t n_tokens, int64_t cols);
 
+// QuantizedActs::q_pairs from q: each token's blocks 2p and 2p + 1 as one 64-byte unit, bytes
+// 4m..4m+3 of block 2p + s at 8m + 4s (m < 8), so that one 64-bit broadcast holds the same 4
+// elements of both blocks, as the Rows8Pairs q4_0 / q8_0 kernels read them. An odd last block stays
+// as it is.
+void pair_acts(const int8_t* q, int64_t n_tokens, int64_t cols, int8_t* out);
+
 // Row r of an interleaved (Rows8 / Rows8Pairs) matrix back in the file's layout (w.row_stride()
 // bytes into out).
 void unpack_row_x8(const Matrix& w, int64_t r, void* out);
@@ -82,8 +88,8 @@ void unpack_row_x8(const Matrix& w, int64_t r, void* out);
 // dequantized row, 1 attention scores, 2 MoE routing, 3 activation scales, 4 bf16 split x (AVX2) or
 // x as bf16 (AVX-512), 5 the f32 weight panel of float_gemm_avx2, 6 and 7 an attention tile's query
 // rows and outputs, 8 a pass of f16 weights rounded to bf16 (AVX-512, Matrix::x_as_bf16), 9 the
-// AVX-512 integer kernels' activation offsets (int32).
-constexpr int kScratchSlots = 10;
+// AVX-512 integer kernels' activation offsets (int32), 10 their q_pairs when the caller gave none.
+constexpr int kScratchSlots = 11;
 float* scratch_f32(int64_t n, int slot);
 
 }  // namespace autoglm::kernels::detail

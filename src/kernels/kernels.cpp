@@ -68,22 +68,29 @@ bool has_integer_kernels(DType dt) {
 // of the calling thread (grown, never shrunk: no allocation once warm). Each chunk of rows used to
 // quantize all of x itself: 4 chunks per thread meant 8 quantizations of x per matmul on 2 threads,
 // about 5% of q4_0 prefill.
-QuantizedActs quantize_once(const KernelTable& k, const float* x, int64_t n_tokens, int64_t cols,
+QuantizedActs quantize_once(const KernelTable& k, const float* x, int64_t n_tokens, const Matrix& w,
                             ThreadPool& pool) {
   thread_local std::vector<int8_t> q;
+  thread_local std::vector<int8_t> q_pairs;
   thread_local std::vector<float> d;
   thread_local std::vector<int32_t> q4_offset;
+  const int64_t cols = w.cols;
   const int64_t n_blocks = cols / kQK;
+  // The 512-bit q4_0 / q8_0 kernels read x with its blocks paired, as their weights are.
+  const bool paired = w.layout == WeightLayout::Rows8Pairs;
   if (static_cast<int64_t>(q.size()) < n_tokens * cols)
     q.resize(static_cast<size_t>(n_tokens * cols));
+  if (paired && static_cast<int64_t>(q_pairs.size()) < n_tokens * cols)
+    q_pairs.resize(static_cast<size_t>(n_tokens * cols));
   if (static_cast<int64_t>(d.size()) < n_tokens * n_blocks) {
     d.resize(static_cast<size_t>(n_tokens * n_blocks));
     q4_offset.resize(static_cast<size_t>(n_tokens * n_blocks));
   }
   // The workers write through these pointers: named inside the lambda, the thread_locals would be
   // each worker's own.
-  const QuantizedActs out{q.data(), d.data(), q4_offset.data()};
+  const QuantizedActs out{q.data(), d.data(), q4_offset.data(), paired ? q_pairs.data() : nullptr};
   int8_t* qp = q.data();
+  int8_t* pp = q_pairs.data();
   float* dp = d.data();
   int32_t* op = q4_offset.data();
   // Quantizing costs a few operations per element, not a multiply-add per weight: a chunk needs
@@ -94,6 +101,7 @@ QuantizedActs quantize_once(const KernelTable& k, const float* x, int64_t n_toke
       [&](int64_t t0, int64_t t1) {
         k.quantize_acts(x + t0 * cols, t1 - t0, cols, qp + t0 * cols, dp + t0 * n_blocks,
                         op + t0 * n_blocks);
+        if (paired) detail::pair_acts(qp + t0 * cols, t1 - t0, cols, pp + t0 * cols);
       },
       grain);
   return out;
@@ -105,8 +113,7 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadP
             const float* bias) {
   const KernelTable& k = active();
   const bool quantized = has_integer_kernels(w.dtype) && k.matmul_rows_quantized != nullptr;
-  const QuantizedActs xa =
-      quantized ? quantize_once(k, x, n_tokens, w.cols, pool) : QuantizedActs{};
+  const QuantizedActs xa = quantized ? quantize_once(k, x, n_tokens, w, pool) : QuantizedActs{};
   // Chunks of >= 16 rows: waking a thread for less work costs more than it gains.
   pool.parallel_for(
       w.rows,

@@ -1,12 +1,20 @@
 // q4_0 and q8_0 over the Rows8Pairs layout (matrix.h, core/quant_blocks.h) with 512-bit VNNI, for
-// any number of tokens. A 64-byte load takes two 32-byte steps of a block, k = 2j and 2j + 1 (q4_0:
-// elements 4k..4k+3 and 16+4k..16+4k+3; q8_0: 4k..4k+3), row r's two in lanes 2r and 2r + 1. x's 8
-// bytes of those steps, broadcast to every 64-bit lane, line up with them as they are: every
-// instruction does twice the work of a 256-bit one, with no permute of x (the Rows8 layout, steps
-// in lanes 0-7 and 8-15, took one vpermd per token and step: a fifth of the tile's instructions).
-// The two lanes of a row share the block's scales (duplicated pairwise) and are added once, at the
-// end. GCC 12's AVX-512 extract intrinsics start from _mm256_undefined_*() and trip
-// -Wuninitialized inside the system header once inlined (GCC PR 105593, fixed in GCC 13).
+// any number of tokens. Blocks go in pairs: a 64-byte load takes one 4-byte step of both blocks of
+// a pair for all 8 rows (row r, block s in lane 2r + s; q4_0: elements 4k..4k+3 in the low nibbles,
+// 16+4k..16+4k+3 in the high ones), and x's same step of both blocks, broadcast to every 64-bit
+// lane (detail::pair_acts), lines up with it as it is: every instruction does twice the work of a
+// 256-bit one, with no permute of x. Each lane's sum is one row's block sum, so one convert,
+// multiply and FMA per 16 lanes apply both blocks' scales; a row's two lanes are added once, at
+// the end. An odd last block holds each row's steps 2j and 2j + 1 in its two lanes instead.
+// Pairing the blocks (before: every block alone, as the odd one is) took the scale step from one
+// per block to one per pair, and its permute of the scales away. kernels_bench, one thread,
+// alternated, medians of 3: q8_0 16 tokens 1.01 -> 0.77 ms, 512 tokens 32.6 -> 25.5 ms; q4_0 16
+// tokens 0.82 -> 0.68 ms, 512 tokens 27.3 -> 24.1 ms; q4_0 decode from L2 62 -> 77 GB/s, from
+// DRAM within the noise. The model (2 threads), prefill 512: q4_0 235 -> 278 and 271 -> 300,
+// q8_0 220 -> 264 and 235 -> 265 tokens/s; decode 0.95-1.0x (6 alternated pairs), as its speed
+// is the memory's.
+// GCC 12's AVX-512 extract intrinsics start from _mm256_undefined_*() and trip -Wuninitialized
+// inside the system header once inlined (GCC PR 105593, fixed in GCC 13).
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
 #include <cstdint>
@@ -19,10 +27,11 @@
 namespace autoglm::kernels::detail {
 namespace {
 
-// A token's x for two steps: the 4-byte groups at q (even lanes) and q + 4 (odd lanes).
-inline __m512i x_pair(const int8_t* q) {
+// 8 bytes at p broadcast to every 64-bit lane: a token's x for two steps (two 4-byte groups of
+// one block, or the same group of a block pair), or two blocks' scales or offsets.
+inline __m512i broadcast8(const void* p) {
   int64_t both;
-  std::memcpy(&both, q, sizeof both);
+  std::memcpy(&both, p, sizeof both);
   return _mm512_set1_epi64(both);
 }
 
@@ -35,8 +44,8 @@ inline __m512 row_scales(const uint16_t* d, __m512i pair_index) {
 // vpdpbusd multiplies unsigned by signed bytes. q4_0 nibbles are unsigned (n - 8 is the weight),
 // q8_0 weights w become unsigned as w + 128 (w xor 0x80). The sums start from the offset that
 // takes the excess back: -8·Σx for q4_0 (QuantizedActs::q4_offset holds it as two int16 halves),
-// -128·Σx = 16 times that for q8_0. In the even lanes only: a row's two lanes are added at the
-// end, so the offset must be counted once.
+// -128·Σx = 16 times that for q8_0. A pair's lanes each start from their own block's offset; a
+// lone block's only in the even lanes, since a row's two lanes hold one block and are added.
 // The offsets are added up once per call (offset_totals, 16 blocks per instruction), so that each
 // tile starts its sums with one masked broadcast load per token and block, instead of adding the
 // halves in general registers and moving the total into a vector (q4_0), or a vpmaddwd of the
@@ -66,7 +75,7 @@ const int32_t* offset_totals(const QuantizedActs& xa, int64_t n) {
   return out;
 }
 
-// A block's sums before its first step: its offset total in the even lanes.
+// A lone block's sums before its first step: its offset total in the even lanes.
 inline __m512i offset_init(const int32_t* total) {
   return _mm512_maskz_set1_epi32(0x5555, *total);
 }
@@ -76,6 +85,7 @@ struct QTile {
   const Block* group;  // the first group's block 0
   int64_t n_blocks;    // blocks per row (also from one group to the next in memory)
   const QuantizedActs* xa;
+  const int8_t* q;         // xa's q with its blocks paired (QuantizedActs::q_pairs)
   const int32_t* offsets;  // offset_totals of xa
   int64_t t0;              // the first token
   float* y;                // the first token's output for the first group's row 0
@@ -85,25 +95,45 @@ struct QTile {
   int64_t y_group = 8;              // from one group's outputs to the next
 };
 
-// sum[g][t] += the block's 64-byte piece j of each group times each token's x: the low nibbles'
-// products into sum, the high nibbles' into sum_hi. Two sums of two vpdpbusd each per block, not
-// one of four: a 4-deep chain of their latency held the 2-group x 4-token tile back (one thread,
-// 512 tokens: 37.3 -> 33.7 ms; q8_0 gained nothing from the same split).
-template <int NG, int NT>
+// A step of a tile covers a block pair (Pair: blocks b and b + 1, one unit of the Rows8Pairs
+// layout) or an odd last block alone. In a pair, each 64-bit lane holds one row of one block
+// (row r, block b + s in lane 2r + s), so its integer sums go through the scale step as they are:
+// one convert, multiply and FMA per two blocks, and the 16 scales convert with no permute. A lone
+// block holds each row's two steps in its two lanes: they share the row's scale (duplicated by a
+// permute) and, in their sums, the block's offset (in the even lanes only).
+template <bool Pair>
+constexpr int kQ4Pieces = Pair ? 4 : 2;  // 64-byte loads of a step's quants
+template <bool Pair>
+constexpr int kQ8Pieces = Pair ? 8 : 4;
+
+// Group g's 64-byte piece j of the step at block b.
+template <bool Pair, typename Block>
+inline const uint8_t* piece(const QTile<Block>& a, int g, int64_t b, int j) {
+  const auto* step = reinterpret_cast<const uint8_t*>(a.group + g * a.group_stride + b);
+  return step + (Pair ? 32 : 16) + 64 * j;  // after the scales
+}
+
+// sum[g][t] += piece j of each group times each token's x: the low nibbles' products into sum,
+// the high nibbles' into sum_hi. Two sums of two vpdpbusd each per block, not one of four: a
+// 4-deep chain of their latency held the 2-group x 4-token tile back (one thread, 512 tokens:
+// 37.3 -> 33.7 ms). x's low-nibble elements of the piece lie at 8j; its high ones (elements 16
+// on) 16 bytes further in a lone block, 32 in a pair (detail::pair_acts).
+template <bool Pair, int NG, int NT>
 __attribute__((always_inline)) inline void q4_piece(const QTile<BlockQ4_0x8>& a, int64_t b, int j,
                                                     const int8_t* xq, int64_t x_step,
                                                     __m512i (&sum)[NG][NT],
                                                     __m512i (&sum_hi)[NG][NT]) {
+  constexpr int kHigh = Pair ? 32 : 16;
   const __m512i low4 = _mm512_set1_epi8(0x0f);
   __m512i lo[NG], hi[NG];
   for (int g = 0; g < NG; ++g) {
-    const __m512i v = _mm512_loadu_si512(a.group[g * a.group_stride + b].qs + 64 * j);
+    const __m512i v = _mm512_loadu_si512(piece<Pair>(a, g, b, j));
     lo[g] = _mm512_and_si512(v, low4);
     hi[g] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
   }
   for (int t = 0; t < NT; ++t) {
-    const __m512i x_lo = x_pair(xq + t * x_step + 8 * j);
-    const __m512i x_hi = x_pair(xq + t * x_step + 16 + 8 * j);
+    const __m512i x_lo = broadcast8(xq + t * x_step + 8 * j);
+    const __m512i x_hi = broadcast8(xq + t * x_step + kHigh + 8 * j);
     for (int g = 0; g < NG; ++g) {
       sum[g][t] = _mm512_dpbusd_epi32(sum[g][t], lo[g], x_lo);
       sum_hi[g][t] = _mm512_dpbusd_epi32(sum_hi[g][t], hi[g], x_hi);
@@ -111,17 +141,23 @@ __attribute__((always_inline)) inline void q4_piece(const QTile<BlockQ4_0x8>& a,
   }
 }
 
-template <int NG, int NT>
+// The same for q8_0: even pieces into sum, odd ones into sum_hi (a pair's 8 pieces in one chain
+// would wait on its latency as q4_0's did).
+template <bool Pair, int NG, int NT>
 __attribute__((always_inline)) inline void q8_piece(const QTile<BlockQ8_0x8>& a, int64_t b, int j,
                                                     const int8_t* xq, int64_t x_step,
-                                                    __m512i (&sum)[NG][NT]) {
+                                                    __m512i (&sum)[NG][NT],
+                                                    __m512i (&sum_hi)[NG][NT]) {
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   __m512i u[NG];
   for (int g = 0; g < NG; ++g)
-    u[g] = _mm512_xor_si512(_mm512_loadu_si512(a.group[g * a.group_stride + b].qs + 64 * j), flip);
+    u[g] = _mm512_xor_si512(_mm512_loadu_si512(piece<Pair>(a, g, b, j)), flip);
   for (int t = 0; t < NT; ++t) {
-    const __m512i xv = x_pair(xq + t * x_step + 8 * j);
-    for (int g = 0; g < NG; ++g) sum[g][t] = _mm512_dpbusd_epi32(sum[g][t], u[g], xv);
+    const __m512i xv = broadcast8(xq + t * x_step + 8 * j);
+    for (int g = 0; g < NG; ++g) {
+      __m512i& s = j % 2 == 0 ? sum[g][t] : sum_hi[g][t];
+      s = _mm512_dpbusd_epi32(s, u[g], xv);
+    }
   }
 }
 
@@ -136,65 +172,90 @@ __attribute__((always_inline)) inline void q8_piece(const QTile<BlockQ8_0x8>& a,
 template <typename Block>
 constexpr size_t kDecodeAheadBlocks = (864 + sizeof(Block) - 1) / sizeof(Block);
 
-// y[t0 + t, 8g..8g+7] for NG groups and NT tokens.
+// Prefetches of one step: the next pass's weights into L2 (a.next), decode's stream ahead into L1.
+template <typename Block, int NG, int NT, bool Pair>
+__attribute__((always_inline)) inline void prefetch_step(const QTile<Block>& a, int64_t b) {
+  constexpr size_t kBytes = (Pair ? 2 : 1) * sizeof(Block);
+  if (a.next != nullptr) {
+    for (int g = 0; g < NG; ++g) {
+      const char* line = reinterpret_cast<const char*>(a.next + g * a.group_stride + b);
+      for (size_t off = 0; off < kBytes; off += 64) _mm_prefetch(line + off, _MM_HINT_T1);
+    }
+  }
+  if constexpr (NT == 1) {
+    for (int g = 0; g < NG; ++g) {
+      // In integers: the address may lie past the matrix, where no pointer may point.
+      const uintptr_t ahead = reinterpret_cast<uintptr_t>(a.group + g * a.group_stride + b) +
+                              kDecodeAheadBlocks<Block> * sizeof(Block);
+      for (size_t off = 0; off < kBytes; off += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(ahead + off), _MM_HINT_T0);
+    }
+  }
+}
+
+// acc[g][t] += the step at block b (a pair, or a lone last block) for NG groups and NT tokens.
+template <typename Block, int NG, int NT, bool Pair>
+__attribute__((always_inline)) inline void q_step(const QTile<Block>& a, int64_t b,
+                                                  __m512 (&acc)[NG][NT]) {
+  const int64_t nb = a.n_blocks;
+  const int64_t x_step = nb * kQK;  // from one token's activations to the next's
+  prefetch_step<Block, NG, NT, Pair>(a, b);
+  const int8_t* xq = a.q + a.t0 * x_step + b * kQK;  // token t0's block b
+  __m512i sum[NG][NT], sum_hi[NG][NT];
+  for (int t = 0; t < NT; ++t) {
+    const int32_t* total = a.offsets + (a.t0 + t) * nb + b;
+    const __m512i init = Pair ? broadcast8(total) : offset_init(total);
+    for (int g = 0; g < NG; ++g) {
+      sum[g][t] = init;
+      sum_hi[g][t] = _mm512_setzero_si512();
+    }
+  }
+  if constexpr (sizeof(Block) == sizeof(BlockQ4_0x8)) {
+#pragma GCC unroll 4
+    for (int j = 0; j < kQ4Pieces<Pair>; ++j)
+      q4_piece<Pair, NG, NT>(a, b, j, xq, x_step, sum, sum_hi);
+  } else {
+#pragma GCC unroll 8
+    for (int j = 0; j < kQ8Pieces<Pair>; ++j)
+      q8_piece<Pair, NG, NT>(a, b, j, xq, x_step, sum, sum_hi);
+  }
+  const __m512i pair_index = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  for (int g = 0; g < NG; ++g) {
+    const Block& first = a.group[g * a.group_stride + b];
+    const __m512 dw = Pair ? _mm512_cvtph_ps(_mm256_loadu_si256(
+                                 reinterpret_cast<const __m256i*>(&first)))  // 16 scales
+                           : row_scales(first.d, pair_index);
+    for (int t = 0; t < NT; ++t) {
+      const float* dx_at = a.xa->d + (a.t0 + t) * nb + b;
+      const __m512 dx = Pair ? _mm512_castsi512_ps(broadcast8(dx_at)) : _mm512_set1_ps(*dx_at);
+      const __m512i total = _mm512_add_epi32(sum[g][t], sum_hi[g][t]);
+      acc[g][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(total), _mm512_mul_ps(dw, dx), acc[g][t]);
+    }
+  }
+}
+
+// y[t0 + t, 8g..8g+7] for NG groups and NT tokens: the block pairs, then an odd last block.
 template <typename Block, int NG, int NT>
 void q_tile(const QTile<Block>& a) {
   const int64_t nb = a.n_blocks;
-  const int64_t x_step = nb * kQK;  // from one token's activations to the next's
-  const __m512i pair_index = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
   __m512 acc[NG][NT];
   for (int g = 0; g < NG; ++g) {
     for (int t = 0; t < NT; ++t) acc[g][t] = _mm512_setzero_ps();
   }
-  for (int64_t b = 0; b < nb; ++b) {
-    if (a.next != nullptr) {
-      for (int g = 0; g < NG; ++g) {
-        const char* line = reinterpret_cast<const char*>(a.next + g * a.group_stride + b);
-        for (size_t off = 0; off < sizeof(BlockQ4_0x8); off += 64)
-          _mm_prefetch(line + off, _MM_HINT_T1);
-      }
-    }
-    if constexpr (NT == 1) {
-      for (int g = 0; g < NG; ++g) {
-        // In integers: the address may lie past the matrix, where no pointer may point.
-        const uintptr_t ahead = reinterpret_cast<uintptr_t>(a.group + g * a.group_stride + b) +
-                                kDecodeAheadBlocks<Block> * sizeof(Block);
-        for (size_t off = 0; off < sizeof(Block); off += 64)
-          _mm_prefetch(reinterpret_cast<const char*>(ahead + off), _MM_HINT_T0);
-      }
-    }
-    const int8_t* xq = a.xa->q + (a.t0 * nb + b) * kQK;  // token t0's block b
-    __m512i sum[NG][NT];
-    for (int t = 0; t < NT; ++t) {
-      const __m512i init = offset_init(a.offsets + (a.t0 + t) * nb + b);
-      for (int g = 0; g < NG; ++g) sum[g][t] = init;
-    }
-    if constexpr (sizeof(Block) == sizeof(BlockQ4_0x8)) {
-      __m512i sum_hi[NG][NT];
-      for (int g = 0; g < NG; ++g) {
-        for (int t = 0; t < NT; ++t) sum_hi[g][t] = _mm512_setzero_si512();
-      }
-#pragma GCC unroll 2
-      for (int j = 0; j < 2; ++j) q4_piece<NG, NT>(a, b, j, xq, x_step, sum, sum_hi);  // 2j, 2j + 1
-      for (int g = 0; g < NG; ++g) {
-        for (int t = 0; t < NT; ++t) sum[g][t] = _mm512_add_epi32(sum[g][t], sum_hi[g][t]);
-      }
-    } else {
-#pragma GCC unroll 4
-      for (int j = 0; j < 4; ++j) q8_piece<NG, NT>(a, b, j, xq, x_step, sum);
-    }
-    for (int g = 0; g < NG; ++g) {
-      const __m512 dw = row_scales(a.group[g * a.group_stride + b].d, pair_index);
-      for (int t = 0; t < NT; ++t) {
-        const __m512 dx = _mm512_set1_ps(a.xa->d[(a.t0 + t) * nb + b]);
-        acc[g][t] =
-            _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[g][t]), _mm512_mul_ps(dw, dx), acc[g][t]);
-      }
-    }
-  }
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) q_step<Block, NG, NT, true>(a, b, acc);
+  if (b < nb) q_step<Block, NG, NT, false>(a, b, acc);
   for (int g = 0; g < NG; ++g) {
     for (int t = 0; t < NT; ++t) store_sum_of_pairs(a.y + t * a.ldy + a.y_group * g, acc[g][t]);
   }
+}
+
+// xa's q with its blocks paired: the caller's (QuantizedActs::q_pairs), else paired here.
+inline const int8_t* paired_q(const QuantizedActs& xa, int64_t n_tokens, int64_t cols) {
+  if (xa.q_pairs != nullptr) return xa.q_pairs;
+  auto* out = reinterpret_cast<int8_t*>(scratch_f32((n_tokens * cols + 3) / 4, 10));
+  pair_acts(xa.q, n_tokens, cols, out);
+  return out;
 }
 
 // One token: the rows [r0, r1) in long weight streams (for_decode_streams).
@@ -202,9 +263,10 @@ template <typename Block>
 void decode_rows(const Matrix& w, const QuantizedActs& xa, float* y, int64_t r0, int64_t r1) {
   const int64_t nb = w.cols / kQK;
   const int32_t* offsets = offset_totals<Block>(xa, nb);
+  const int8_t* q = paired_q(xa, 1, w.cols);
   const auto* first = static_cast<const Block*>(w.data) + (r0 / 8) * nb;
   for_decode_streams((r1 - r0) / 8, [&]<int NG>(int64_t g, int64_t stride) {
-    QTile<Block> a{first + g * nb, nb, &xa, offsets, 0, y + r0 + 8 * g, 0, nullptr};
+    QTile<Block> a{first + g * nb, nb, &xa, q, offsets, 0, y + r0 + 8 * g, 0, nullptr};
     a.group_stride = stride * nb;
     a.y_group = 8 * stride;
     q_tile<Block, NG, 1>(a);
@@ -232,12 +294,13 @@ void token_rows(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens, floa
   const int64_t nb = w.cols / kQK;
   const auto* groups = static_cast<const Block*>(w.data);
   const int32_t* offsets = offset_totals<Block>(xa, n_tokens * nb);
+  const int8_t* q = paired_q(xa, n_tokens, w.cols);
   for (int64_t c0 = r0; c0 < r1; c0 += kRowChunk) {
     const int64_t c1 = c0 + kRowChunk < r1 ? c0 + kRowChunk : r1;
     for (int64_t r = c0; r < c1;) {
       const Block* g = groups + (r / 8) * nb;
       const Block* next = c1 < r1 ? g + (kRowChunk / 8) * nb : nullptr;
-      const QTile<Block> a{g, nb, &xa, offsets, 0, y + r, ldy, next};
+      const QTile<Block> a{g, nb, &xa, q, offsets, 0, y + r, ldy, next};
       if (r + 16 <= c1) {
         token_tiles<Block, 2>(a, n_tokens);
         r += 16;

@@ -20,9 +20,9 @@ enum class WeightLayout {
   // horizontal adds, and a weight converted once serves every token of a tile.
   Rows8,
   // The AVX-512 kernels' form of Rows8, for 512-bit vectors whose 64-bit lanes each hold one row:
-  // - q4_0 / q8_0: each 64-byte piece of a block's quants (two 32-byte steps, k = 2j and 2j + 1,
-  //   after the 16 bytes of scales) holds each row's two steps side by side: 4-byte group 2r + s
-  //   of piece j is row r's step 2j + s (Rows8: group 8s + r).
+  // - q4_0 / q8_0: blocks in pairs (core/quant_blocks.h): the pair's 16 scales, then 64-byte
+  //   pieces whose 4-byte group 2r + s is row r's step k of block 2p + s, so that a lane holds one
+  //   row of one block. An odd last block holds each row's steps 2j and 2j + 1 side by side.
   // - f16 / bf16: Rows8 with twice the unit (u = 2 for f16, 4 for bf16), so a 64-byte line holds
   //   each row's 2 (f16: 4) columns together instead of each column's 8 rows.
   // A 64-bit broadcast of x then lines up with a whole 512-bit load, with no permute; each row's

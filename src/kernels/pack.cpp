@@ -48,22 +48,38 @@ bool packs_to(const Matrix& w, WeightLayout layout) {
   return w.cols % static_cast<int64_t>(unit_elems) == 0;
 }
 
-// Where row r's quant group k (4 bytes) lies in an interleaved block, counted from its quants
-// (after the 8 scales): Rows8 puts the 8 rows' group k together, Rows8Pairs each row's groups 2j
-// and 2j + 1 together within the 64 bytes of groups 2j and 2j + 1 (matrix.h).
-size_t quant_group_offset(WeightLayout layout, int k, int r) {
-  if (layout == WeightLayout::Rows8Pairs) return 64 * (k / 2) + 8 * r + 4 * (k % 2);
-  return 32 * k + 4 * r;
+// Where row r's scale and its quant group k (4 bytes) of block b lie in an interleaved group of
+// n_blocks blocks, in bytes from the group's start (matrix.h, core/quant_blocks.h). Rows8: block b
+// at b·B (B = 8 row blocks), its 8 scales, then the 8 rows' group k together. Rows8Pairs: blocks
+// 2p and 2p + 1 as one unit of 2B bytes, the 16 scales of rows r, blocks s (2r + s) first, then
+// 64-byte pieces k holding row r's group k of block 2p + s at 8r + 4s; an odd last block alone
+// at its place, each row's groups 2j and 2j + 1 together in piece j.
+struct QuantPlace {
+  size_t scale, quants;
+};
+
+QuantPlace quant_place(WeightLayout layout, size_t block_bytes, int64_t n_blocks, int64_t b, int k,
+                       int r) {
+  const size_t unit = 8 * block_bytes;  // one block of the 8 rows
+  const size_t base = static_cast<size_t>(b) * unit;
+  if (layout != WeightLayout::Rows8Pairs) return {base + 2 * r, base + 16 + 32 * k + 4 * r};
+  const bool paired = b < n_blocks - n_blocks % 2;
+  if (!paired) return {base + 2 * r, base + 16 + 64 * (k / 2) + 8 * r + 4 * (k % 2)};
+  const int s = static_cast<int>(b % 2);
+  const size_t pair = base - s * unit;
+  return {pair + 2 * (2 * r + s), pair + 32 + 64 * k + 8 * r + 4 * s};
 }
 
-// One block of 8 rows: scales first (8 x f16), then the quant groups. A row's block is its f16
-// scale followed by its quants (BlockQ4_0 / BlockQ8_0).
+// One block of 8 rows into its places in the group at dst. A row's block is its f16 scale
+// followed by its quants (BlockQ4_0 / BlockQ8_0).
 void interleave(const std::byte* const rows[8], std::byte* dst, const Rows8Geometry& g,
-                WeightLayout layout) {
+                WeightLayout layout, int64_t n_blocks, int64_t b) {
   for (int r = 0; r < 8; ++r) {
-    std::memcpy(dst + 2 * r, rows[r], 2);
-    for (int k = 0; k < g.groups; ++k)
-      std::memcpy(dst + 16 + quant_group_offset(layout, k, r), rows[r] + 2 + 4 * k, 4);
+    std::memcpy(dst + quant_place(layout, g.block_bytes, n_blocks, b, 0, r).scale, rows[r], 2);
+    for (int k = 0; k < g.groups; ++k) {
+      const QuantPlace at = quant_place(layout, g.block_bytes, n_blocks, b, k, r);
+      std::memcpy(dst + at.quants, rows[r] + 2 + 4 * k, 4);
+    }
   }
 }
 
@@ -96,7 +112,7 @@ void pack_group(const Matrix& w, int64_t group, std::byte* dst, WeightLayout lay
   for (int64_t b = 0; b < w.cols / kQK; ++b) {
     const std::byte* rows[8];
     for (int r = 0; r < 8; ++r) rows[r] = w.row(8 * group + r) + b * g.block_bytes;
-    interleave(rows, out + b * 8 * static_cast<int64_t>(g.block_bytes), g, layout);
+    interleave(rows, out, g, layout, w.cols / kQK, b);
   }
 }
 
@@ -135,6 +151,21 @@ Matrix pack_for_matmul(const Matrix& w, void* dst, ThreadPool* pool, const Kerne
 
 namespace detail {
 
+void pair_acts(const int8_t* q, int64_t n_tokens, int64_t cols, int8_t* out) {
+  const int64_t pairs = cols / (2 * kQK);
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const int8_t* src = q + t * cols;
+    int8_t* dst = out + t * cols;
+    for (int64_t p = 0; p < pairs; ++p, src += 2 * kQK, dst += 2 * kQK) {
+      for (int m = 0; m < 8; ++m) {
+        std::memcpy(dst + 8 * m, src + 4 * m, 4);
+        std::memcpy(dst + 8 * m + 4, src + kQK + 4 * m, 4);
+      }
+    }
+    if (cols % (2 * kQK) != 0) std::memcpy(dst, src, kQK);
+  }
+}
+
 void unpack_row_x8(const Matrix& w, int64_t r, void* out) {
   if (is_float(w.dtype)) {
     const size_t unit = float_unit_bytes(w.dtype, w.layout);
@@ -149,13 +180,15 @@ void unpack_row_x8(const Matrix& w, int64_t r, void* out) {
   const int64_t n_blocks = w.cols / kQK;
   const auto* base = static_cast<const std::byte*>(w.data);
   auto* dst = static_cast<std::byte*>(out);
-  const int64_t ri = r % 8;
+  const int ri = static_cast<int>(r % 8);
+  const std::byte* group = base + (r / 8) * n_blocks * 8 * static_cast<int64_t>(g.block_bytes);
   for (int64_t b = 0; b < n_blocks; ++b) {
-    const std::byte* packed = base + ((r / 8) * n_blocks + b) * 8 * g.block_bytes;
     std::byte* block = dst + b * g.block_bytes;
-    std::memcpy(block, packed + 2 * ri, 2);
-    for (int k = 0; k < g.groups; ++k)
-      std::memcpy(block + 2 + 4 * k, packed + 16 + quant_group_offset(w.layout, k, ri), 4);
+    std::memcpy(block, group + quant_place(w.layout, g.block_bytes, n_blocks, b, 0, ri).scale, 2);
+    for (int k = 0; k < g.groups; ++k) {
+      const QuantPlace at = quant_place(w.layout, g.block_bytes, n_blocks, b, k, ri);
+      std::memcpy(block + 2 + 4 * k, group + at.quants, 4);
+    }
   }
 }
 

@@ -48,10 +48,12 @@ TEST(PackRows8, UnpackGivesBackEveryRow) {
   }
 }
 
-// Rows8Pairs byte by byte, as core/quant_blocks.h states it: qs[64j + 8r + 4s + i] of a group's
-// block is byte 4(2j + s) + i of row r's quants, and the scales come first as in Rows8.
+// Rows8Pairs byte by byte, as core/quant_blocks.h states it. Blocks 2p and 2p + 1 of a group form
+// one unit: 16 scales (row r, block s at 2r + s), then pieces k with byte 64k + 8r + 4s + i = byte
+// 4k + i of row r's quants in block 2p + s. An odd last block (96 columns: 3 blocks) keeps its
+// scales first as in Rows8, then qs[64j + 8r + 4s + i] = byte 4(2j + s) + i of row r's quants.
 TEST(PackRows8, QuantPairsLayoutIsAsDocumented) {
-  const int64_t rows = 16, cols = 64;
+  const int64_t rows = 16, cols = 96, n_blocks = cols / 32;
   for (DType dt : {DType::Q4_0, DType::Q8_0}) {
     const std::vector<uint8_t> bytes = make_weights(dt, rows, cols, 8);
     const Matrix w{dt, rows, cols, bytes.data()};
@@ -60,19 +62,44 @@ TEST(PackRows8, QuantPairsLayoutIsAsDocumented) {
     const size_t row_block = dt == DType::Q4_0 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
     const size_t quant_bytes = row_block - 2;
     for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t b = 0; b < cols / 32; ++b) {
+      const std::byte* group =
+          packed.data() + (r / 8) * n_blocks * static_cast<int64_t>(8 * row_block);
+      const int64_t ri = r % 8;
+      for (int64_t b = 0; b < n_blocks; ++b) {
         const uint8_t* src = bytes.data() + r * w.row_stride() + b * row_block;
-        const std::byte* block =
-            packed.data() + ((r / 8) * (cols / 32) + b) * static_cast<int64_t>(8 * row_block);
-        const int64_t ri = r % 8;
-        EXPECT_EQ(std::memcmp(block + 2 * ri, src, 2), 0) << "scale of row " << r;
+        const bool lone = b == n_blocks - 1;  // 3 blocks: one pair, then block 2 alone
+        const int64_t s_ = b % 2;
+        const std::byte* unit = group + (b - (lone ? 0 : s_)) * static_cast<int64_t>(8 * row_block);
+        const int64_t scale_at = lone ? 2 * ri : 2 * (2 * ri + s_);
+        EXPECT_EQ(std::memcmp(unit + scale_at, src, 2), 0)
+            << "scale of row " << r << " block " << b;
         for (size_t e = 0; e < quant_bytes; ++e) {
-          const size_t k = e / 4, j = k / 2, s_ = k % 2, i = e % 4;
-          const auto got = static_cast<uint8_t>(block[16 + 64 * j + 8 * ri + 4 * s_ + i]);
-          ASSERT_EQ(got, src[2 + e]) << dtype_name(dt) << " row " << r << " block " << b;
+          const size_t k = e / 4, i = e % 4;
+          const size_t at = lone ? 16 + 64 * (k / 2) + 8 * ri + 4 * (k % 2) + i
+                                 : 32 + 64 * k + 8 * ri + 4 * s_ + i;
+          ASSERT_EQ(static_cast<uint8_t>(unit[at]), src[2 + e])
+              << dtype_name(dt) << " row " << r << " block " << b << " byte " << e;
         }
       }
     }
+  }
+}
+
+// Activations paired as the Rows8Pairs kernels read them: byte 8m + 4s + i of a token's unit p is
+// byte 4m + i of its block 2p + s; an odd last block stays in place.
+TEST(PackRows8, PairActsInterleavesBlockPairs) {
+  const int64_t n_tokens = 2, cols = 96;
+  std::vector<int8_t> q(n_tokens * cols), out(q.size());
+  for (size_t i = 0; i < q.size(); ++i) q[i] = static_cast<int8_t>(i * 7 + 3);
+  detail::pair_acts(q.data(), n_tokens, cols, out.data());
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    for (int m = 0; m < 8; ++m) {
+      for (int s = 0; s < 2; ++s) {
+        for (int i = 0; i < 4; ++i)
+          EXPECT_EQ(out[t * cols + 8 * m + 4 * s + i], q[t * cols + 32 * s + 4 * m + i]);
+      }
+    }
+    for (int e = 64; e < 96; ++e) EXPECT_EQ(out[t * cols + e], q[t * cols + e]) << "lone block";
   }
 }
 
