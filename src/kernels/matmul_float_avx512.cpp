@@ -58,7 +58,6 @@ struct FloatTile {
   int64_t cols;
   float* y;             // the first token's output for the first group's row 0
   int64_t ldy;          // from one token's outputs to the next
-  const uint8_t* next;  // weights to prefetch into L2, at the same offsets as group; or null
   int64_t y_group = 8;  // from one group's outputs to the next
 };
 
@@ -137,12 +136,16 @@ __attribute__((always_inline)) inline void line_step(const uint8_t* const (&line
   }
 }
 
-// y[t, 8g..8g+7] for the tile's groups and tokens. One prefetch per group and line, when a.next.
+// y[t0 + t, 8g..8g+7] for the tile's groups and NT tokens from t0. One prefetch per group and
+// line, when next (weights at the same offsets as a.group) is not null. t0 and next come beside a,
+// not in a copy of it: a FloatTile just written field by field and copied reads back with 64-byte
+// loads that wait for those stores to reach the cache (as the integer kernels' QTile did).
 // The last columns (fewer than a line: f16 whose column count is even but not a multiple of 4,
 // columns k and k + 1 of each row in the line's first half) go through zero-padded copies of their
 // weights and x, so that they take the same instructions.
 template <typename P, int NG, int NT>
-void tile(const FloatTile<typename P::X>& a) {
+void tile(const FloatTile<typename P::X>& a, int64_t t0, const uint8_t* next) {
+  const typename P::X* x = a.x + t0 * a.ldx;
   __m512 acc[NG][NT];
   for (int g = 0; g < NG; ++g) {
     for (int t = 0; t < NT; ++t) acc[g][t] = _mm512_setzero_ps();
@@ -154,11 +157,10 @@ void tile(const FloatTile<typename P::X>& a) {
     const int64_t offset = k * kColumnBytes;
     for (int g = 0; g < NG; ++g) {
       line[g] = a.group + g * a.group_bytes + offset;
-      if (a.next != nullptr)
-        _mm_prefetch(reinterpret_cast<const char*>(a.next + g * a.group_bytes + offset),
-                     _MM_HINT_T1);
+      if (next != nullptr)
+        _mm_prefetch(reinterpret_cast<const char*>(next + g * a.group_bytes + offset), _MM_HINT_T1);
     }
-    for (int t = 0; t < NT; ++t) xk[t] = a.x + t * a.ldx + k;
+    for (int t = 0; t < NT; ++t) xk[t] = x + t * a.ldx + k;
     line_step<P, NG, NT>(line, xk, acc);
   }
   if (k < a.cols) {
@@ -170,7 +172,7 @@ void tile(const FloatTile<typename P::X>& a) {
     }
     typename P::X x_padded[NT][kLineColumns] = {};
     for (int t = 0; t < NT; ++t) {
-      std::copy(a.x + t * a.ldx + k, a.x + t * a.ldx + a.cols, x_padded[t]);
+      std::copy(x + t * a.ldx + k, x + t * a.ldx + a.cols, x_padded[t]);
       xk[t] = x_padded[t];
     }
     line_step<P, NG, NT>(line, xk, acc);
@@ -178,7 +180,8 @@ void tile(const FloatTile<typename P::X>& a) {
 #pragma GCC unroll 8
   for (int g = 0; g < NG; ++g) {
 #pragma GCC unroll 8
-    for (int t = 0; t < NT; ++t) store_sum_of_pairs(a.y + t * a.ldy + a.y_group * g, acc[g][t]);
+    for (int t = 0; t < NT; ++t)
+      store_sum_of_pairs(a.y + (t0 + t) * a.ldy + a.y_group * g, acc[g][t]);
   }
 }
 
@@ -186,27 +189,23 @@ constexpr int kTileGroups = 4;
 
 // Tokens [0, n) of a in tiles of 4 (kernels/rows8_avx512.h).
 template <typename P, int NG>
-void token_tiles(const FloatTile<typename P::X>& a, int64_t n) {
+void token_tiles(const FloatTile<typename P::X>& a, const uint8_t* next, int64_t n) {
   for_token_tiles(n, [&]<int NT>(int64_t t, bool prefetching) {
-    FloatTile<typename P::X> b = a;
-    b.x += t * a.ldx;
-    b.y += t * a.ldy;
-    b.next = prefetching ? a.next : nullptr;
-    tile<P, NG, NT>(b);
+    tile<P, NG, NT>(a, t, prefetching ? next : nullptr);
   });
 }
 
 template <typename P>
-void group_tiles(const FloatTile<typename P::X>& a, int ng, int64_t n) {
+void group_tiles(const FloatTile<typename P::X>& a, const uint8_t* next, int ng, int64_t n) {
   switch (ng) {
     case 4:
-      return token_tiles<P, 4>(a, n);
+      return token_tiles<P, 4>(a, next, n);
     case 3:
-      return token_tiles<P, 3>(a, n);
+      return token_tiles<P, 3>(a, next, n);
     case 2:
-      return token_tiles<P, 2>(a, n);
+      return token_tiles<P, 2>(a, next, n);
     default:
-      return token_tiles<P, 1>(a, n);
+      return token_tiles<P, 1>(a, next, n);
   }
 }
 
@@ -264,10 +263,9 @@ void decode_rows(const Matrix& w, const typename P::X* x, float* y, int64_t r0, 
   const auto* first = static_cast<const uint8_t*>(w.data) + (r0 / 8) * group_bytes;
   for_decode_streams((r1 - r0) / 8, [&]<int NG>(int64_t g, int64_t stride) {
     const uint8_t* group = first + g * group_bytes;
-    FloatTile<typename P::X> a{group,  stride * group_bytes, x, w.cols,
-                               w.cols, y + r0 + 8 * g,       0, group + kDecodeAhead};
+    FloatTile<typename P::X> a{group, stride * group_bytes, x, w.cols, w.cols, y + r0 + 8 * g, 0};
     a.y_group = 8 * stride;
-    tile<P, NG, 1>(a);
+    tile<P, NG, 1>(a, 0, group + kDecodeAhead);
   });
 }
 
@@ -287,8 +285,8 @@ void float_rows(const Matrix& w, const typename P::X* x, int64_t n_tokens, float
       const uint8_t* group = weights + (r / 8) * group_bytes;
       const uint8_t* next = r + 2 * kPassRows <= r1 ? group + kTileGroups * group_bytes : nullptr;
       group_tiles<P>({pass(group, group_bytes, ng), group_bytes, x + t0 * w.cols, w.cols, w.cols,
-                      y + t0 * ldy + r, ldy, next},
-                     ng, n);
+                      y + t0 * ldy + r, ldy},
+                     next, ng, n);
     }
   }
 }
