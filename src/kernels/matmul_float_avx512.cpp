@@ -137,14 +137,14 @@ __attribute__((always_inline)) inline void line_step(const uint8_t* const (&line
 }
 
 // y[t0 + t, 8g..8g+7] for the tile's groups and NT tokens from t0. One prefetch per group and
-// line, when next (weights at the same offsets as a.group) is not null. t0 and next come beside a,
-// not in a copy of it: a FloatTile just written field by field and copied reads back with 64-byte
-// loads that wait for those stores to reach the cache (as the integer kernels' QTile did).
-// The last columns (fewer than a line: f16 whose column count is even but not a multiple of 4,
-// columns k and k + 1 of each row in the line's first half) go through zero-padded copies of their
-// weights and x, so that they take the same instructions.
+// line of share's lines, when next (weights at the same offsets as a.group) is not null. t0 and
+// next come beside a, not in a copy of it: a FloatTile just written field by field and copied reads
+// back with 64-byte loads that wait for those stores to reach the cache (as the integer kernels'
+// QTile did). The last columns (fewer than a line: f16 whose column count is even but not a
+// multiple of 4, columns k and k + 1 of each row in the line's first half) go through zero-padded
+// copies of their weights and x, so that they take the same instructions.
 template <typename P, int NG, int NT>
-void tile(const FloatTile<typename P::X>& a, int64_t t0, const uint8_t* next) {
+void tile(const FloatTile<typename P::X>& a, int64_t t0, const uint8_t* next, PrefetchShare share) {
   const typename P::X* x = a.x + t0 * a.ldx;
   __m512 acc[NG][NT];
   for (int g = 0; g < NG; ++g) {
@@ -157,7 +157,7 @@ void tile(const FloatTile<typename P::X>& a, int64_t t0, const uint8_t* next) {
     const int64_t offset = k * kColumnBytes;
     for (int g = 0; g < NG; ++g) {
       line[g] = a.group + g * a.group_bytes + offset;
-      if (next != nullptr)
+      if (next != nullptr && share.takes(k / kLineColumns))
         _mm_prefetch(reinterpret_cast<const char*>(next + g * a.group_bytes + offset), _MM_HINT_T1);
     }
     for (int t = 0; t < NT; ++t) xk[t] = x + t * a.ldx + k;
@@ -190,9 +190,8 @@ constexpr int kTileGroups = 4;
 // Tokens [0, n) of a in tiles of 4 (kernels/rows8_avx512.h).
 template <typename P, int NG>
 void token_tiles(const FloatTile<typename P::X>& a, const uint8_t* next, int64_t n) {
-  for_token_tiles(n, [&]<int NT>(int64_t t, bool prefetching) {
-    tile<P, NG, NT>(a, t, prefetching ? next : nullptr);
-  });
+  for_token_tiles(
+      n, true, [&]<int NT>(int64_t t, PrefetchShare share) { tile<P, NG, NT>(a, t, next, share); });
 }
 
 template <typename P>
@@ -265,7 +264,7 @@ void decode_rows(const Matrix& w, const typename P::X* x, float* y, int64_t r0, 
     const uint8_t* group = first + g * group_bytes;
     FloatTile<typename P::X> a{group, stride * group_bytes, x, w.cols, w.cols, y + r0 + 8 * g, 0};
     a.y_group = 8 * stride;
-    tile<P, NG, 1>(a, 0, group + kDecodeAhead);
+    tile<P, NG, 1>(a, 0, group + kDecodeAhead, {true, 0, 1});
   });
 }
 

@@ -102,8 +102,9 @@ struct QTile {
 // 238 -> 245 tokens/s.
 template <typename Block>
 struct TileTokens {
-  int64_t t0;         // the first token
-  const Block* next;  // weights to prefetch into L2, at the same offsets as group; or null
+  int64_t t0;           // the first token
+  const Block* next;    // weights to prefetch into L2, at the same offsets as group; or null
+  PrefetchShare share;  // which steps of next this tile prefetches (by block pair)
 };
 
 // A step of a tile covers a block pair (Pair: blocks b and b + 1, one unit of the Rows8Pairs
@@ -211,7 +212,7 @@ __attribute__((always_inline)) inline void q_step(const QTile<Block>& a, TileTok
                                                   int64_t b, __m512 (&acc)[NG][NT]) {
   const int64_t nb = a.n_blocks;
   const int64_t x_step = nb * kQK;  // from one token's activations to the next's
-  prefetch_step<Block, NG, NT, Pair>(a, tt.next, b);
+  prefetch_step<Block, NG, NT, Pair>(a, tt.share.takes(b / 2) ? tt.next : nullptr, b);
   const int8_t* xq = a.q + tt.t0 * x_step + b * kQK;  // token t0's block b
   __m512i sum[NG][NT], sum_hi[NG][NT];
   for (int t = 0; t < NT; ++t) {
@@ -282,20 +283,25 @@ void decode_rows(const Matrix& w, const QuantizedActs& xa, float* y, int64_t r0,
     QTile<Block> a{first + g * nb, nb, &xa, q, offsets, y + r0 + 8 * g, 0};
     a.group_stride = stride * nb;
     a.y_group = 8 * stride;
-    q_tile<Block, NG, 1>(a, {0, nullptr});
+    q_tile<Block, NG, 1>(a, {0, nullptr, {}});
   });
 }
 
 // Tokens [0, n_tokens) of a in tiles of 4 (kernels/rows8_avx512.h).
 template <typename Block, int NG>
 void token_tiles(const QTile<Block>& a, const Block* next, int64_t n_tokens) {
-  for_token_tiles(n_tokens, [&]<int NT>(int64_t t, bool prefetching) {
-    q_tile<Block, NG, NT>(a, {t, prefetching ? next : nullptr});
+  // q8_0 spreads its prefetches over the tiles (rows8_avx512.h); q4_0, with half the bytes per
+  // pass and more work per byte, lost by it. The model, 2 threads, alternated: 16-sequence steps
+  // q8_0 188 -> 221, 188 -> 214, 174 -> 213, 181 -> 223 tokens/s; q4_0 250 -> 233, 259 -> 252,
+  // 255 -> 234, 260 -> 256.
+  constexpr bool kSpread = sizeof(Block) == sizeof(BlockQ8_0x8);
+  for_token_tiles(n_tokens, kSpread, [&]<int NT>(int64_t t, PrefetchShare share) {
+    q_tile<Block, NG, NT>(a, {t, next, share});
   });
 }
 
 // Several tokens: chunks of 64 rows (they stay in L2 while every tile of 4 tokens passes over
-// them), 2 groups x 4 tokens per tile; the second tile prefetches the next chunk.
+// them), 2 groups x 4 tokens per tile; the tiles after the first prefetch the next chunk.
 template <typename Block>
 void token_rows(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens, float* y, int64_t ldy,
                 int64_t r0, int64_t r1) {

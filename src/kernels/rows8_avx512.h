@@ -5,6 +5,7 @@
 // In an anonymous namespace: each ISA's translation unit keeps its own copy (kernels/detail.h).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "kernels/avx512_intrinsics.h"
@@ -19,25 +20,45 @@ inline void store_sum_of_pairs(float* y, __m512 acc) {
                       _mm512_cvtepi64_epi32(_mm512_castps_si512(sums)));  // the even lanes
 }
 
+// Which of a pass's steps a tile prefetches for the next pass: those whose index i has
+// i % period == phase; none when off.
+struct PrefetchShare {
+  bool on = false;
+  int64_t phase = 0, period = 1;
+  bool takes(int64_t i) const { return on && i % period == phase; }
+};
+
 // The token loop of the several-token kernels: tiles of 4 tokens from the first, then one tile of
-// the 1-3 left. Each tile takes every weight of its pass from L2 but one: the second tile (or the
-// only one) also prefetches the next pass's weights, so that the reads from memory spread over the
-// whole pass instead of stalling its first tile. Calls run_tile.template operator()<NT>(t,
-// prefetching) for the tile of NT tokens from token t.
+// the 1-3 left. Each tile takes every weight of its pass from L2 but one: the later tiles also
+// prefetch the next pass's weights, so that the reads from memory overlap the pass instead of
+// stalling its first tile. With `spread`, tiles 1..n-1 each prefetch their share of the steps,
+// so that the reads spread over the whole pass; else tile 1 (or the only one) prefetches all, a
+// burst that one tile's time did not cover for the larger passes: the model, 2 threads,
+// alternated, 16-sequence steps with and without (tokens/s): bf16 97.1 -> 103.6, 93.0 -> 98.7;
+// f16 95.6 -> 97.0, 90.7 -> 95.1; with --bf16-activations bf16 121.5 -> 133.4, 126.2 -> 139.4,
+// f16 98.3 -> 112.2, 107.3 -> 113.8 (q8_0 and q4_0: matmul_rows8_avx512.cpp token_tiles).
+// Prefetching two passes ahead instead, or from tiles 1..n-2 only, gained nothing (q8_0).
+// Calls run_tile.template operator()<NT>(t, share) for the tile of NT tokens from token t.
 template <typename RunTile>
-inline void for_token_tiles(int64_t n_tokens, RunTile&& run_tile) {
+inline void for_token_tiles(int64_t n_tokens, bool spread, RunTile&& run_tile) {
   constexpr int64_t kTileTokens = 4;
-  const int64_t prefetch_at = n_tokens > kTileTokens ? kTileTokens : 0;
+  const int64_t n_tiles = (n_tokens + kTileTokens - 1) / kTileTokens;
+  const int64_t sharing = spread ? std::max<int64_t>(1, n_tiles - 1) : 1;  // tiles that prefetch
+  const auto share = [&](int64_t t) {
+    const int64_t i = t / kTileTokens;  // the tile's index
+    if (n_tiles == 1) return PrefetchShare{true, 0, 1};
+    return PrefetchShare{i >= 1 && i <= sharing, (i - 1) % sharing, sharing};
+  };
   int64_t t = 0;
   for (; t + kTileTokens <= n_tokens; t += kTileTokens)
-    run_tile.template operator()<kTileTokens>(t, t == prefetch_at);
+    run_tile.template operator()<kTileTokens>(t, share(t));
   switch (n_tokens - t) {
     case 3:
-      return run_tile.template operator()<3>(t, t == prefetch_at);
+      return run_tile.template operator()<3>(t, share(t));
     case 2:
-      return run_tile.template operator()<2>(t, t == prefetch_at);
+      return run_tile.template operator()<2>(t, share(t));
     case 1:
-      return run_tile.template operator()<1>(t, t == prefetch_at);
+      return run_tile.template operator()<1>(t, share(t));
     default:
       return;
   }
