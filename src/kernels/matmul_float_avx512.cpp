@@ -152,12 +152,14 @@ void tile(const FloatTile<typename P::X>& a, int64_t t0, const uint8_t* next, Pr
   }
   const uint8_t* line[NG];
   const typename P::X* xk[NT];
+  PrefetchTurns turns(share);
   int64_t k = 0;
   for (; k + kLineColumns <= a.cols; k += kLineColumns) {
     const int64_t offset = k * kColumnBytes;
+    const bool prefetching = next != nullptr && (NT == 1 || turns.next());  // decode: every line
     for (int g = 0; g < NG; ++g) {
       line[g] = a.group + g * a.group_bytes + offset;
-      if (next != nullptr && share.takes(k / kLineColumns))
+      if (prefetching)
         _mm_prefetch(reinterpret_cast<const char*>(next + g * a.group_bytes + offset), _MM_HINT_T1);
     }
     for (int t = 0; t < NT; ++t) xk[t] = x + t * a.ldx + k;

@@ -104,7 +104,7 @@ template <typename Block>
 struct TileTokens {
   int64_t t0;           // the first token
   const Block* next;    // weights to prefetch into L2, at the same offsets as group; or null
-  PrefetchShare share;  // which steps of next this tile prefetches (by block pair)
+  PrefetchShare share;  // which steps of next this tile prefetches
 };
 
 // A step of a tile covers a block pair (Pair: blocks b and b + 1, one unit of the Rows8Pairs
@@ -209,10 +209,11 @@ __attribute__((always_inline)) inline void prefetch_step(const QTile<Block>& a, 
 // acc[g][t] += the step at block b (a pair, or a lone last block) for NG groups and NT tokens.
 template <typename Block, int NG, int NT, bool Pair>
 __attribute__((always_inline)) inline void q_step(const QTile<Block>& a, TileTokens<Block> tt,
-                                                  int64_t b, __m512 (&acc)[NG][NT]) {
+                                                  bool prefetching, int64_t b,
+                                                  __m512 (&acc)[NG][NT]) {
   const int64_t nb = a.n_blocks;
   const int64_t x_step = nb * kQK;  // from one token's activations to the next's
-  prefetch_step<Block, NG, NT, Pair>(a, tt.share.takes(b / 2) ? tt.next : nullptr, b);
+  prefetch_step<Block, NG, NT, Pair>(a, prefetching ? tt.next : nullptr, b);
   const int8_t* xq = a.q + tt.t0 * x_step + b * kQK;  // token t0's block b
   __m512i sum[NG][NT], sum_hi[NG][NT];
   for (int t = 0; t < NT; ++t) {
@@ -256,8 +257,9 @@ void q_tile(const QTile<Block>& a, TileTokens<Block> tt) {
     for (int t = 0; t < NT; ++t) acc[g][t] = _mm512_setzero_ps();
   }
   int64_t b = 0;
-  for (; b + 2 <= nb; b += 2) q_step<Block, NG, NT, true>(a, tt, b, acc);
-  if (b < nb) q_step<Block, NG, NT, false>(a, tt, b, acc);
+  PrefetchTurns turns(tt.share);
+  for (; b + 2 <= nb; b += 2) q_step<Block, NG, NT, true>(a, tt, turns.next(), b, acc);
+  if (b < nb) q_step<Block, NG, NT, false>(a, tt, turns.next(), b, acc);
   float* y = a.y + tt.t0 * a.ldy;
   for (int g = 0; g < NG; ++g) {
     for (int t = 0; t < NT; ++t) store_sum_of_pairs(y + t * a.ldy + a.y_group * g, acc[g][t]);

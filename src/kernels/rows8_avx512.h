@@ -25,7 +25,23 @@ inline void store_sum_of_pairs(float* y, __m512 acc) {
 struct PrefetchShare {
   bool on = false;
   int64_t phase = 0, period = 1;
-  bool takes(int64_t i) const { return on && i % period == phase; }
+};
+
+// A share's steps walked in order, one call per step, without a division per step (decode takes
+// every step, and a division per line of its loop cost its float kernels time).
+class PrefetchTurns {
+ public:
+  explicit PrefetchTurns(PrefetchShare s) : on_(s.on), wait_(s.phase), period_(s.period) {}
+  // Whether the next step is this tile's to prefetch.
+  bool next() {
+    const bool mine = wait_ == 0;
+    wait_ = mine ? period_ - 1 : wait_ - 1;
+    return on_ && mine;
+  }
+
+ private:
+  bool on_;
+  int64_t wait_, period_;
 };
 
 // The token loop of the several-token kernels: tiles of 4 tokens from the first, then one tile of
