@@ -126,10 +126,11 @@ inline const uint8_t* piece(const QTile<Block>& a, int g, int64_t b, int j) {
 }
 
 // sum[g][t] += piece j of each group times each token's x: the low nibbles' products into sum,
-// the high nibbles' into sum_hi. Two sums of two vpdpbusd each per block, not one of four: a
-// 4-deep chain of their latency held the 2-group x 4-token tile back (one thread, 512 tokens:
-// 37.3 -> 33.7 ms). x's low-nibble elements of the piece lie at 8j; its high ones (elements 16
-// on) 16 bytes further in a lone block, 32 in a pair (detail::pair_acts).
+// the high nibbles' into sum_hi. Two sums per step (two vpdpbusd each for a lone block, four for
+// a pair), not one: a 4-deep chain of their latency held the 2-group x 4-token tile back (one
+// thread, 512 tokens, single blocks: 37.3 -> 33.7 ms). x's low-nibble elements of the piece lie at
+// 8j; its high ones (elements 16 on) 16 bytes further in a lone block, 32 in a pair
+// (detail::pair_acts).
 template <bool Pair, int NG, int NT>
 __attribute__((always_inline)) inline void q4_piece(const QTile<BlockQ4_0x8>& a, int64_t b, int j,
                                                     const int8_t* xq, int64_t x_step,
