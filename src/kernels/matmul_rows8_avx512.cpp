@@ -11,8 +11,8 @@
 // alternated, medians of 3: q8_0 16 tokens 1.01 -> 0.77 ms, 512 tokens 32.6 -> 25.5 ms; q4_0 16
 // tokens 0.82 -> 0.68 ms, 512 tokens 27.3 -> 24.1 ms; q4_0 decode from L2 62 -> 77 GB/s, from
 // DRAM within the noise. The model (2 threads), prefill 512: q4_0 235 -> 278 and 271 -> 300,
-// q8_0 220 -> 264 and 235 -> 265 tokens/s; decode 0.95-1.0x (6 alternated pairs), as its speed
-// is the memory's.
+// q8_0 220 -> 264 and 235 -> 265 tokens/s; decode q4_0 0.92-1.00x (16 alternated pairs, median
+// 0.97x), q8_0 0.84-1.02x (6 pairs, median 0.96x): its speed is the memory's.
 // GCC 12's AVX-512 extract intrinsics start from _mm256_undefined_*() and trip -Wuninitialized
 // inside the system header once inlined (GCC PR 105593, fixed in GCC 13).
 #pragma GCC diagnostic ignored "-Wuninitialized"
