@@ -136,6 +136,27 @@ __attribute__((always_inline)) inline void line_step(const uint8_t* const (&line
   }
 }
 
+// How far ahead decode prefetches each of its weight streams, into L1. Prefetching 384 bytes ahead
+// into L2 (as the AVX2 float decode does) left decode waiting on memory whenever the host's
+// hardware prefetchers fell behind: in such a phase (the probe at 68-73 GB/s, prefill at half its
+// usual rate), the model, 2 threads, 3 rounds, decode in tokens/s: bf16 8.9 / 8.4 / 8.2 -> 15.9 /
+// 14.5 / 13.4, f16 9.0 / 8.3 / 8.1 -> 15.5 / 14.2 / 13.2 (1536 and 2048 bytes ahead a little
+// less); one thread from DRAM (kernels_bench bm_matmul_dram): 17-19 -> 36 GB/s of a 38-40 GB/s
+// probe.
+constexpr int64_t kDecodeAhead = 3072;
+
+// Decode's prefetch for the line at `offset` of each of its NG streams: kDecodeAhead further on.
+template <int NG, typename X>
+__attribute__((always_inline)) inline void prefetch_decode_ahead(const FloatTile<X>& a,
+                                                                 int64_t offset) {
+  for (int g = 0; g < NG; ++g) {
+    // In integers: the address may lie past the matrix, where no pointer may point.
+    const uintptr_t ahead =
+        reinterpret_cast<uintptr_t>(a.group + g * a.group_bytes + offset) + kDecodeAhead;
+    _mm_prefetch(reinterpret_cast<const char*>(ahead), _MM_HINT_T0);
+  }
+}
+
 // y[t0 + t, 8g..8g+7] for the tile's groups and NT tokens from t0. One prefetch per group and
 // line of share's lines, when next (weights at the same offsets as a.group) is not null. t0 and
 // next come beside a, not in a copy of it: a FloatTile just written field by field and copied reads
@@ -143,8 +164,8 @@ __attribute__((always_inline)) inline void line_step(const uint8_t* const (&line
 // QTile did). The last columns (fewer than a line: f16 whose column count is even but not a
 // multiple of 4, columns k and k + 1 of each row in the line's first half) go through zero-padded
 // copies of their weights and x, so that they take the same instructions. Decode prefetches its
-// own stream on every line, without walking a share: the step counter cost its bf16 decode 4%
-// (17.8 / 17.1, 17.6 / 17.0, 17.4 / 16.6 tokens/s, alternated).
+// own streams on every line (prefetch_decode_ahead), without walking a share: the step counter cost
+// its bf16 decode 4% (17.8 / 17.1, 17.6 / 17.0, 17.4 / 16.6 tokens/s, alternated).
 template <typename P, int NG, int NT, bool kDecode = false>
 void tile(const FloatTile<typename P::X>& a, int64_t t0, const uint8_t* next, PrefetchShare share) {
   const typename P::X* x = a.x + t0 * a.ldx;
@@ -158,10 +179,11 @@ void tile(const FloatTile<typename P::X>& a, int64_t t0, const uint8_t* next, Pr
   int64_t k = 0;
   for (; k + kLineColumns <= a.cols; k += kLineColumns) {
     const int64_t offset = k * kColumnBytes;
-    const bool prefetching = next != nullptr && (kDecode || turns.next());
-    for (int g = 0; g < NG; ++g) {
-      line[g] = a.group + g * a.group_bytes + offset;
-      if (prefetching)
+    for (int g = 0; g < NG; ++g) line[g] = a.group + g * a.group_bytes + offset;
+    if constexpr (kDecode) {
+      prefetch_decode_ahead<NG>(a, offset);
+    } else if (next != nullptr && turns.next()) {
+      for (int g = 0; g < NG; ++g)
         _mm_prefetch(reinterpret_cast<const char*>(next + g * a.group_bytes + offset), _MM_HINT_T1);
     }
     for (int t = 0; t < NT; ++t) xk[t] = x + t * a.ldx + k;
@@ -212,8 +234,6 @@ void group_tiles(const FloatTile<typename P::X>& a, const uint8_t* next, int ng,
   }
 }
 
-// How far ahead decode prefetches its own weight streams (as the AVX2 float decode does).
-constexpr int64_t kDecodeAhead = 384;
 // Tokens that share a pass over the weights (the pass's 4 groups stay in L2 meanwhile).
 constexpr int64_t kTokenChunk = 96;
 // f16 with Matrix::x_as_bf16 rounds a pass's weights to bf16 for calls of at least this many
@@ -268,7 +288,7 @@ void decode_rows(const Matrix& w, const typename P::X* x, float* y, int64_t r0, 
     const uint8_t* group = first + g * group_bytes;
     FloatTile<typename P::X> a{group, stride * group_bytes, x, w.cols, w.cols, y + r0 + 8 * g, 0};
     a.y_group = 8 * stride;
-    tile<P, NG, 1, true>(a, 0, group + kDecodeAhead, {});
+    tile<P, NG, 1, true>(a, 0, nullptr, {});
   });
 }
 
