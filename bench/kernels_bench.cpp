@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "kernels/detail.h"
 #include "kernels/kernels.h"
 #include "ops/bandwidth.h"
 
@@ -252,7 +253,41 @@ void bm_silu_mul(benchmark::State& state) {
   state.SetLabel(autoglm::isa_name(k.isa));
 }
 
+// Quantizing a matmul's input for the integer kernels (q4_0, q8_0): quantize_acts, then the
+// block pairing the AVX-512 kernels read (detail::pair_acts), as kernels::matmul runs them on one
+// thread for decode (1 token) and a 16-sequence step, at the FFN input's 2048 columns and the
+// down projection's 6144. Reports input elements per second.
+void bm_quantize_acts(benchmark::State& state) {
+  const auto& k = autoglm::kernels::active();
+  const int64_t n_tokens = state.range(0), cols = state.range(1);
+  if (k.quantize_acts == nullptr) {
+    state.SkipWithError("this kernel table has no integer kernels");
+    return;
+  }
+  const bool paired = k.packed_layout == autoglm::kernels::WeightLayout::Rows8Pairs;
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> dist(-3.0f, 3.0f);
+  std::vector<float> x(static_cast<size_t>(n_tokens * cols));
+  for (float& v : x) v = dist(rng);
+  std::vector<int8_t> q(x.size()), q_pairs(x.size());
+  std::vector<float> d(x.size() / 32);
+  std::vector<int32_t> offsets(x.size() / 32);
+  for (auto _ : state) {
+    k.quantize_acts(x.data(), n_tokens, cols, q.data(), d.data(), offsets.data());
+    if (paired) autoglm::kernels::detail::pair_acts(q.data(), n_tokens, cols, q_pairs.data());
+    benchmark::DoNotOptimize(q_pairs.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["elements/s"] = benchmark::Counter(static_cast<double>(n_tokens * cols),
+                                                    benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(autoglm::isa_name(k.isa) + std::string(paired ? " + pair_acts" : ""));
+}
+
 BENCHMARK(bm_silu_mul)->Unit(benchmark::kMillisecond);
+BENCHMARK(bm_quantize_acts)
+    ->ArgNames({"tokens", "cols"})
+    ->ArgsProduct({{1, 16}, {2048, 6144}})
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK(bm_matmul_cached)
     ->ArgNames({"dtype", "tokens", "rows8"})
     ->ArgsProduct({{0, 1, 2, 3, 4, 5}, {1}, {0}})

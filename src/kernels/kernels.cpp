@@ -94,8 +94,11 @@ QuantizedActs quantize_once(const KernelTable& k, const float* x, int64_t n_toke
   float* dp = d.data();
   int32_t* op = q4_offset.data();
   // Quantizing costs a few operations per element, not a multiply-add per weight: a chunk needs
-  // many tokens' worth to pay for waking a worker. One token (decode) stays on this thread.
-  const int64_t grain = std::max<int64_t>(1, 4 * kMinChunkWork / cols);
+  // several tokens' worth (16K elements, as the model's row-wise steps: models/blocks.cpp) to pay
+  // for waking a worker, which spins between the matmuls of a step. One token (decode) stays on
+  // this thread; a 16-sequence step splits in two.
+  constexpr int64_t kMinQuantizeChunk = 16 * 1024;
+  const int64_t grain = std::max<int64_t>(1, kMinQuantizeChunk / cols);
   pool.parallel_for(
       n_tokens,
       [&](int64_t t0, int64_t t1) {

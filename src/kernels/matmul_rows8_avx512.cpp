@@ -137,12 +137,15 @@ template <int NT>
 constexpr bool kQ4HighInPlace = NT == 1;
 constexpr float kQ4HighScale = 16.0f;
 
-// sum[g][t] += piece j of each group times each token's x: the low nibbles' products into sum,
-// the high nibbles' into sum_hi (16 times them in one-token tiles: kQ4HighInPlace). Two sums per
-// step (two vpdpbusd each for a lone block, four for a pair), not one: a 4-deep chain of their
-// latency held the 2-group x 4-token tile back (one thread, 512 tokens, single blocks: 37.3 -> 33.7
-// ms). x's low-nibble elements of the piece lie at 8j; its high ones (elements 16 on) 16 bytes
-// further in a lone block, 32 in a pair (detail::pair_acts).
+// sum[g][t] += piece j of each group times each token's x. One-token tiles put the high nibbles'
+// products (16 times them: kQ4HighInPlace) into sum_hi; several-token tiles add both into sum,
+// since their 2 groups x 4 tokens of chains give the vpdpbusd latency enough to overlap, and a
+// second sum cost a zeroing and an add per group, token and step. Two sums there before (when
+// every block went alone, one sum had lost: one thread, 512 tokens, 37.3 -> 33.7 ms with two);
+// kernels_bench, one thread, 11 alternated pairs: 16 tokens 0.95-1.04x the time (median 0.98x,
+// 9 faster), 512 tokens 0.90-1.05x (median 0.97x, 8 faster); q8_0 the same way: within the
+// noise, so it keeps its two. x's low-nibble elements of the piece lie at 8j; its
+// high ones (elements 16 on) 16 bytes further in a lone block, 32 in a pair (detail::pair_acts).
 template <bool Pair, int NG, int NT>
 __attribute__((always_inline)) inline void q4_piece(const QTile<BlockQ4_0x8>& a, int64_t b, int j,
                                                     const int8_t* xq, int64_t x_step,
@@ -165,7 +168,8 @@ __attribute__((always_inline)) inline void q4_piece(const QTile<BlockQ4_0x8>& a,
     const __m512i x_hi = broadcast8(xq + t * x_step + kHigh + 8 * j);
     for (int g = 0; g < NG; ++g) {
       sum[g][t] = _mm512_dpbusd_epi32(sum[g][t], lo[g], x_lo);
-      sum_hi[g][t] = _mm512_dpbusd_epi32(sum_hi[g][t], hi[g], x_hi);
+      __m512i& high_sum = kQ4HighInPlace<NT> ? sum_hi[g][t] : sum[g][t];
+      high_sum = _mm512_dpbusd_epi32(high_sum, hi[g], x_hi);
     }
   }
 }

@@ -18,11 +18,16 @@ float* grow(std::vector<float>& buffer, int64_t n) {
 // Row-wise element work (norms, silu · up, residual adds, q/k/v copies, RoPE, KV stores) split over
 // the pool when a prompt brings enough of it: single-threaded, it kept the other threads waiting
 // (silu · up alone, one 512-token prompt of the benchmark shape: ~2 ms a layer on one thread).
-// Chunks carry at least 64K elements, so decode's single rows stay on the calling thread. Each
-// row's result does not depend on the split.
+// Chunks carry at least 16K elements, so decode's single rows stay on the calling thread while a
+// 16-sequence step's rows (16 x 2048) split: the other thread otherwise waited through them, and
+// read its own half of the matmul outputs back from the calling thread's core afterwards. With
+// 64K (no split below 32 rows), the benchmark model's 16-sequence q4_0 steps, 2 threads,
+// alternated with 16K for these and quantize_once: 237 -> 258, 247 -> 258, 243 -> 259, 218 -> 252
+// tokens/s (and one pair across a change of the host's speed, 252 -> 214). Each row's result does
+// not depend on the split.
 void for_row_chunks(ForwardState& st, int64_t n_rows, int64_t row_elems,
                     const std::function<void(int64_t, int64_t)>& fn) {
-  constexpr int64_t kMinChunkElems = 64 * 1024;
+  constexpr int64_t kMinChunkElems = 16 * 1024;
   const int64_t grain = std::max<int64_t>(1, kMinChunkElems / std::max<int64_t>(1, row_elems));
   st.pool.parallel_for(n_rows, fn, grain);
 }
