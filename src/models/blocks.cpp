@@ -21,10 +21,11 @@ float* grow(std::vector<float>& buffer, int64_t n) {
 // Chunks carry at least 16K elements, so decode's single rows stay on the calling thread while a
 // 16-sequence step's rows (16 x 2048) split: the other thread otherwise waited through them, and
 // read its own half of the matmul outputs back from the calling thread's core afterwards. With
-// 64K (no split below 32 rows), the benchmark model's 16-sequence q4_0 steps, 2 threads,
-// alternated with 16K for these and quantize_once: 237 -> 258, 247 -> 258, 243 -> 259, 218 -> 252
-// tokens/s (and one pair across a change of the host's speed, 252 -> 214). Each row's result does
-// not depend on the split.
+// 64K (no split below 32 rows), the benchmark model, 2 threads, alternated with 16K for these and
+// quantize_once: 16-sequence steps q4_0 237 -> 258, 247 -> 258, 243 -> 259, 218 -> 252 tokens/s
+// (and one pair across a change of the host's speed, 252 -> 214), q8_0 184 -> 194, 175 -> 188,
+// f16 90.5 -> 94.9, 89.8 -> 93.3; q4_0 prefill 512 (smaller chunks of its row-wise steps) 274 ->
+// 282, 285 -> 304, 272 -> 284. Each row's result does not depend on the split.
 void for_row_chunks(ForwardState& st, int64_t n_rows, int64_t row_elems,
                     const std::function<void(int64_t, int64_t)>& fn) {
   constexpr int64_t kMinChunkElems = 16 * 1024;
