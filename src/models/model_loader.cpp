@@ -172,6 +172,10 @@ std::unique_ptr<Model> Model::load(const fs::path& path, const LoadOptions& opti
         fmt::format("; {} matrices repacked in 8-row groups for the {} kernels", packed.packed,
                     isa_name(kernels::active().isa));
   }
+  if (packed.fused_qkv > 0) {
+    model->weight_summary_ +=
+        fmt::format("; q, k and v fused into one matrix in {} layers", packed.fused_qkv);
+  }
   if (options.bf16_activations) model->weight_summary_ += bf16_activations_summary(packed);
   model->weight_bytes_ = binder.weight_bytes();
   log::info("model {}: {}", path.string(), model->spec_.describe());

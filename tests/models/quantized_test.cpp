@@ -5,7 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <string>
+
+#include "kernels/kernels.h"
 
 #include "model_runner.h"
 #include "support/fixtures.h"
@@ -130,6 +133,29 @@ TEST(GgufFile, PrefillEqualsTokenByTokenDecode) {
   std::vector<std::vector<float>> stepped = {stepwise.prefill_logits[0]};
   stepped.insert(stepped.end(), stepwise.decode_logits.begin(), stepwise.decode_logits.end());
   EXPECT_LE(max_abs_diff_rows(whole.prefill_logits, stepped), 1e-4);
+}
+
+// Packing runs a layer's separate q, k and v as one fused matrix (models/weight_packing.cpp): the
+// logits must stay those of the unfused, unpacked model (AUTOGLM_REPACK=0), up to the summation
+// order of the packed kernels.
+TEST(PackedWeights, FusedQkvGivesTheUnfusedLogits) {
+  const auto dir = fixtures_dir() / "gguf" / "glm-tiny-f32.gguf";
+  ThreadPool pool(2);
+  auto fused = models::Model::load(dir, {}, pool);
+  if (fused->weight_summary().find("repacked") == std::string::npos)
+    GTEST_SKIP() << "the " << isa_name(kernels::active().isa) << " kernels do not repack weights";
+  EXPECT_NE(fused->weight_summary().find("q, k and v fused into one matrix in 4 layers"),
+            std::string::npos)
+      << fused->weight_summary();
+  ::setenv("AUTOGLM_REPACK", "0", 1);
+  auto plain = models::Model::load(dir, {}, pool);
+  ::unsetenv("AUTOGLM_REPACK");
+  EXPECT_EQ(plain->weight_summary().find("fused"), std::string::npos) << plain->weight_summary();
+  const std::vector<int32_t> continuation = {5, 6, 7};
+  const FixtureRun a = run_fixture(*fused, gguf_prompt(), continuation);
+  const FixtureRun b = run_fixture(*plain, gguf_prompt(), continuation);
+  EXPECT_LE(max_abs_diff_rows(a.prefill_logits, b.prefill_logits), 1e-4);
+  EXPECT_LE(max_abs_diff_rows(a.decode_logits, b.decode_logits), 1e-4);
 }
 
 TEST(GgufFile, ChatglmArchLoadsAndRuns) {
