@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "core/cpu_features.h"
 #include "core/dtype.h"
@@ -163,6 +164,9 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadP
 
 // Multithreaded attention (heads and queries split over the pool).
 void attention(const AttentionArgs& args, ThreadPool& pool);
+// The same for several sequences at once (a batched step), in one parallel region: each
+// sequence's output is the one attention(args) gives, bit for bit.
+void attention(std::span<const AttentionArgs> batch, ThreadPool& pool);
 
 // Angles for RoPE: cos/sin[j] for j < rot_dims/2 at position pos, f_j = theta^(-2j/rot_dims),
 // computed in f32 like the HF reference (inv_freq in f32, then pos * inv_freq in f32).

@@ -155,16 +155,24 @@ void attention_block(ForwardState& st, const LayerWeights& w, int64_t layer, con
   store_kv(st, layer, k, v);
 
   float* attn = grow(st.s.attn, T * spec.q_dim());
-  for (size_t s = 0; s < st.seqs.size(); ++s) {
+  // Every sequence in one call: a step of many sequences waits once for the threads, not once per
+  // sequence.
+  const size_t n_seqs = st.seqs.size();
+  if (st.s.k_blocks.size() < n_seqs) {
+    st.s.k_blocks.resize(n_seqs);
+    st.s.v_blocks.resize(n_seqs);
+  }
+  st.s.attention.clear();
+  for (size_t s = 0; s < n_seqs; ++s) {
     const KvCache& cache = *st.seqs[s].cache;
     const int64_t first = st.seq_first[s];
     kernels::AttentionArgs args;
     args.q = q + first * spec.q_dim();
     args.out = attn + first * spec.q_dim();
-    cache.layer_blocks(layer, st.s.k_blocks, st.s.v_blocks);
+    cache.layer_blocks(layer, st.s.k_blocks[s], st.s.v_blocks[s]);
     args.kv_type = cache.kv_type();
-    args.k_blocks = st.s.k_blocks.data();
-    args.v_blocks = st.s.v_blocks.data();
+    args.k_blocks = st.s.k_blocks[s].data();
+    args.v_blocks = st.s.v_blocks[s].data();
     args.block_size = cache.block_size();
     args.n_q = static_cast<int64_t>(st.seqs[s].tokens.size());
     args.q_pos0 = cache.size();
@@ -172,8 +180,9 @@ void attention_block(ForwardState& st, const LayerWeights& w, int64_t layer, con
     args.n_kv_heads = static_cast<int>(spec.n_kv_heads);
     args.head_dim = static_cast<int>(spec.head_dim);
     args.scale = 1.0f / std::sqrt(static_cast<float>(spec.head_dim));
-    kernels::attention(args, st.pool);
+    st.s.attention.push_back(args);
   }
+  kernels::attention(std::span<const kernels::AttentionArgs>(st.s.attention), st.pool);
   linear(st, w.o, attn, T, out);
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "kernels/kernels.h"
 #include "models/kv_cache.h"
 #include "models/model_spec.h"
 
@@ -23,10 +24,12 @@ struct SequenceChunk {
 struct ForwardScratch {
   std::vector<float> x, norm, q, k, v, attn, proj, ffn_a, ffn_b, ffn_out;
   std::vector<float> router, moe_in, moe_out;
-  std::vector<float> rope_cos, rope_sin;        // [T][R/2]
-  std::vector<int64_t> positions;               // [T]
-  std::vector<int64_t> seq_of_token;            // [T]
-  std::vector<const void*> k_blocks, v_blocks;  // one sequence's block table for one layer
+  std::vector<float> rope_cos, rope_sin;  // [T][R/2]
+  std::vector<int64_t> positions;         // [T]
+  std::vector<int64_t> seq_of_token;      // [T]
+  // Each sequence's block table for one layer, and its attention call (one call for them all).
+  std::vector<std::vector<const void*>> k_blocks, v_blocks;
+  std::vector<kernels::AttentionArgs> attention;
 };
 
 struct ForwardState {

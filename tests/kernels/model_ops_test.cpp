@@ -6,6 +6,7 @@
 #include <cmath>
 #include <numeric>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "core/error.h"
@@ -158,6 +159,39 @@ TEST(Attention, F16CacheMatchesNaiveOnRoundedValues) {
       expect_naive_result(a, out, k, v, pool);
     }
   }
+}
+
+// A batched step's sequences in one call: each sequence's output must be the one a call of its own
+// gives, to the bit (the same units, the same chunk splits). Shapes of one model (8 heads, 2 KV
+// heads, head_dim 32) with different query counts and contexts: one-token decodes, a prompt of 9
+// tokens, and contexts of 600 and 1100 positions that split into chunks on 3 threads, mixed with
+// ones that do not.
+TEST(Attention, BatchGivesEachSequenceItsOwnResult) {
+  ThreadPool pool(3);
+  const std::vector<AttnCase> cases = {AttnCase{1, 40, 8, 2, 32},   AttnCase{9, 70, 8, 2, 32},
+                                       AttnCase{1, 600, 8, 2, 32},  AttnCase{1, 0, 8, 2, 32},
+                                       AttnCase{1, 1100, 8, 2, 32}, AttnCase{3, 5, 8, 2, 32}};
+  std::vector<std::vector<float>> qs, ks, vs, alone, together;
+  std::vector<AttentionArgs> batch;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const AttnCase& c = cases[i];
+    const int64_t n_ctx = c.q_pos0 + c.n_q;
+    const auto seed = static_cast<uint32_t>(10 * i);
+    qs.push_back(random_floats(static_cast<size_t>(c.n_q * c.n_heads * c.head_dim), seed + 1));
+    ks.push_back(random_floats(static_cast<size_t>(n_ctx * c.n_kv_heads * c.head_dim), seed + 2));
+    vs.push_back(random_floats(static_cast<size_t>(n_ctx * c.n_kv_heads * c.head_dim), seed + 3));
+    alone.emplace_back(qs.back().size(), 123.0f);
+    together.emplace_back(qs.back().size(), 456.0f);
+  }
+  for (size_t i = 0; i < cases.size(); ++i) {
+    AttentionArgs a = case_args(cases[i], qs[i], alone[i]);
+    a.k = ks[i].data(), a.v = vs[i].data();
+    attention(a, pool);
+    a.out = together[i].data();
+    batch.push_back(a);
+  }
+  attention(std::span<const AttentionArgs>(batch), pool);
+  for (size_t i = 0; i < cases.size(); ++i) EXPECT_EQ(together[i], alone[i]) << "sequence " << i;
 }
 
 TEST(Attention, RejectsKvTypesOtherThanF32AndF16) {
