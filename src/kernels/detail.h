@@ -37,6 +37,11 @@ void matmul_rows_avx512(const Matrix& w, const float* x, int64_t n_tokens, float
 // (matmul_float_avx512.cpp).
 void float_rows8_avx512(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
                         int64_t r0, int64_t r1);
+// Waking a worker costs microseconds (much more on a busy machine), so a chunk of a parallel
+// kernel must carry enough work to pay for it: at least ~64K multiply-adds, which keeps tiny
+// models single-threaded.
+inline constexpr int64_t kMinChunkWork = 64 * 1024;
+
 // KernelTable::quantize_acts and matmul_rows_quantized of the SIMD tables.
 void quantize_acts_avx2(const float* x, int64_t n_tokens, int64_t cols, int8_t* q, float* d,
                         int32_t* q4_offset);

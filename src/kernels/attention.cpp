@@ -1,0 +1,344 @@
+// kernels::attention: causal GQA attention over a flat or paged KV cache (f32 or f16), in one
+// pass over the cache's blocks with an online softmax, for one sequence or a batched step's.
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <span>
+#include <type_traits>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/detail.h"
+#include "kernels/kernels.h"
+
+namespace autoglm::kernels {
+namespace {
+
+// Cache rows per call of dot_heads / axpy_heads.
+constexpr int64_t kRowBlock = 64;
+
+// Where the rows of one KV head lie: a flat cache [n_ctx][n_kv_heads][head_dim], or a paged one
+// whose blocks are [n_kv_heads][block_size][head_dim].
+struct HeadRows {
+  const std::byte* flat = nullptr;
+  const void* const* blocks = nullptr;
+  int64_t block_size = 0;
+  int64_t row_stride = 0;   // bytes from one position's row to the next within a block or the cache
+  int64_t head_offset = 0;  // bytes from a block's (or the flat cache's) start to this head's rows
+
+  // rows[r] = position j0 + r, for r < n: one division per call, not one per row.
+  template <class E>
+  void fill(int64_t j0, int64_t n, const E** rows) const {
+    if (blocks == nullptr) {
+      for (int64_t r = 0; r < n; ++r)
+        rows[r] = reinterpret_cast<const E*>(flat + head_offset + (j0 + r) * row_stride);
+      return;
+    }
+    int64_t b = j0 / block_size, o = j0 % block_size;
+    for (int64_t r = 0; r < n; ++r) {
+      rows[r] = reinterpret_cast<const E*>(static_cast<const std::byte*>(blocks[b]) + head_offset +
+                                           o * row_stride);
+      if (++o == block_size) o = 0, ++b;
+    }
+  }
+};
+
+// Query rows that share one KV head (the group's heads of one or more consecutive tokens: row i
+// belongs to token i / group), over cache positions [j_begin, j_end); row i sees positions below
+// first_end + i / group (causal). E is the cache's element type. out [n_rows, head_dim] gets
+// Σ p·v with p the softmax of the row's scores in the range. With `partial`, the range is one
+// chunk of the context, and partial[i] gets row i's SoftmaxStats, by which merge_chunks weighs
+// the chunks (sum 0: the row sees none of the range, and its output is 0).
+//
+// One pass over blocks of kRowBlock positions, each block's keys and then its values, with the
+// softmax carried from block to block (running max and sum per row; out is rescaled when the max
+// grows), instead of a pass over all keys and then one over all values: the next block's rows are
+// known while this one is computed, so they are prefetched meanwhile (the pass over all values
+// had met every value row cold). Each key and value row is read once for all the rows.
+template <class E>
+void attend(const KernelTable& k, const float* q, int64_t n_rows, int64_t group, int64_t first_end,
+            int64_t j_begin, int64_t j_end, int head_dim, float scale, const HeadRows& keys,
+            const HeadRows& values, float* out, SoftmaxStats* partial) {
+  const int64_t n = j_end - j_begin;
+  // [n_rows, kRowBlock] scores of a block, then the running max and sum of each row.
+  float* scores = detail::scratch_f32(n_rows * (kRowBlock + 2), 1);
+  float* run_max = scores + n_rows * kRowBlock;
+  float* run_sum = run_max + n_rows;
+  std::fill(run_max, run_max + n_rows, -INFINITY);
+  std::fill(run_sum, run_sum + n_rows, 0.0f);
+  std::fill(out, out + n_rows * head_dim, 0.0f);
+  // The key and value rows of the block and of the next one. A block's rows are prefetched while
+  // the block before it is computed: its keys during the dot products, its values during the
+  // value sums, so each has a whole phase to arrive (the value sums' first pass touches every
+  // value row of the block at once).
+  const E* rows[2][2][kRowBlock];  // [current, next][keys, values]
+  keys.fill(j_begin, std::min(kRowBlock, n), rows[0][0]);
+  values.fill(j_begin, std::min(kRowBlock, n), rows[0][1]);
+  int cur = 0;
+  for (int64_t j0 = 0; j0 < n; j0 += kRowBlock, cur ^= 1) {
+    const int64_t nr = std::min(kRowBlock, n - j0);
+    const E* const* key_rows = rows[cur][0];
+    const E* const* value_rows = rows[cur][1];
+    // The next block: a full one, or the rows of the last one repeated up to nr (prefetching a
+    // line twice costs nothing); null after the last.
+    const int64_t next_nr = std::min(kRowBlock, n - j0 - nr);
+    const E* const* next_keys = nullptr;
+    const E* const* next_values = nullptr;
+    if (next_nr > 0) {
+      const E** nk = rows[cur ^ 1][0];
+      const E** nv = rows[cur ^ 1][1];
+      keys.fill(j_begin + j0 + nr, next_nr, nk);
+      values.fill(j_begin + j0 + nr, next_nr, nv);
+      std::fill(nk + next_nr, nk + nr, nk[next_nr - 1]);
+      std::fill(nv + next_nr, nv + nr, nv[next_nr - 1]);
+      next_keys = nk, next_values = nv;
+    }
+    if constexpr (std::is_same_v<E, float>) {
+      k.dot_heads(q, n_rows, key_rows, nr, head_dim, scale, scores, kRowBlock, next_keys);
+    } else {
+      k.dot_heads_f16(q, n_rows, key_rows, nr, head_dim, scale, scores, kRowBlock, next_keys);
+    }
+    for (int64_t i = 0; i < n_rows; ++i) {
+      float* p = scores + i * kRowBlock;
+      // The row sees the block's first `seen` positions (all but near the causal end).
+      const int64_t seen = std::clamp<int64_t>(first_end + i / group - (j_begin + j0), 0, nr);
+      std::fill(p + seen, p + nr, 0.0f);
+      if (seen == 0) continue;
+      const SoftmaxStats block = k.softmax_block(p, seen, run_max[i]);  // p = e^(s - block.max)
+      const float keep = std::exp(run_max[i] - block.max);  // 0 for the first block (-inf - max)
+      if (keep != 1.0f) {
+        float* o = out + i * head_dim;
+        for (int d = 0; d < head_dim; ++d) o[d] *= keep;
+      }
+      run_max[i] = block.max;
+      run_sum[i] = run_sum[i] * keep + block.sum;
+    }
+    if constexpr (std::is_same_v<E, float>) {
+      k.axpy_heads(scores, kRowBlock, n_rows, value_rows, nr, out, head_dim, next_values);
+    } else {
+      k.axpy_heads_f16(scores, kRowBlock, n_rows, value_rows, nr, out, head_dim, next_values);
+    }
+  }
+  for (int64_t i = 0; i < n_rows; ++i) {
+    const float inv = run_sum[i] > 0.0f ? 1.0f / run_sum[i] : 0.0f;
+    float* o = out + i * head_dim;
+    for (int d = 0; d < head_dim; ++d) o[d] *= inv;
+    if (partial != nullptr) partial[i] = {run_max[i], run_sum[i]};
+  }
+}
+
+// out = Σ_c w_c·o_c / Σ_c w_c with w_c = sum_c·e^(max_c - max of all): the softmax over the whole
+// context from the chunks' softmaxes (o_c = Σ p·v within chunk c). Empty chunks have sum = 0.
+void merge_chunks(const float* chunk_out, const SoftmaxStats* stats, int64_t n_chunks,
+                  int64_t chunk_stride, int head_dim, float* out) {
+  float top = -INFINITY;
+  for (int64_t c = 0; c < n_chunks; ++c) {
+    if (stats[c * chunk_stride].sum > 0.0f) top = std::max(top, stats[c * chunk_stride].max);
+  }
+  std::fill(out, out + head_dim, 0.0f);
+  float total = 0.0f;
+  for (int64_t c = 0; c < n_chunks; ++c) {
+    const SoftmaxStats st = stats[c * chunk_stride];
+    if (st.sum <= 0.0f) continue;
+    const float w = st.sum * std::exp(st.max - top);
+    total += w;
+    const float* o = chunk_out + c * chunk_stride * head_dim;
+    for (int i = 0; i < head_dim; ++i) out[i] += w * o[i];
+  }
+  for (int i = 0; i < head_dim; ++i) out[i] /= total;
+}
+
+// A chunk of the context must carry this many positions before a split pays for its merge.
+constexpr int64_t kMinChunkPositions = 256;
+
+// Query tokens per unit of attention work: their rows share every key and value row read.
+constexpr int64_t kTileTokens = 8;
+
+}  // namespace
+
+namespace {
+
+void check_attention_args(const AttentionArgs& a) {
+  if (a.n_heads <= 0 || a.n_kv_heads <= 0 || a.n_heads % a.n_kv_heads != 0 || a.head_dim <= 0) {
+    fail("attention: {} query heads cannot share {} KV heads (need a positive multiple)", a.n_heads,
+         a.n_kv_heads);
+  }
+  if (a.kv_type != DType::F32 && a.kv_type != DType::F16) {
+    fail("attention: a KV cache of {} is not supported (f32 or f16)", dtype_name(a.kv_type));
+  }
+}
+
+// How one sequence's attention splits into units of work. One unit is a tile of up to
+// kTileTokens consecutive query tokens and one KV head: the tile's query heads of that group are
+// computed together, so each K and V row is read once for all of them (group x tokens rows)
+// instead of once per token and head. With fewer units than threads (decode on many cores: 1
+// token x 2 KV heads for GLM-4), each unit's context is split into chunks that are merged
+// afterwards, so every thread has work and each row is still read once (splitting the group's
+// heads instead had each thread read the whole context).
+struct AttentionPlan {
+  int group = 0;              // query heads per KV head
+  int64_t pairs = 0;          // tiles x KV heads
+  int64_t chunks = 1;         // context chunks per pair
+  int64_t units = 0;          // pairs x chunks
+  int64_t tile_rows = 0;      // query rows of a full tile
+  int64_t work_per_unit = 0;  // multiply-adds of a unit, about
+  int64_t first_unit = 0;     // this sequence's first unit among a batch's
+  int64_t chunk_row0 = 0;     // its first row in the batch's chunk buffers (chunks > 1)
+};
+
+AttentionPlan plan_attention(const AttentionArgs& a, int threads) {
+  AttentionPlan p;
+  p.group = a.n_heads / a.n_kv_heads;
+  const int64_t tiles = (a.n_q + kTileTokens - 1) / kTileTokens;
+  p.pairs = tiles * a.n_kv_heads;
+  const int64_t n_ctx_max = a.q_pos0 + a.n_q;
+  p.chunks = p.pairs >= threads ? 1
+                                : std::clamp<int64_t>(n_ctx_max / kMinChunkPositions, 1,
+                                                      (threads + p.pairs - 1) / p.pairs);
+  p.units = p.pairs * p.chunks;
+  p.tile_rows = std::min(a.n_q, kTileTokens) * p.group;
+  p.work_per_unit = 2 * (n_ctx_max / p.chunks + 1) * a.head_dim * p.tile_rows;
+  return p;
+}
+
+// Position j of KV head h: flat, at j * (n_kv_heads rows) + h; paged, at (h * block_size +
+// j % block_size) rows into block j / block_size.
+HeadRows head_rows(const AttentionArgs& a, const void* flat, const void* const* blocks, int64_t h) {
+  const int64_t head_bytes = int64_t{a.head_dim} * dtype_info(a.kv_type).block_bytes;
+  HeadRows r;
+  r.flat = static_cast<const std::byte*>(flat);
+  r.blocks = blocks;
+  r.block_size = a.block_size;
+  r.row_stride = blocks ? head_bytes : a.n_kv_heads * head_bytes;
+  r.head_offset = h * (blocks ? a.block_size * head_bytes : head_bytes);
+  return r;
+}
+
+// Unit i of sequence a. With chunks, its output and statistics go to chunk_out / chunk_stats
+// ([units][tile_rows][head_dim] and [units][tile_rows] from the plan's chunk_row0), merged later.
+void attention_unit(const KernelTable& k, const AttentionArgs& a, const AttentionPlan& p, int64_t i,
+                    float* chunk_out, SoftmaxStats* chunk_stats) {
+  const int64_t q_stride = static_cast<int64_t>(a.n_heads) * a.head_dim;  // per query token
+  const int64_t pair = i / p.chunks, c = i % p.chunks;
+  const int64_t t0 = (pair / a.n_kv_heads) * kTileTokens;
+  const int64_t nt = std::min(kTileTokens, a.n_q - t0);
+  const int64_t kv_head = pair % a.n_kv_heads;
+  const int64_t h0 = kv_head * p.group;
+  const int64_t rows = nt * p.group;
+  // Causal: token t sees positions [0, q_pos0 + t]; the tile's last token sees the most.
+  const int64_t first_end = a.q_pos0 + t0 + 1, last_end = a.q_pos0 + t0 + nt;
+  const int64_t j_begin = last_end * c / p.chunks, j_end = last_end * (c + 1) / p.chunks;
+  const int64_t row0 = p.chunk_row0 + i * p.tile_rows;
+  SoftmaxStats* stats = p.chunks > 1 ? chunk_stats + row0 : nullptr;
+  if (j_begin == j_end) {  // a chunk of a context shorter than the chunk count
+    for (int64_t r = 0; r < rows; ++r) stats[r] = {};
+    return;
+  }
+  // One token's group rows lie together in q and out; a tile's are gathered into contiguous
+  // scratch [token][head][head_dim] and its outputs scattered back.
+  const float* q = a.q + t0 * q_stride + h0 * a.head_dim;
+  float* out =
+      p.chunks > 1 ? chunk_out + row0 * a.head_dim : a.out + t0 * q_stride + h0 * a.head_dim;
+  const int64_t group_floats = p.group * a.head_dim;
+  if (nt > 1) {
+    float* qt = detail::scratch_f32(rows * a.head_dim, 6);
+    for (int64_t t = 0; t < nt; ++t)
+      std::copy_n(q + t * q_stride, group_floats, qt + t * group_floats);
+    q = qt;
+    if (p.chunks == 1) out = detail::scratch_f32(rows * a.head_dim, 7);
+  }
+  const HeadRows keys = head_rows(a, a.k, a.k_blocks, kv_head);
+  const HeadRows values = head_rows(a, a.v, a.v_blocks, kv_head);
+  if (a.kv_type == DType::F16) {
+    attend<uint16_t>(k, q, rows, p.group, first_end, j_begin, j_end, a.head_dim, a.scale, keys,
+                     values, out, stats);
+  } else {
+    attend<float>(k, q, rows, p.group, first_end, j_begin, j_end, a.head_dim, a.scale, keys, values,
+                  out, stats);
+  }
+  if (nt > 1 && p.chunks == 1) {
+    float* dst = a.out + t0 * q_stride + h0 * a.head_dim;
+    for (int64_t t = 0; t < nt; ++t)
+      std::copy_n(out + t * group_floats, group_floats, dst + t * q_stride);
+  }
+}
+
+// The chunks of each of sequence a's pairs merged into its output.
+void merge_sequence_chunks(const AttentionArgs& a, const AttentionPlan& p, const float* chunk_out,
+                           const SoftmaxStats* chunk_stats) {
+  const int64_t q_stride = static_cast<int64_t>(a.n_heads) * a.head_dim;
+  for (int64_t pair = 0; pair < p.pairs; ++pair) {
+    const int64_t t0 = (pair / a.n_kv_heads) * kTileTokens, h0 = (pair % a.n_kv_heads) * p.group;
+    const int64_t nt = std::min(kTileTokens, a.n_q - t0);
+    for (int64_t r = 0; r < nt * p.group; ++r) {
+      // chunk 0's entry for row r
+      const int64_t first = p.chunk_row0 + pair * p.chunks * p.tile_rows + r;
+      const int64_t t = t0 + r / p.group, h = h0 + r % p.group;
+      merge_chunks(chunk_out + first * a.head_dim, chunk_stats + first, p.chunks, p.tile_rows,
+                   a.head_dim, a.out + t * q_stride + h * a.head_dim);
+    }
+  }
+}
+
+}  // namespace
+
+void attention(const AttentionArgs& a, ThreadPool& pool) {
+  attention(std::span(&a, 1), pool);
+}
+
+// Every sequence's units in one parallel region: a step of many sequences, each with too little
+// context to keep the threads busy for long, waits once at the end of the region instead of once
+// per sequence (a q4_0 decode's attention regions, one per token and layer, spent 17% of their
+// time waiting at the end). The benchmark model's 16-sequence q4_0 steps (2 threads, contexts
+// under 40 positions, alternated): 222.9 -> 222.8, 231.0 -> 236.9, 230.3 -> 235.6 tokens/s.
+void attention(std::span<const AttentionArgs> batch, ThreadPool& pool) {
+  if (batch.empty()) return;
+  for (const AttentionArgs& a : batch) check_attention_args(a);
+  const KernelTable& k = active();
+  thread_local std::vector<AttentionPlan> plans;
+  plans.clear();
+  int64_t units = 0, chunk_rows = 0, work = 0;
+  for (const AttentionArgs& a : batch) {
+    AttentionPlan p = plan_attention(a, pool.size());
+    p.first_unit = units;
+    p.chunk_row0 = chunk_rows;
+    units += p.units;
+    if (p.chunks > 1) chunk_rows += p.units * p.tile_rows;
+    work += p.units * p.work_per_unit;
+    plans.push_back(p);
+  }
+  // The chunks' outputs and statistics, for the sequences split over the context.
+  thread_local std::vector<float> chunk_out;
+  thread_local std::vector<SoftmaxStats> chunk_stats;
+  if (chunk_rows > 0) {
+    int head_dim = 0;
+    for (const AttentionArgs& a : batch) head_dim = std::max(head_dim, a.head_dim);
+    chunk_out.resize(static_cast<size_t>(chunk_rows * head_dim));
+    chunk_stats.resize(static_cast<size_t>(chunk_rows));
+  }
+  float* chunk_out_p = chunk_out.data();
+  SoftmaxStats* chunk_stats_p = chunk_stats.data();
+  const AttentionPlan* plans_p = plans.data();
+  const int64_t work_per_unit = work / std::max<int64_t>(1, units);
+  const int64_t grain =
+      std::max<int64_t>(1, detail::kMinChunkWork / std::max<int64_t>(1, work_per_unit));
+  pool.parallel_for(
+      units,
+      [&](int64_t i0, int64_t i1) {
+        // Last units first (the last sequence's, and in each its last tiles): their contexts are
+        // the longest, and a thread that ends the region on a short unit waits less for the others.
+        size_t s = batch.size() - 1;
+        for (int64_t step = i0; step < i1; ++step) {
+          const int64_t i = units - 1 - step;
+          while (plans_p[s].first_unit > i) --s;
+          attention_unit(k, batch[s], plans_p[s], i - plans_p[s].first_unit, chunk_out_p,
+                         chunk_stats_p);
+        }
+      },
+      grain);
+  for (size_t s = 0; s < batch.size(); ++s) {
+    if (plans[s].chunks > 1) merge_sequence_chunks(batch[s], plans[s], chunk_out_p, chunk_stats_p);
+  }
+}
+
+}  // namespace autoglm::kernels
