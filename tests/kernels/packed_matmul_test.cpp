@@ -285,7 +285,7 @@ TEST(PackedMatmulBf16, Avx512RoundsXToNearestEvenBf16ThenSumsExactProducts) {
     const std::vector<uint8_t> bytes = make_weights(DType::BF16, s.rows, s.cols, 77);
     const Matrix w{DType::BF16, s.rows, s.cols, bytes.data()};
     std::vector<std::byte> packed(bytes.size());
-    Matrix p = pack_for_matmul(w, packed.data());
+    Matrix p = pack_for_matmul(w, packed.data(), nullptr, for_isa(Isa::Avx512));
     p.x_as_bf16 = true;
     const std::vector<float> wf = dequantized(w);
     const size_t n = static_cast<size_t>(s.n_tokens * s.cols);
@@ -333,7 +333,7 @@ TEST(PackedMatmulF16AsBf16, Avx512RoundsWeightsAndXFromFourTokens) {
          {make_weights(DType::F16, s.rows, s.cols, 78), f16_bf16_ties(s.rows, s.cols, 79)}) {
       const Matrix w{DType::F16, s.rows, s.cols, bytes.data()};
       std::vector<std::byte> packed(bytes.size());
-      Matrix p = pack_for_matmul(w, packed.data());
+      Matrix p = pack_for_matmul(w, packed.data(), nullptr, for_isa(Isa::Avx512));
       p.x_as_bf16 = true;
       std::vector<float> wf = dequantized(w);
       std::vector<float> x =
