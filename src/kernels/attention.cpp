@@ -154,10 +154,6 @@ constexpr int64_t kMinChunkPositions = 256;
 // Query tokens per unit of attention work: their rows share every key and value row read.
 constexpr int64_t kTileTokens = 8;
 
-}  // namespace
-
-namespace {
-
 void check_attention_args(const AttentionArgs& a) {
   if (a.n_heads <= 0 || a.n_kv_heads <= 0 || a.n_heads % a.n_kv_heads != 0 || a.head_dim <= 0) {
     fail("attention: {} query heads cannot share {} KV heads (need a positive multiple)", a.n_heads,
@@ -183,7 +179,10 @@ struct AttentionPlan {
   int64_t tile_rows = 0;      // query rows of a full tile
   int64_t work_per_unit = 0;  // multiply-adds of a unit, about
   int64_t first_unit = 0;     // this sequence's first unit among a batch's
-  int64_t chunk_row0 = 0;     // its first row in the batch's chunk buffers (chunks > 1)
+  // Where its chunks' statistics and outputs start in the batch's chunk buffers (chunks > 1):
+  // rows of statistics, and floats of outputs (sequences may differ in head_dim).
+  int64_t chunk_row0 = 0;
+  int64_t chunk_float0 = 0;
 };
 
 AttentionPlan plan_attention(const AttentionArgs& a, int threads) {
@@ -215,7 +214,8 @@ HeadRows head_rows(const AttentionArgs& a, const void* flat, const void* const* 
 }
 
 // Unit i of sequence a. With chunks, its output and statistics go to chunk_out / chunk_stats
-// ([units][tile_rows][head_dim] and [units][tile_rows] from the plan's chunk_row0), merged later.
+// ([units][tile_rows][head_dim] from the plan's chunk_float0 and [units][tile_rows] from its
+// chunk_row0), merged later.
 void attention_unit(const KernelTable& k, const AttentionArgs& a, const AttentionPlan& p, int64_t i,
                     float* chunk_out, SoftmaxStats* chunk_stats) {
   const int64_t q_stride = static_cast<int64_t>(a.n_heads) * a.head_dim;  // per query token
@@ -228,8 +228,8 @@ void attention_unit(const KernelTable& k, const AttentionArgs& a, const Attentio
   // Causal: token t sees positions [0, q_pos0 + t]; the tile's last token sees the most.
   const int64_t first_end = a.q_pos0 + t0 + 1, last_end = a.q_pos0 + t0 + nt;
   const int64_t j_begin = last_end * c / p.chunks, j_end = last_end * (c + 1) / p.chunks;
-  const int64_t row0 = p.chunk_row0 + i * p.tile_rows;
-  SoftmaxStats* stats = p.chunks > 1 ? chunk_stats + row0 : nullptr;
+  const int64_t row0 = i * p.tile_rows;  // the unit's first row among the sequence's chunk rows
+  SoftmaxStats* stats = p.chunks > 1 ? chunk_stats + p.chunk_row0 + row0 : nullptr;
   if (j_begin == j_end) {  // a chunk of a context shorter than the chunk count
     for (int64_t r = 0; r < rows; ++r) stats[r] = {};
     return;
@@ -237,8 +237,8 @@ void attention_unit(const KernelTable& k, const AttentionArgs& a, const Attentio
   // One token's group rows lie together in q and out; a tile's are gathered into contiguous
   // scratch [token][head][head_dim] and its outputs scattered back.
   const float* q = a.q + t0 * q_stride + h0 * a.head_dim;
-  float* out =
-      p.chunks > 1 ? chunk_out + row0 * a.head_dim : a.out + t0 * q_stride + h0 * a.head_dim;
+  float* out = p.chunks > 1 ? chunk_out + p.chunk_float0 + row0 * a.head_dim
+                            : a.out + t0 * q_stride + h0 * a.head_dim;
   const int64_t group_floats = p.group * a.head_dim;
   if (nt > 1) {
     float* qt = detail::scratch_f32(rows * a.head_dim, 6);
@@ -272,10 +272,11 @@ void merge_sequence_chunks(const AttentionArgs& a, const AttentionPlan& p, const
     const int64_t nt = std::min(kTileTokens, a.n_q - t0);
     for (int64_t r = 0; r < nt * p.group; ++r) {
       // chunk 0's entry for row r
-      const int64_t first = p.chunk_row0 + pair * p.chunks * p.tile_rows + r;
+      const int64_t first = pair * p.chunks * p.tile_rows + r;
       const int64_t t = t0 + r / p.group, h = h0 + r % p.group;
-      merge_chunks(chunk_out + first * a.head_dim, chunk_stats + first, p.chunks, p.tile_rows,
-                   a.head_dim, a.out + t * q_stride + h * a.head_dim);
+      merge_chunks(chunk_out + p.chunk_float0 + first * a.head_dim,
+                   chunk_stats + p.chunk_row0 + first, p.chunks, p.tile_rows, a.head_dim,
+                   a.out + t * q_stride + h * a.head_dim);
     }
   }
 }
@@ -297,13 +298,17 @@ void attention(std::span<const AttentionArgs> batch, ThreadPool& pool) {
   const KernelTable& k = active();
   thread_local std::vector<AttentionPlan> plans;
   plans.clear();
-  int64_t units = 0, chunk_rows = 0, work = 0;
+  int64_t units = 0, chunk_rows = 0, chunk_floats = 0, work = 0;
   for (const AttentionArgs& a : batch) {
     AttentionPlan p = plan_attention(a, pool.size());
     p.first_unit = units;
     p.chunk_row0 = chunk_rows;
+    p.chunk_float0 = chunk_floats;
     units += p.units;
-    if (p.chunks > 1) chunk_rows += p.units * p.tile_rows;
+    if (p.chunks > 1) {
+      chunk_rows += p.units * p.tile_rows;
+      chunk_floats += p.units * p.tile_rows * a.head_dim;
+    }
     work += p.units * p.work_per_unit;
     plans.push_back(p);
   }
@@ -311,9 +316,7 @@ void attention(std::span<const AttentionArgs> batch, ThreadPool& pool) {
   thread_local std::vector<float> chunk_out;
   thread_local std::vector<SoftmaxStats> chunk_stats;
   if (chunk_rows > 0) {
-    int head_dim = 0;
-    for (const AttentionArgs& a : batch) head_dim = std::max(head_dim, a.head_dim);
-    chunk_out.resize(static_cast<size_t>(chunk_rows * head_dim));
+    chunk_out.resize(static_cast<size_t>(chunk_floats));
     chunk_stats.resize(static_cast<size_t>(chunk_rows));
   }
   float* chunk_out_p = chunk_out.data();

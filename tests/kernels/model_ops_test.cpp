@@ -162,15 +162,16 @@ TEST(Attention, F16CacheMatchesNaiveOnRoundedValues) {
 }
 
 // A batched step's sequences in one call: each sequence's output must be the one a call of its own
-// gives, to the bit (the same units, the same chunk splits). Shapes of one model (8 heads, 2 KV
-// heads, head_dim 32) with different query counts and contexts: one-token decodes, a prompt of 9
-// tokens, and contexts of 600 and 1100 positions that split into chunks on 3 threads, mixed with
-// ones that do not.
+// gives, to the bit (the same units, the same chunk splits). 8 heads and 2 KV heads with different
+// query counts and contexts: one-token decodes, a prompt of 9 tokens, and contexts of 600 and 1100
+// positions that split into chunks on 3 threads, mixed with ones that do not; the first chunked
+// one has head_dim 64, the others 32, so their chunk buffers must not overlap.
 TEST(Attention, BatchGivesEachSequenceItsOwnResult) {
   ThreadPool pool(3);
-  const std::vector<AttnCase> cases = {AttnCase{1, 40, 8, 2, 32},   AttnCase{9, 70, 8, 2, 32},
-                                       AttnCase{1, 600, 8, 2, 32},  AttnCase{1, 0, 8, 2, 32},
-                                       AttnCase{1, 1100, 8, 2, 32}, AttnCase{3, 5, 8, 2, 32}};
+  const std::vector<AttnCase> cases = {AttnCase{1, 900, 8, 2, 64}, AttnCase{1, 40, 8, 2, 32},
+                                       AttnCase{9, 70, 8, 2, 32},  AttnCase{1, 600, 8, 2, 32},
+                                       AttnCase{1, 0, 8, 2, 32},   AttnCase{1, 1100, 8, 2, 32},
+                                       AttnCase{3, 5, 8, 2, 32}};
   std::vector<std::vector<float>> qs, ks, vs, alone, together;
   std::vector<AttentionArgs> batch;
   for (size_t i = 0; i < cases.size(); ++i) {
