@@ -147,9 +147,10 @@ void simd_axpy(float a, const E* x, float* y, int64_t n) {
 // KV-cache rows come from DRAM once per step, in 16-position blocks scattered over the pool, a
 // pattern the hardware prefetcher follows poorly. The caller names the rows it reads next
 // (`ahead`: the next block's keys while this block's keys are dotted, its values while these
-// values are added), and the kernels spread their prefetches over the block's FMAs, into L2 (a
-// block of keys and one of values, 32 KiB of f16 at head_dim 128, would crowd the rows in use out
-// of L1).
+// values are added), and the kernels spread their prefetches over the block's FMAs, into the
+// level V::kKvPrefetch names. The AVX2 host took them into L2 (a block of keys and one of values,
+// 32 KiB of f16 at head_dim 128, would crowd the rows in use out of its 32 KiB L1); the Zen 5
+// AVX-512 host, with a 48 KiB L1, reads them faster from L1 (ops_avx512.cpp).
 
 // Scores of two heads against four keys at once: each query vector is loaded once for 4 keys and
 // each key vector (converted from f16 once) for 2 heads, 6 loads for 8 FMAs in 8 independent
@@ -190,7 +191,7 @@ void simd_dot_heads(const float* q, int64_t n_heads, const E* const* keys, int64
     for (int b = 0; b < 4; ++b) k[b] = keys[r + std::min<int64_t>(b, nr - 1)];
     if (ahead != nullptr) {
       for (int b = 0; b < nr; ++b)
-        prefetch_lines<_MM_HINT_T1>(ahead[r + b], n * int64_t{sizeof(E)});
+        prefetch_lines<V::kKvPrefetch>(ahead[r + b], n * int64_t{sizeof(E)});
     }
     int64_t h = 0;
     for (; h + 2 <= n_heads; h += 2) {
@@ -221,7 +222,7 @@ void simd_axpy_heads(const float* coef, int64_t coef_stride, int64_t n_heads,
   int64_t pass = 0;
   if (ahead != nullptr && passes == 0) {
     for (int64_t r = 0; r < n_rows; ++r)
-      prefetch_lines<_MM_HINT_T1>(ahead[r], n * int64_t{sizeof(E)});
+      prefetch_lines<V::kKvPrefetch>(ahead[r], n * int64_t{sizeof(E)});
   }
   int64_t h = 0;
   for (; h + 4 <= n_heads; h += 4) {
@@ -229,7 +230,7 @@ void simd_axpy_heads(const float* coef, int64_t coef_stride, int64_t n_heads,
     for (; i + 2 * V::W <= n; i += 2 * V::W, ++pass) {
       if (ahead != nullptr) {
         for (int64_t r = pass; r < n_rows; r += passes)
-          prefetch_lines<_MM_HINT_T1>(ahead[r], n * int64_t{sizeof(E)});
+          prefetch_lines<V::kKvPrefetch>(ahead[r], n * int64_t{sizeof(E)});
       }
       typename V::T acc[4][2];
       for (int j = 0; j < 4; ++j) {
