@@ -43,6 +43,36 @@ struct HeadRows {
   }
 };
 
+// The scores of positions [j, j + nr) against a paged cache's keys, stored transposed in each
+// block ([head_dim][block_size] per KV head): one dot_heads_t call per cache block the range
+// touches, each prefetching the block kRowBlock positions further on (if before j_end) while it
+// computes.
+template <class E>
+void dot_transposed(const KernelTable& k, const float* q, int64_t n_rows, const HeadRows& keys,
+                    int64_t j, int64_t nr, int64_t j_end, int head_dim, float scale,
+                    float* scores) {
+  const int64_t bs = keys.block_size;
+  const auto block_keys = [&](int64_t pos) {
+    return static_cast<const std::byte*>(keys.blocks[pos / bs]) + keys.head_offset;
+  };
+  const int64_t region = int64_t{head_dim} * bs * int64_t{sizeof(E)};
+  for (int64_t done = 0; done < nr;) {
+    const int64_t o = (j + done) % bs;
+    const int64_t n_pos = std::min(bs - o, nr - done);
+    const E* kt = reinterpret_cast<const E*>(block_keys(j + done)) + o;
+    const int64_t next = j + done + kRowBlock;
+    const void* ahead = next < j_end ? block_keys(next) : nullptr;
+    if constexpr (std::is_same_v<E, float>) {
+      k.dot_heads_t(q, n_rows, kt, bs, n_pos, head_dim, scale, scores + done, kRowBlock, ahead,
+                    region);
+    } else {
+      k.dot_heads_t_f16(q, n_rows, kt, bs, n_pos, head_dim, scale, scores + done, kRowBlock, ahead,
+                        region);
+    }
+    done += n_pos;
+  }
+}
+
 // Query rows that share one KV head (the group's heads of one or more consecutive tokens: row i
 // belongs to token i / group), over cache positions [j_begin, j_end); row i sees positions below
 // first_end + i / group (causal). E is the cache's element type. out [n_rows, head_dim] gets
@@ -71,8 +101,9 @@ void attend(const KernelTable& k, const float* q, int64_t n_rows, int64_t group,
   // the block before it is computed: its keys during the dot products, its values during the
   // value sums, so each has a whole phase to arrive (the value sums' first pass touches every
   // value row of the block at once).
-  const E* rows[2][2][kRowBlock];  // [current, next][keys, values]
-  keys.fill(j_begin, std::min(kRowBlock, n), rows[0][0]);
+  const E* rows[2][2][kRowBlock];  // [current, next][keys, values]; keys of a flat cache only
+  const bool paged_keys = keys.blocks != nullptr;
+  if (!paged_keys) keys.fill(j_begin, std::min(kRowBlock, n), rows[0][0]);
   values.fill(j_begin, std::min(kRowBlock, n), rows[0][1]);
   int cur = 0;
   for (int64_t j0 = 0; j0 < n; j0 += kRowBlock, cur ^= 1) {
@@ -87,13 +118,17 @@ void attend(const KernelTable& k, const float* q, int64_t n_rows, int64_t group,
     if (next_nr > 0) {
       const E** nk = rows[cur ^ 1][0];
       const E** nv = rows[cur ^ 1][1];
-      keys.fill(j_begin + j0 + nr, next_nr, nk);
+      if (!paged_keys) {
+        keys.fill(j_begin + j0 + nr, next_nr, nk);
+        std::fill(nk + next_nr, nk + nr, nk[next_nr - 1]);
+      }
       values.fill(j_begin + j0 + nr, next_nr, nv);
-      std::fill(nk + next_nr, nk + nr, nk[next_nr - 1]);
       std::fill(nv + next_nr, nv + nr, nv[next_nr - 1]);
       next_keys = nk, next_values = nv;
     }
-    if constexpr (std::is_same_v<E, float>) {
+    if (paged_keys) {
+      dot_transposed<E>(k, q, n_rows, keys, j_begin + j0, nr, j_end, head_dim, scale, scores);
+    } else if constexpr (std::is_same_v<E, float>) {
       k.dot_heads(q, n_rows, key_rows, nr, head_dim, scale, scores, kRowBlock, next_keys);
     } else {
       k.dot_heads_f16(q, n_rows, key_rows, nr, head_dim, scale, scores, kRowBlock, next_keys);
@@ -200,8 +235,9 @@ AttentionPlan plan_attention(const AttentionArgs& a, int threads) {
   return p;
 }
 
-// Position j of KV head h: flat, at j * (n_kv_heads rows) + h; paged, at (h * block_size +
-// j % block_size) rows into block j / block_size.
+// Position j of KV head h: flat, at j * (n_kv_heads rows) + h; paged, in block j / block_size,
+// whose head h starts h * block_size rows in (a value row at j % block_size rows from there; a
+// key at element j % block_size of each of the head's head_dim columns: dot_transposed).
 HeadRows head_rows(const AttentionArgs& a, const void* flat, const void* const* blocks, int64_t h) {
   const int64_t head_bytes = int64_t{a.head_dim} * dtype_info(a.kv_type).block_bytes;
   HeadRows r;

@@ -30,8 +30,10 @@ struct AttentionArgs {
   DType kv_type = DType::F32;
   const void* k = nullptr;  // [n_ctx, n_kv_heads, head_dim] of kv_type (post-RoPE)
   const void* v = nullptr;  // [n_ctx, n_kv_heads, head_dim] of kv_type
-  // A paged cache instead of k/v: position j is row j % block_size of block j / block_size, each
-  // block [n_kv_heads, block_size, head_dim] (each KV head's rows contiguous).
+  // A paged cache instead of k/v: position j is in block j / block_size, at j % block_size. A V
+  // block is [n_kv_heads, block_size, head_dim] (each KV head's rows contiguous); a K block is
+  // [n_kv_heads, head_dim, block_size], each head's keys transposed, so that a vector of
+  // consecutive elements holds one element of consecutive positions (KernelTable::dot_heads_t).
   const void* const* k_blocks = nullptr;
   const void* const* v_blocks = nullptr;
   int64_t block_size = 0;
@@ -125,6 +127,18 @@ struct KernelTable {
   void (*axpy_heads)(const float* coef, int64_t coef_stride, int64_t n_heads,
                      const float* const* values, int64_t n_rows, float* y, int64_t n,
                      const float* const* ahead) = nullptr;
+  // dot_heads over keys stored transposed (a paged cache's K block): element i of position p at
+  // kt[i · stride + p], for p < n_pos:
+  //   out[h · out_stride + p] = scale · Σ_i q[h·n + i] · kt[i·stride + p]
+  // A vector of kt holds one element of consecutive positions, so the scores build up in vectors
+  // of positions with no horizontal sums. `ahead` (null, or ahead_bytes from it) is what the
+  // caller reads next; the SIMD variants prefetch it while they work.
+  void (*dot_heads_t)(const float* q, int64_t n_heads, const float* kt, int64_t stride,
+                      int64_t n_pos, int64_t n, float scale, float* out, int64_t out_stride,
+                      const void* ahead, int64_t ahead_bytes) = nullptr;
+  void (*dot_heads_t_f16)(const float* q, int64_t n_heads, const uint16_t* kt, int64_t stride,
+                          int64_t n_pos, int64_t n, float scale, float* out, int64_t out_stride,
+                          const void* ahead, int64_t ahead_bytes) = nullptr;
   // The same over rows of IEEE half (an f16 KV cache), converted to f32 as they are loaded.
   void (*dot_heads_f16)(const float* q, int64_t n_heads, const uint16_t* const* keys,
                         int64_t n_rows, int64_t n, float scale, float* out, int64_t out_stride,

@@ -65,6 +65,19 @@ void dot_heads(const float* q, int64_t n_heads, const E* const* keys, int64_t n_
 }
 
 template <class E>
+void dot_heads_t(const float* q, int64_t n_heads, const E* kt, int64_t stride, int64_t n_pos,
+                 int64_t n, float scale, float* out, int64_t out_stride, const void* /*ahead*/,
+                 int64_t /*ahead_bytes*/) {
+  for (int64_t h = 0; h < n_heads; ++h) {
+    for (int64_t p = 0; p < n_pos; ++p) {
+      float sum = 0.0f;
+      for (int64_t i = 0; i < n; ++i) sum += q[h * n + i] * row_elem(kt + p, i * stride);
+      out[h * out_stride + p] = scale * sum;
+    }
+  }
+}
+
+template <class E>
 void axpy_heads(const float* coef, int64_t coef_stride, int64_t n_heads, const E* const* values,
                 int64_t n_rows, float* y, int64_t n, const E* const* /*ahead*/) {
   for (int64_t h = 0; h < n_heads; ++h) {
@@ -175,6 +188,8 @@ KernelTable scalar_table() {
   t.dot_heads = dot_heads<float>;
   t.axpy_heads = axpy_heads<float>;
   t.dot_heads_f16 = dot_heads<uint16_t>;
+  t.dot_heads_t = dot_heads_t<float>;
+  t.dot_heads_t_f16 = dot_heads_t<uint16_t>;
   t.axpy_heads_f16 = axpy_heads<uint16_t>;
   t.rope = rope;
   t.quantize_row = quantize_row_scalar;

@@ -208,6 +208,53 @@ void simd_dot_heads(const float* q, int64_t n_heads, const E* const* keys, int64
   }
 }
 
+// Scores of NH heads against one vector of positions of transposed keys: per element i, one key
+// vector (converted from f16 once) and NH FMAs by q's element broadcast. Line i of `ahead` (if
+// below ahead_bytes) is prefetched at step i, so the next block's keys arrive during these FMAs.
+template <class V, int NH, class E>
+inline void dot_t_tile(const float* q, const E* kt, int64_t stride, int64_t n, float scale,
+                       float* out, int64_t out_stride, const char* ahead, int64_t ahead_bytes) {
+  typename V::T acc[NH];
+  for (auto& a : acc) a = V::zero();
+  for (int64_t i = 0; i < n; ++i) {
+    if (ahead != nullptr && i * 64 < ahead_bytes) _mm_prefetch(ahead + i * 64, V::kKvPrefetch);
+    const typename V::T kv = load_row<V>(kt + i * stride);
+    for (int j = 0; j < NH; ++j) acc[j] = V::fmadd(V::set1(q[j * n + i]), kv, acc[j]);
+  }
+  const typename V::T s = V::set1(scale);
+  for (int j = 0; j < NH; ++j) V::store(out + j * out_stride, V::mul(acc[j], s));
+}
+
+// Heads in tiles of 8 (a GLM-4 group, or a prompt tile's 8 tokens x group), then 4, 2, 1; a
+// vector of positions at a time, the last positions below a vector one by one.
+template <class V, class E>
+void simd_dot_heads_t(const float* q, int64_t n_heads, const E* kt, int64_t stride, int64_t n_pos,
+                      int64_t n, float scale, float* out, int64_t out_stride, const void* ahead,
+                      int64_t ahead_bytes) {
+  const char* pf = static_cast<const char*>(ahead);
+  int64_t p = 0;
+  for (; p + V::W <= n_pos; p += V::W) {
+    int64_t h = 0;
+    const auto tile = [&]<int NH>() {
+      dot_t_tile<V, NH>(q + h * n, kt + p, stride, n, scale, out + h * out_stride + p, out_stride,
+                        pf, ahead_bytes);
+      pf = nullptr;  // the first tile prefetches
+      h += NH;
+    };
+    while (h + 8 <= n_heads) tile.template operator()<8>();
+    if (h + 4 <= n_heads) tile.template operator()<4>();
+    if (h + 2 <= n_heads) tile.template operator()<2>();
+    if (h < n_heads) tile.template operator()<1>();
+  }
+  for (; p < n_pos; ++p) {
+    for (int64_t h = 0; h < n_heads; ++h) {
+      float sum = 0.0f;
+      for (int64_t i = 0; i < n; ++i) sum += q[h * n + i] * row_elem(kt + p, i * stride);
+      out[h * out_stride + p] = scale * sum;
+    }
+  }
+}
+
 // Four heads x two vectors of the output stay in registers while every row of the block is added
 // in: each value vector is loaded (and, from an f16 cache, converted) once for 4 heads, where one
 // head at a time converted every value row once per head. The output is loaded and stored once per
@@ -334,6 +381,8 @@ KernelTable simd_table(Isa isa, decltype(KernelTable::matmul_rows) matmul_rows,
   t.dot_heads = simd_dot_heads<V, float>;
   t.axpy_heads = simd_axpy_heads<V, float>;
   t.dot_heads_f16 = simd_dot_heads<V, uint16_t>;
+  t.dot_heads_t = simd_dot_heads_t<V, float>;
+  t.dot_heads_t_f16 = simd_dot_heads_t<V, uint16_t>;
   t.axpy_heads_f16 = simd_axpy_heads<V, uint16_t>;
   t.rope = simd_rope<V>;
   // Row conversions run at load time, not per token: the scalar ones are kept (bit-exact by

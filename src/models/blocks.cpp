@@ -89,12 +89,23 @@ void apply_rope(ForwardState& st, float* q, float* k) {
 }
 
 // The new tokens' K and V rows into each sequence's cache, one KV head at a time (the cache keeps
-// each head's rows together), in the cache's type: quantize_row copies f32 rows and rounds f16
-// ones to nearest even.
+// each head's keys and values together), in the cache's type: quantize_row copies f32 rows and
+// rounds f16 ones to nearest even. A key goes through a row of the calling thread and then to its
+// column of the block (the cache stores keys transposed).
 void store_kv(ForwardState& st, int64_t layer, const float* k, const float* v) {
   const int64_t kv_dim = st.spec.kv_dim();
   const int64_t d = st.spec.head_dim;
   const auto& kt = kernels::active();
+  const auto store_key = [&](KvCache& cache, const float* key, int64_t pos, int64_t h) {
+    thread_local std::vector<std::byte> row;
+    const int64_t elem = kv_elem_bytes(cache.kv_type());
+    row.resize(static_cast<size_t>(d * elem));
+    kt.quantize_row(cache.kv_type(), key, row.data(), d);
+    std::byte* col = cache.k_column(layer, pos, h);
+    const int64_t stride = cache.k_stride() * elem;
+    for (int64_t i = 0; i < d; ++i)
+      std::memcpy(col + i * stride, row.data() + i * elem, static_cast<size_t>(elem));
+  };
   for (size_t s = 0; s < st.seqs.size(); ++s) {
     KvCache& cache = *st.seqs[s].cache;
     const int64_t n = static_cast<int64_t>(st.seqs[s].tokens.size());
@@ -104,7 +115,7 @@ void store_kv(ForwardState& st, int64_t layer, const float* k, const float* v) {
         const int64_t pos = cache.size() + i;
         for (int64_t h = 0; h < st.spec.n_kv_heads; ++h) {
           const int64_t src = (first + i) * kv_dim + h * d;
-          kt.quantize_row(cache.kv_type(), k + src, cache.k_row(layer, pos, h), d);
+          store_key(cache, k + src, pos, h);
           kt.quantize_row(cache.kv_type(), v + src, cache.v_row(layer, pos, h), d);
         }
       }

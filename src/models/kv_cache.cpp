@@ -82,11 +82,17 @@ void KvCache::rewind(int64_t n_tokens) {
   size_ = n_tokens;
 }
 
-std::byte* KvCache::row(int64_t layer, int64_t pos, int64_t kv_head, bool value) {
+std::byte* KvCache::k_column(int64_t layer, int64_t pos, int64_t kv_head) {
   const int64_t bs = pool_->block_size();
   const int32_t block = blocks_[static_cast<size_t>(pos / bs)];
-  std::byte* base = value ? pool_->v(block, layer) : pool_->k(block, layer);
-  return base + (kv_head * bs + pos % bs) * pool_->head_row_bytes();
+  const int64_t elem = kv_elem_bytes(pool_->kv_type());
+  return pool_->k(block, layer) + kv_head * bs * pool_->head_row_bytes() + (pos % bs) * elem;
+}
+
+std::byte* KvCache::v_row(int64_t layer, int64_t pos, int64_t kv_head) {
+  const int64_t bs = pool_->block_size();
+  const int32_t block = blocks_[static_cast<size_t>(pos / bs)];
+  return pool_->v(block, layer) + (kv_head * bs + pos % bs) * pool_->head_row_bytes();
 }
 
 void KvCache::layer_blocks(int64_t layer, std::vector<const void*>& k,

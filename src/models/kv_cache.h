@@ -41,10 +41,11 @@ class KvPool {
   int32_t allocate();
   void release(int32_t block);
 
-  // [nkv][block_size][d] elements of kv_type of one layer in one block: each KV head's rows are
-  // contiguous, so attention, which reads one KV head's rows on each thread, uses every line the
-  // hardware fetches (rows of all heads interleaved per position had it read each line of the other
-  // head too: the decode-attention kernel bench ran about 1.7x slower from DRAM).
+  // One layer's K or V in one block, [nkv][block_size][d] elements of kv_type for V and
+  // [nkv][d][block_size] for K (each head's keys transposed: kernels::AttentionArgs). Each KV
+  // head's part is contiguous, so attention, which reads one KV head on each thread, uses every
+  // line the hardware fetches (rows of all heads interleaved per position had it read each line of
+  // the other head too: the decode-attention kernel bench ran about 1.7x slower from DRAM).
   std::byte* k(int32_t block, int64_t layer) { return base(block, layer); }
   std::byte* v(int32_t block, int64_t layer) { return base(block, layer) + layer_bytes_; }
 
@@ -84,13 +85,12 @@ class KvCache {
   // Forgets the tokens after the first n_tokens (<= size()); their blocks stay held for reuse.
   void rewind(int64_t n_tokens);
 
-  // Position pos's row of one KV head of one layer: head_dim elements of kv_type().
-  std::byte* k_row(int64_t layer, int64_t pos, int64_t kv_head) {
-    return row(layer, pos, kv_head, false);
-  }
-  std::byte* v_row(int64_t layer, int64_t pos, int64_t kv_head) {
-    return row(layer, pos, kv_head, true);
-  }
+  // Position pos's key of one KV head of one layer: head_dim elements of kv_type(), element i at
+  // i · k_stride() elements from the returned one (keys are stored transposed in each block).
+  std::byte* k_column(int64_t layer, int64_t pos, int64_t kv_head);
+  int64_t k_stride() const { return pool_->block_size(); }
+  // Position pos's value row of one KV head of one layer: head_dim contiguous elements.
+  std::byte* v_row(int64_t layer, int64_t pos, int64_t kv_head);
   // Block pointers of one layer for the attention kernel.
   void layer_blocks(int64_t layer, std::vector<const void*>& k, std::vector<const void*>& v) const;
   DType kv_type() const { return pool_->kv_type(); }
@@ -98,9 +98,6 @@ class KvCache {
   int64_t row_width() const { return pool_->kv_dim(); }  // nkv * d
 
  private:
-  // Position pos's row of one KV head of one layer, in K or (value) V.
-  std::byte* row(int64_t layer, int64_t pos, int64_t kv_head, bool value);
-
   std::unique_ptr<KvPool> own_pool_;
   KvPool* pool_;
   int64_t capacity_;

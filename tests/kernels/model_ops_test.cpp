@@ -98,8 +98,9 @@ TEST(Attention, MatchesNaiveTripleLoop) {
 }
 
 // A paged copy of a flat f16 cache [n_ctx][n_kv_heads][head_dim]: blocks of `block` positions,
-// each [n_kv_heads][block][head_dim] as the KV pool stores them; the unused rows of the last block
-// hold NaN, so reading past the context would show.
+// as the KV pool stores them: V [n_kv_heads][block][head_dim], K [n_kv_heads][head_dim][block]
+// (transposed); the unused positions of the last block hold NaN, so reading past the context
+// would show.
 struct PagedF16 {
   std::vector<uint16_t> k, v;
   std::vector<const void*> k_blocks, v_blocks;
@@ -114,7 +115,10 @@ struct PagedF16 {
       for (int64_t h = 0; h < n_kv_heads; ++h) {
         const int64_t to =
             ((j / block) * n_kv_heads + h) * block * head_dim + (j % block) * head_dim;
-        std::copy_n(kh.begin() + j * row + h * head_dim, head_dim, k.begin() + to);
+        const int64_t head = ((j / block) * n_kv_heads + h) * block * head_dim;
+        for (int64_t i = 0; i < head_dim; ++i)
+          k[static_cast<size_t>(head + i * block + j % block)] =
+              kh[static_cast<size_t>(j * row + h * head_dim + i)];
         std::copy_n(vh.begin() + j * row + h * head_dim, head_dim, v.begin() + to);
       }
     }

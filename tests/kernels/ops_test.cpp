@@ -160,6 +160,72 @@ TEST_P(Ops, DotHeadsWithinTwiceTheSummationBound) {
   }
 }
 
+// Keys stored transposed (a paged cache's K block: element i of position p at kt[i·stride + p]):
+// the scalar op must equal the row op on the same keys (the same sums in the same order), f32 and
+// f16, and the SIMD ops stay within twice the summation bound of it. Heads 1-13 take every tile
+// size (8, 4, 2, 1); 1-24 positions take whole vectors and the positions past them.
+TEST_P(Ops, DotHeadsTransposedMatchRowKeys) {
+  for (int64_t n_heads : {1, 3, 8, 13}) {
+    for (int64_t n_pos : {1, 5, 16, 24}) {
+      for (int64_t n : kLengths) {
+        const int64_t stride = n_pos + 3;
+        const auto q = random_floats(static_cast<size_t>(n_heads * n), 40);
+        const auto kt = random_floats(static_cast<size_t>(n * stride), 41);
+        std::vector<uint16_t> kt_h(kt.size());
+        std::vector<float> kt_r(kt.size());  // kt rounded to f16
+        for (size_t i = 0; i < kt.size(); ++i) {
+          kt_h[i] = f32_to_f16(kt[i]);
+          kt_r[i] = f16_to_f32(kt_h[i]);
+        }
+        std::vector<std::vector<float>> rows(static_cast<size_t>(n_pos)), rows_r(rows);
+        std::vector<const float*> row_ptrs, row_r_ptrs;
+        for (int64_t p = 0; p < n_pos; ++p) {
+          for (int64_t i = 0; i < n; ++i) {
+            rows[static_cast<size_t>(p)].push_back(kt[static_cast<size_t>(i * stride + p)]);
+            rows_r[static_cast<size_t>(p)].push_back(kt_r[static_cast<size_t>(i * stride + p)]);
+          }
+          row_ptrs.push_back(rows[static_cast<size_t>(p)].data());
+          row_r_ptrs.push_back(rows_r[static_cast<size_t>(p)].data());
+        }
+        const int64_t out_stride = n_pos + 2;
+        const auto blank = std::vector<float>(static_cast<size_t>(n_heads * out_stride), -1.0f);
+        auto by_rows = blank, by_rows_r = blank, ref_t = blank, ref_h = blank, simd_t = blank,
+             simd_h = blank;
+        ref.dot_heads(q.data(), n_heads, row_ptrs.data(), n_pos, n, 0.5f, by_rows.data(),
+                      out_stride, nullptr);
+        ref.dot_heads(q.data(), n_heads, row_r_ptrs.data(), n_pos, n, 0.5f, by_rows_r.data(),
+                      out_stride, nullptr);
+        ref.dot_heads_t(q.data(), n_heads, kt.data(), stride, n_pos, n, 0.5f, ref_t.data(),
+                        out_stride, nullptr, 0);
+        ref.dot_heads_t_f16(q.data(), n_heads, kt_h.data(), stride, n_pos, n, 0.5f, ref_h.data(),
+                            out_stride, nullptr, 0);
+        // The SIMD ops prefetch `ahead` (here the keys again): no effect on the scores.
+        simd.dot_heads_t(q.data(), n_heads, kt.data(), stride, n_pos, n, 0.5f, simd_t.data(),
+                         out_stride, kt.data(), static_cast<int64_t>(kt.size() * sizeof(float)));
+        simd.dot_heads_t_f16(q.data(), n_heads, kt_h.data(), stride, n_pos, n, 0.5f, simd_h.data(),
+                             out_stride, kt_h.data(), 64);
+        EXPECT_EQ(ref_t, by_rows) << n;
+        EXPECT_EQ(ref_h, by_rows_r) << n;
+        for (int64_t h = 0; h < n_heads; ++h) {
+          for (int64_t p = 0; p < n_pos; ++p) {
+            double sum_abs = 0.0, sum_abs_r = 0.0;
+            for (int64_t i = 0; i < n; ++i) {
+              sum_abs += std::fabs(double{q[h * n + i]} * rows[p][i]);
+              sum_abs_r += std::fabs(double{q[h * n + i]} * rows_r[p][i]);
+            }
+            const size_t o = static_cast<size_t>(h * out_stride + p);
+            EXPECT_NEAR(simd_t[o], ref_t[o], (n + 1) * kU * sum_abs) << n;
+            EXPECT_NEAR(simd_h[o], ref_h[o], (n + 1) * kU * sum_abs_r) << n;
+          }
+          // nothing written past a head's positions
+          EXPECT_EQ(simd_t[static_cast<size_t>(h * out_stride + n_pos)], -1.0f);
+          EXPECT_EQ(simd_h[static_cast<size_t>(h * out_stride + n_pos)], -1.0f);
+        }
+      }
+    }
+  }
+}
+
 // 1 and 70 rows, lengths below, at and past the 8-vector register block; 4 heads at a time and
 // single-head tails.
 TEST_P(Ops, AxpyHeadsWithinTheSummationBound) {
