@@ -226,10 +226,10 @@ TEST_P(Ops, DotHeadsTransposedMatchRowKeys) {
   }
 }
 
-// 1 and 70 rows, lengths below, at and past the 8-vector register block; 4 heads at a time and
-// single-head tails.
+// 1 and 70 rows, lengths below, at and past the 8-vector register block; 4 heads at a time
+// and single-head tails.
 TEST_P(Ops, AxpyHeadsWithinTheSummationBound) {
-  for (int64_t n_heads : {1, 3, 5, 8}) {
+  for (int64_t n_heads : {1, 3, 5, 8, 13}) {
     for (int64_t n_rows : {1, 70}) {
       for (int64_t n : kLengths) {
         auto a = random_floats(static_cast<size_t>(n_heads * n), 22);
