@@ -18,7 +18,8 @@ namespace {
 constexpr int64_t kRowBlock = 64;
 
 // Where the rows of one KV head lie: a flat cache [n_ctx][n_kv_heads][head_dim], or a paged one
-// whose blocks are [n_kv_heads][block_size][head_dim].
+// whose V blocks are [n_kv_heads][block_size][head_dim] (fill) and K blocks
+// [n_kv_heads][head_dim][block_size] (dot_transposed reads those; fill is for rows only).
 struct HeadRows {
   const std::byte* flat = nullptr;
   const void* const* blocks = nullptr;

@@ -231,14 +231,18 @@ template <class V, class E>
 void simd_dot_heads_t(const float* q, int64_t n_heads, const E* kt, int64_t stride, int64_t n_pos,
                       int64_t n, float scale, float* out, int64_t out_stride, const void* ahead,
                       int64_t ahead_bytes) {
+  // Each tile prefetches the next n lines of `ahead` that no tile before it took (from byte
+  // pf_done on), until all ahead_bytes are taken.
   const char* pf = static_cast<const char*>(ahead);
+  int64_t pf_done = ahead != nullptr ? 0 : ahead_bytes;
   int64_t p = 0;
   for (; p + V::W <= n_pos; p += V::W) {
     int64_t h = 0;
     const auto tile = [&]<int NH>() {
+      const bool prefetching = pf_done < ahead_bytes;
       dot_t_tile<V, NH>(q + h * n, kt + p, stride, n, scale, out + h * out_stride + p, out_stride,
-                        pf, ahead_bytes);
-      pf = nullptr;  // the first tile prefetches
+                        prefetching ? pf + pf_done : nullptr, ahead_bytes - pf_done);
+      if (prefetching) pf_done += n * 64;
       h += NH;
     };
     while (h + 8 <= n_heads) tile.template operator()<8>();

@@ -113,13 +113,12 @@ struct PagedF16 {
     v = k;
     for (int64_t j = 0; j < n_ctx; ++j) {
       for (int64_t h = 0; h < n_kv_heads; ++h) {
-        const int64_t to =
-            ((j / block) * n_kv_heads + h) * block * head_dim + (j % block) * head_dim;
-        const int64_t head = ((j / block) * n_kv_heads + h) * block * head_dim;
+        const int64_t head = ((j / block) * n_kv_heads + h) * block * head_dim;  // its part
         for (int64_t i = 0; i < head_dim; ++i)
           k[static_cast<size_t>(head + i * block + j % block)] =
               kh[static_cast<size_t>(j * row + h * head_dim + i)];
-        std::copy_n(vh.begin() + j * row + h * head_dim, head_dim, v.begin() + to);
+        std::copy_n(vh.begin() + j * row + h * head_dim, head_dim,
+                    v.begin() + head + (j % block) * head_dim);
       }
     }
     for (int64_t b = 0; b < n_blocks; ++b) {
