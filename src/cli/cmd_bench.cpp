@@ -106,6 +106,7 @@ int run(BenchFlags& f) {
         {"weights", model->weight_summary()},
         {"threads", pool.size()},
         {"isa", isa_name(kernels::active().isa)},
+        {"prefetch", kernels::prefetch_level_name(kernels::prefetch_level())},
         {"kv_type", dtype_name(f.options.kv_type)},
         {"read_bandwidth_gbps",
          {{"median", bw}, {"max", r.bandwidth_max_gbps}, {"samples", r.bandwidth_gbps}}},
@@ -135,9 +136,12 @@ int run(BenchFlags& f) {
     std::cout << out.dump(2) << "\n";
     return 0;
   }
-  std::printf("model    %s\nweights  %s\nthreads  %d, kernels %s, KV cache %s\n",
-              f.model.model.c_str(), model->weight_summary().c_str(), pool.size(),
-              isa_name(kernels::active().isa), std::string(dtype_name(f.options.kv_type)).c_str());
+  std::printf(
+      "model    %s\nweights  %s\nthreads  %d, kernels %s (streams prefetched into %s), KV cache "
+      "%s\n",
+      f.model.model.c_str(), model->weight_summary().c_str(), pool.size(),
+      isa_name(kernels::active().isa), kernels::prefetch_level_name(kernels::prefetch_level()),
+      std::string(dtype_name(f.options.kv_type)).c_str());
   std::printf(
       "memory   read bandwidth %.1f GB/s (median of %zu probes, one before and one after each "
       "decode run; highest %.1f)\n",

@@ -1,7 +1,9 @@
 #include "core/cpu_features.h"
 
 #include <cpuid.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string_view>
 
@@ -25,6 +27,7 @@ bool os_saves_ymm() {
 
 CpuFeatures detect() {
   CpuFeatures f;
+  f.l1d_bytes = std::max<long>(0, sysconf(_SC_LEVEL1_DCACHE_SIZE));  // glibc asks CPUID
   unsigned a = 0, b = 0, c = 0, d = 0;
   if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
   const bool osxsave = (c >> 27) & 1u;

@@ -2,6 +2,7 @@
 // AUTOGLM_ISA=scalar|avx2|avx512 forces a path (tests and CI use it to run every variant).
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace autoglm {
@@ -18,6 +19,7 @@ struct CpuFeatures {
   bool avx512dq = false;
   bool avx512vnni = false;
   bool avx512bf16 = false;
+  int64_t l1d_bytes = 0;  // one core's L1 data cache; 0 where the C library cannot tell
 
   bool supports(Isa isa) const;
   std::string describe() const;  // "AVX2 FMA F16C AVX-512(F BW VL DQ VNNI BF16)"

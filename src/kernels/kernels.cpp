@@ -3,8 +3,11 @@
 #include "kernels/kernels.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstddef>
+#include <cstdlib>
+#include <string_view>
 #include <vector>
 
 #include "core/error.h"
@@ -35,11 +38,48 @@ const KernelTable& for_isa(Isa isa) {
   return scalar;
 }
 
+namespace {
+
+PrefetchLevel default_prefetch_level() {
+  if (const char* forced = std::getenv("AUTOGLM_PREFETCH"); forced && *forced) {
+    const std::string_view name(forced);
+    for (PrefetchLevel level : {PrefetchLevel::L1, PrefetchLevel::L2}) {
+      if (name == prefetch_level_name(level)) return level;
+    }
+    fail(
+        "AUTOGLM_PREFETCH={} is not a cache level: use l1 or l2 (or unset it to let the CPU's "
+        "L1 size decide)",
+        name);
+  }
+  constexpr int64_t kL1Streaming = 48 * 1024;
+  return cpu_features().l1d_bytes >= kL1Streaming ? PrefetchLevel::L1 : PrefetchLevel::L2;
+}
+
+// Read by the kernels once per call (relaxed: a plain flag, set before any matmul runs).
+std::atomic<PrefetchLevel>& prefetch_setting() {
+  static std::atomic<PrefetchLevel> level{default_prefetch_level()};
+  return level;
+}
+
+}  // namespace
+
+PrefetchLevel prefetch_level() {
+  return prefetch_setting().load(std::memory_order_relaxed);
+}
+
+void set_prefetch_level(PrefetchLevel level) {
+  prefetch_setting().store(level, std::memory_order_relaxed);
+}
+
+const char* prefetch_level_name(PrefetchLevel level) {
+  return level == PrefetchLevel::L1 ? "l1" : "l2";
+}
+
 const KernelTable& active() {
   static const KernelTable& table = []() -> const KernelTable& {
     const KernelTable& t = for_isa(selected_isa());
-    log::info("kernels: using the {} variants (CPU: {})", isa_name(t.isa),
-              cpu_features().describe());
+    log::info("kernels: using the {} variants (CPU: {}; streams prefetched into {})",
+              isa_name(t.isa), cpu_features().describe(), prefetch_level_name(prefetch_level()));
     return t;
   }();
   return table;

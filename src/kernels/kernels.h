@@ -161,6 +161,19 @@ struct KernelTable {
 const KernelTable& for_isa(Isa isa);  // throws Error if the CPU lacks it
 const KernelTable& active();          // for_isa(selected_isa()), chosen once
 
+// Where the AVX-512 kernels prefetch what they stream from memory: decode's weights, a little
+// ahead of each stream, and attention's next KV block. Which is faster depends on the core:
+// Zen 5 (48 KiB L1) read both faster from L1, Zen 4 (32 KiB L1) from L2, where L1 prefetches left
+// one thread from DRAM at 14-17 GB/s of a 20-24 GB/s probe, against 20-28 with L2
+// (docs/performance.md, nineteenth session). The results are the same bits either way.
+enum class PrefetchLevel { L1, L2 };
+// Chosen once: AUTOGLM_PREFETCH=l1|l2 if set (an unknown value throws Error), else L1 where a
+// core's L1 data cache holds 48 KiB or more, else L2.
+PrefetchLevel prefetch_level();
+// Overrides it for the rest of the process (tests run both; not meant to change mid-matmul).
+void set_prefetch_level(PrefetchLevel level);
+const char* prefetch_level_name(PrefetchLevel level);  // "l1", "l2"
+
 // Weight repacking, once at load, for the layout the active kernels run fastest (matrix.h):
 // packed_bytes(w) is what the packed copy needs, 0 when there is nothing to gain (keep w as it is).
 size_t packed_bytes(const Matrix& w);

@@ -136,7 +136,10 @@ __attribute__((always_inline)) inline void line_step(const uint8_t* const (&line
   }
 }
 
-// How far ahead decode prefetches each of its weight streams, into L1. Prefetching 384 bytes ahead
+// How far ahead decode prefetches each of its weight streams, into the level of
+// kernels::prefetch_level: L1 was chosen on Zen 5, which this paragraph measured; on Zen 4 L2
+// took one thread from DRAM from 16-22 to 22-23 GB/s (f16 and bf16, 3 alternated rounds, against
+// a 20-24 GB/s probe). Prefetching 384 bytes ahead
 // into L2 (as the AVX2 float decode does) left decode waiting on memory whenever the host's
 // hardware prefetchers fell behind: in such a phase (the probe at 68-73 GB/s, prefill at half its
 // usual rate), the model, 2 threads, 3 rounds, decode in tokens/s: bf16 8.9 / 8.4 / 8.2 -> 15.9 /
@@ -145,15 +148,16 @@ __attribute__((always_inline)) inline void line_step(const uint8_t* const (&line
 // probe.
 constexpr int64_t kDecodeAhead = 3072;
 
-// Decode's prefetch for the line at `offset` of each of its NG streams: kDecodeAhead further on.
-template <int NG, typename X>
+// Decode's prefetch for the line at `offset` of each of its NG streams: kDecodeAhead further on,
+// into the level Ahead names.
+template <int NG, _mm_hint Ahead, typename X>
 __attribute__((always_inline)) inline void prefetch_decode_ahead(const FloatTile<X>& a,
                                                                  int64_t offset) {
   for (int g = 0; g < NG; ++g) {
     // In integers: the address may lie past the matrix, where no pointer may point.
     const uintptr_t ahead =
         reinterpret_cast<uintptr_t>(a.group + g * a.group_bytes + offset) + kDecodeAhead;
-    _mm_prefetch(reinterpret_cast<const char*>(ahead), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(ahead), Ahead);
   }
 }
 
@@ -165,8 +169,9 @@ __attribute__((always_inline)) inline void prefetch_decode_ahead(const FloatTile
 // multiple of 4, columns k and k + 1 of each row in the line's first half) go through zero-padded
 // copies of their weights and x, so that they take the same instructions. Decode prefetches its
 // own streams on every line (prefetch_decode_ahead), without walking a share: the step counter cost
-// its bf16 decode 4% (17.8 / 17.1, 17.6 / 17.0, 17.4 / 16.6 tokens/s, alternated).
-template <typename P, int NG, int NT, bool kDecode = false>
+// its bf16 decode 4% (17.8 / 17.1, 17.6 / 17.0, 17.4 / 16.6 tokens/s, alternated). Decode tiles
+// set kDecode, and Ahead for the level their streams are prefetched into.
+template <typename P, int NG, int NT, bool kDecode = false, _mm_hint Ahead = _MM_HINT_T1>
 void tile(const FloatTile<typename P::X>& a, int64_t t0, const uint8_t* next, PrefetchShare share) {
   const typename P::X* x = a.x + t0 * a.ldx;
   __m512 acc[NG][NT];
@@ -181,7 +186,7 @@ void tile(const FloatTile<typename P::X>& a, int64_t t0, const uint8_t* next, Pr
     const int64_t offset = k * kColumnBytes;
     for (int g = 0; g < NG; ++g) line[g] = a.group + g * a.group_bytes + offset;
     if constexpr (kDecode) {
-      prefetch_decode_ahead<NG>(a, offset);
+      prefetch_decode_ahead<NG, Ahead>(a, offset);
     } else if (next != nullptr && turns.next()) {
       for (int g = 0; g < NG; ++g)
         _mm_prefetch(reinterpret_cast<const char*>(next + g * a.group_bytes + offset), _MM_HINT_T1);
@@ -279,8 +284,9 @@ struct F16PassAsBf16 {
   }
 };
 
-// Decode: the rows [r0, r1) in long weight streams (for_decode_streams).
-template <typename P>
+// Decode: the rows [r0, r1) in long weight streams (for_decode_streams), prefetched into the level
+// Ahead names.
+template <typename P, _mm_hint Ahead>
 void decode_rows(const Matrix& w, const typename P::X* x, float* y, int64_t r0, int64_t r1) {
   const int64_t group_bytes = 8 * static_cast<int64_t>(w.row_stride());
   const auto* first = static_cast<const uint8_t*>(w.data) + (r0 / 8) * group_bytes;
@@ -288,8 +294,16 @@ void decode_rows(const Matrix& w, const typename P::X* x, float* y, int64_t r0, 
     const uint8_t* group = first + g * group_bytes;
     FloatTile<typename P::X> a{group, stride * group_bytes, x, w.cols, w.cols, y + r0 + 8 * g, 0};
     a.y_group = 8 * stride;
-    tile<P, NG, 1, true>(a, 0, nullptr, {});
+    tile<P, NG, 1, true, Ahead>(a, 0, nullptr, {});
   });
+}
+
+// Decode in the prefetch level of the moment, chosen once per call (the hint stays a constant
+// inside the loops).
+template <typename P>
+void decode_rows(const Matrix& w, const typename P::X* x, float* y, int64_t r0, int64_t r1) {
+  if (prefetch_level() == PrefetchLevel::L1) return decode_rows<P, _MM_HINT_T0>(w, x, y, r0, r1);
+  decode_rows<P, _MM_HINT_T1>(w, x, y, r0, r1);
 }
 
 // The rows [r0, r1) of w (Rows8Pairs) for x in P's type; pass(group, group_bytes, ng) gives the

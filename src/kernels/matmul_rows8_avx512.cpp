@@ -199,14 +199,20 @@ __attribute__((always_inline)) inline void q8_piece(const QTile<BlockQ8_0x8>& a,
 // what compute and memory take one after the other); prefetching each stream's block about 860
 // bytes ahead into L1 overlaps them (25-27 GB/s; 2 threads in the model: 59-60% -> 70-75% of the
 // measured bandwidth). 576 bytes gave about the same, 288-432 and 2304 less, and prefetching into
-// L2 (T1) less too. Near a group's end the address runs into the stream's next group, or past the
-// matrix: a prefetch never faults. (The one-token tile left over from several tokens prefetches
-// too: its lines are already in cache, which costs a few instructions.)
+// L2 (T1) less too. That was Zen 5; on Zen 4 (32 KiB L1) L2 is the faster level by far, and the
+// same distance about the best: one thread from DRAM, 3 alternated rounds (kernels_bench
+// bm_matmul_dram, GB/s, q8_0 / q4_0): L1 15-21 / 14-21, L2 22-28 / 21-24, no prefetch 20-25 /
+// 20-23, 1728 bytes into L2 22-25 / 20-22, NTA 15-21 / 15-20, against a 17-25 GB/s probe; so the
+// level is the CPU's (kernels::prefetch_level). Near a group's end the address runs into the
+// stream's next group, or past the matrix: a prefetch never faults. (The one-token tile left over
+// from several tokens prefetches too: its lines are already in cache, which costs a few
+// instructions.)
 template <typename Block>
 constexpr size_t kDecodeAheadBlocks = (864 + sizeof(Block) - 1) / sizeof(Block);
 
-// Prefetches of one step: the next pass's weights into L2 (next), decode's stream ahead into L1.
-template <typename Block, int NG, int NT, bool Pair>
+// Prefetches of one step: the next pass's weights into L2 (next), decode's stream ahead into the
+// level Ahead names (kernels::prefetch_level).
+template <typename Block, int NG, int NT, bool Pair, _mm_hint Ahead>
 __attribute__((always_inline)) inline void prefetch_step(const QTile<Block>& a, const Block* next,
                                                          int64_t b) {
   constexpr size_t kBytes = (Pair ? 2 : 1) * sizeof(Block);
@@ -222,7 +228,7 @@ __attribute__((always_inline)) inline void prefetch_step(const QTile<Block>& a, 
       const uintptr_t ahead = reinterpret_cast<uintptr_t>(a.group + g * a.group_stride + b) +
                               kDecodeAheadBlocks<Block> * sizeof(Block);
       for (size_t off = 0; off < kBytes; off += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(ahead + off), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(ahead + off), Ahead);
     }
   }
 }
@@ -237,13 +243,13 @@ __attribute__((always_inline)) inline __m512i step_total(__m512i sum, __m512i su
 }
 
 // acc[g][t] += the step at block b (a pair, or a lone last block) for NG groups and NT tokens.
-template <typename Block, int NG, int NT, bool Pair>
+template <typename Block, int NG, int NT, bool Pair, _mm_hint Ahead>
 __attribute__((always_inline)) inline void q_step(const QTile<Block>& a, TileTokens<Block> tt,
                                                   bool prefetching, int64_t b,
                                                   __m512 (&acc)[NG][NT]) {
   const int64_t nb = a.n_blocks;
   const int64_t x_step = nb * kQK;  // from one token's activations to the next's
-  prefetch_step<Block, NG, NT, Pair>(a, prefetching ? tt.next : nullptr, b);
+  prefetch_step<Block, NG, NT, Pair, Ahead>(a, prefetching ? tt.next : nullptr, b);
   const int8_t* xq = a.q + tt.t0 * x_step + b * kQK;  // token t0's block b
   __m512i sum[NG][NT], sum_hi[NG][NT];
   for (int t = 0; t < NT; ++t) {
@@ -279,7 +285,8 @@ __attribute__((always_inline)) inline void q_step(const QTile<Block>& a, TileTok
 }
 
 // y[t0 + t, 8g..8g+7] for NG groups and NT tokens: the block pairs, then an odd last block.
-template <typename Block, int NG, int NT>
+// Ahead: where one-token tiles prefetch their streams (several-token tiles read theirs from L2).
+template <typename Block, int NG, int NT, _mm_hint Ahead = _MM_HINT_T1>
 void q_tile(const QTile<Block>& a, TileTokens<Block> tt) {
   const int64_t nb = a.n_blocks;
   __m512 acc[NG][NT];
@@ -288,8 +295,8 @@ void q_tile(const QTile<Block>& a, TileTokens<Block> tt) {
   }
   int64_t b = 0;
   PrefetchTurns turns(tt.share);
-  for (; b + 2 <= nb; b += 2) q_step<Block, NG, NT, true>(a, tt, turns.next(), b, acc);
-  if (b < nb) q_step<Block, NG, NT, false>(a, tt, turns.next(), b, acc);
+  for (; b + 2 <= nb; b += 2) q_step<Block, NG, NT, true, Ahead>(a, tt, turns.next(), b, acc);
+  if (b < nb) q_step<Block, NG, NT, false, Ahead>(a, tt, turns.next(), b, acc);
   float* y = a.y + tt.t0 * a.ldy;
   const __m512 unscale = _mm512_set1_ps(
       sizeof(Block) == sizeof(BlockQ4_0x8) && kQ4HighInPlace<NT> ? 1.0f / kQ4HighScale : 1.0f);
@@ -307,8 +314,9 @@ inline const int8_t* paired_q(const QuantizedActs& xa, int64_t n_tokens, int64_t
   return out;
 }
 
-// One token: the rows [r0, r1) in long weight streams (for_decode_streams).
-template <typename Block>
+// One token: the rows [r0, r1) in long weight streams (for_decode_streams), each prefetched into
+// the level Ahead names.
+template <typename Block, _mm_hint Ahead>
 void decode_rows(const Matrix& w, const QuantizedActs& xa, float* y, int64_t r0, int64_t r1) {
   const int64_t nb = w.cols / kQK;
   const int32_t* offsets = offset_totals<Block>(xa, nb);
@@ -318,7 +326,7 @@ void decode_rows(const Matrix& w, const QuantizedActs& xa, float* y, int64_t r0,
     QTile<Block> a{first + g * nb, nb, &xa, q, offsets, y + r0 + 8 * g, 0};
     a.group_stride = stride * nb;
     a.y_group = 8 * stride;
-    q_tile<Block, NG, 1>(a, {0, nullptr, {}});
+    q_tile<Block, NG, 1, Ahead>(a, {0, nullptr, {}});
   });
 }
 
@@ -360,6 +368,16 @@ void token_rows(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens, floa
       }
     }
   }
+}
+
+// Decode in the prefetch level of the moment (a runtime choice, one branch per call: the hint must
+// be a constant inside the loops, where a variable one cost the attention kernels half their
+// speed).
+template <typename Block>
+void decode_rows(const Matrix& w, const QuantizedActs& xa, float* y, int64_t r0, int64_t r1) {
+  if (prefetch_level() == PrefetchLevel::L1)
+    return decode_rows<Block, _MM_HINT_T0>(w, xa, y, r0, r1);
+  decode_rows<Block, _MM_HINT_T1>(w, xa, y, r0, r1);
 }
 
 }  // namespace

@@ -11,15 +11,17 @@
 namespace autoglm::kernels::detail {
 namespace {
 
+// KvHint: where the KV-cache ops prefetch the next block (ops_simd.h), kernels::prefetch_level.
+// Zen 5 read it faster from L1: one layer's decode attention, f16 cache, 2 KV heads on 2 threads
+// (kernels_bench bm_attention_decode, 3 alternated pairs), 2048 positions 133-149 against 141-154
+// us, 8192 positions 621-659 against 679-694 us; the benchmark model, q4_0 decode after 8192
+// cached tokens, 9 alternated pairs: 0.89-1.27x, median 1.07x (6 faster). Zen 4 from L2: the
+// same benchmark, 3 rounds, one thread 306-341 against 361-507 us at 2048 positions (L1 / L2).
+template <_mm_hint KvHint>
 struct Avx512 {
   using T = __m512;
   static constexpr int W = 16;
-  // KV-cache rows prefetched into L1, not L2 (ops_simd.h). One layer's decode attention, f16
-  // cache, 2 KV heads on 2 threads (kernels_bench bm_attention_decode, 3 alternated pairs):
-  // 2048 positions 133-149 against 141-154 us, 8192 positions 621-659 against 679-694 us. The
-  // benchmark model, q4_0 decode after 8192 cached tokens, 9 alternated pairs: 0.89-1.27x, median
-  // 1.07x (6 faster); after 2048, 4 pairs: 1.00-1.06x.
-  static constexpr _mm_hint kKvPrefetch = _MM_HINT_T0;
+  static constexpr _mm_hint kKvPrefetch = KvHint;
   static T load(const float* p) { return _mm512_loadu_ps(p); }
   static T load_f16(const uint16_t* p) {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
@@ -61,11 +63,33 @@ struct Avx512 {
   }
 };
 
+using Avx512L1 = Avx512<_MM_HINT_T0>;
+using Avx512L2 = Avx512<_MM_HINT_T1>;
+
+// An op that calls OnL1 or OnL2 by the prefetch level of the moment: one branch per call, so the
+// hint stays a constant inside the loops (a variable one cost these kernels half their speed).
+template <auto OnL1, auto OnL2, class... A>
+void by_prefetch_level(A... a) {
+  if (prefetch_level() == PrefetchLevel::L1) return OnL1(a...);
+  OnL2(a...);
+}
+
 }  // namespace
 
 KernelTable avx512_table() {
-  KernelTable t = simd_table<Avx512>(Isa::Avx512, matmul_rows_avx512, quantize_acts_avx512,
-                                     matmul_rows_quantized_avx512);
+  KernelTable t = simd_table<Avx512L2>(Isa::Avx512, matmul_rows_avx512, quantize_acts_avx512,
+                                       matmul_rows_quantized_avx512);
+  t.dot_heads = by_prefetch_level<simd_dot_heads<Avx512L1, float>, simd_dot_heads<Avx512L2, float>>;
+  t.dot_heads_f16 =
+      by_prefetch_level<simd_dot_heads<Avx512L1, uint16_t>, simd_dot_heads<Avx512L2, uint16_t>>;
+  t.dot_heads_t =
+      by_prefetch_level<simd_dot_heads_t<Avx512L1, float>, simd_dot_heads_t<Avx512L2, float>>;
+  t.dot_heads_t_f16 =
+      by_prefetch_level<simd_dot_heads_t<Avx512L1, uint16_t>, simd_dot_heads_t<Avx512L2, uint16_t>>;
+  t.axpy_heads =
+      by_prefetch_level<simd_axpy_heads<Avx512L1, float>, simd_axpy_heads<Avx512L2, float>>;
+  t.axpy_heads_f16 =
+      by_prefetch_level<simd_axpy_heads<Avx512L1, uint16_t>, simd_axpy_heads<Avx512L2, uint16_t>>;
   t.packed_layout = WeightLayout::Rows8Pairs;  // matmul_rows8_avx512.cpp, matmul_float_avx512.cpp
   return t;
 }

@@ -149,8 +149,9 @@ void simd_axpy(float a, const E* x, float* y, int64_t n) {
 // (`ahead`: the next block's keys while this block's keys are dotted, its values while these
 // values are added), and the kernels spread their prefetches over the block's FMAs, into the
 // level V::kKvPrefetch names. The AVX2 host took them into L2 (a block of keys and one of values,
-// 32 KiB of f16 at head_dim 128, would crowd the rows in use out of its 32 KiB L1); the Zen 5
-// AVX-512 host, with a 48 KiB L1, reads them faster from L1 (ops_avx512.cpp).
+// 32 KiB of f16 at head_dim 128, would crowd the rows in use out of its 32 KiB L1); the AVX-512
+// table takes the level of kernels::prefetch_level: L1 on Zen 5, with a 48 KiB L1, and L2 on Zen 4,
+// with 32 KiB (ops_avx512.cpp).
 
 // Scores of two heads against four keys at once: each query vector is loaded once for 4 keys and
 // each key vector (converted from f16 once) for 2 heads, 6 loads for 8 FMAs in 8 independent

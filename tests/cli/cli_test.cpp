@@ -118,6 +118,20 @@ TEST(Cli, AutoglmModelEnvComesBeforeTheEmbeddedModel) {
   EXPECT_EQ(ids_of(r.stdout_only), kStoryStart);
 }
 
+// AUTOGLM_PREFETCH overrides the CPU's prefetch level; a value that names no level is refused with
+// the ones that do, before any work.
+TEST(Cli, UnknownPrefetchLevelIsAClearError) {
+  setenv("AUTOGLM_PREFETCH", "l3", 1);
+  const Result r = run("run --model " + stories() + " --tokens 1 -n 2 --temperature 0");
+  setenv("AUTOGLM_PREFETCH", "l2", 1);
+  const Result ok = run("run --model " + stories() + " --tokens 1 -n 2 --temperature 0");
+  unsetenv("AUTOGLM_PREFETCH");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("AUTOGLM_PREFETCH=l3 is not a cache level: use l1 or l2"), std::string::npos)
+      << r.out;
+  EXPECT_EQ(ok.exit_code, 0) << ok.out;
+}
+
 TEST(Cli, LogitsJsonHasEveryPosition) {
   const Result r = run("logits --model " + stories() + " --tokens 1,403,407 --json");
   ASSERT_EQ(r.exit_code, 0) << r.out;
@@ -161,6 +175,9 @@ TEST(Cli, BenchReportsSpeedAndBandwidth) {
             j["read_bandwidth_gbps"]["median"].get<double>());
   EXPECT_LE(j["decode"]["roofline_fraction_of_max"].get<double>(),
             j["decode"]["roofline_fraction"].get<double>());
+  // Where the kernels prefetched their streams (kernels::prefetch_level): a CPU's choice, named.
+  const std::string prefetch = j["prefetch"].get<std::string>();
+  EXPECT_TRUE(prefetch == "l1" || prefetch == "l2") << prefetch;
   // The compute peak is probed in the float kernels' vectors, on every host whose kernels are not
   // scalar: 512-bit FMAs for the AVX-512 table, 256-bit for AVX2.
   if (j["isa"].get<std::string>() != "scalar") {

@@ -164,6 +164,36 @@ TEST(Attention, F16CacheMatchesNaiveOnRoundedValues) {
   }
 }
 
+// The KV-cache ops prefetch the next block into L1 or L2 by the CPU (kernels::prefetch_level):
+// each level's instantiation runs here, on a paged f16 cache of 300 positions (19 blocks, 5 of the
+// kernel's 64-row steps), and both give the same bits, within the naive loop's tolerance.
+TEST(Attention, EitherPrefetchLevelGivesTheSameBits) {
+  ThreadPool pool(2);
+  const AttnCase c{1, 299, 8, 2, 128};
+  const int64_t n_ctx = c.q_pos0 + c.n_q;
+  const int64_t row = int64_t{c.n_kv_heads} * c.head_dim;
+  const auto q = random_floats(static_cast<size_t>(c.n_q * c.n_heads * c.head_dim), 7, -2, 2);
+  auto k = random_floats(static_cast<size_t>(n_ctx * row), 8, -2, 2);
+  auto v = random_floats(static_cast<size_t>(n_ctx * row), 9);
+  std::vector<uint16_t> kh(k.size()), vh(v.size());
+  for (size_t i = 0; i < k.size(); ++i) {
+    kh[i] = f32_to_f16(k[i]), vh[i] = f32_to_f16(v[i]);
+    k[i] = f16_to_f32(kh[i]), v[i] = f16_to_f32(vh[i]);
+  }
+  const PagedF16 paged(kh, vh, n_ctx, c.n_kv_heads, c.head_dim, 16);
+  std::vector<float> out[2];
+  at_each_prefetch_level([&](PrefetchLevel level) {
+    auto& o = out[level == PrefetchLevel::L1 ? 0 : 1];
+    o.assign(q.size(), 123.0f);
+    AttentionArgs a = case_args(c, q, o);
+    a.kv_type = DType::F16;
+    a.k_blocks = paged.k_blocks.data(), a.v_blocks = paged.v_blocks.data();
+    a.block_size = 16;
+    expect_naive_result(a, o, k, v, pool);
+  });
+  EXPECT_EQ(out[0], out[1]);
+}
+
 // A batched step's sequences in one call: each sequence's output must be the one a call of its own
 // gives, to the bit (the same units, the same chunk splits). 8 heads and 2 KV heads with different
 // query counts and contexts: one-token decodes, a prompt of 9 tokens, and contexts of 600 and 1100

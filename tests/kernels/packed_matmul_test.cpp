@@ -3,6 +3,7 @@
 // scalar reference on the file layout, and the packing itself.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -461,6 +462,27 @@ TEST(PackedMatmul, PoolSplitMatchesSingleThread) {
       matmul(p, x.data(), n, got.data(), pool);
       EXPECT_EQ(got, expect) << dtype_name(dt) << ", " << n << " tokens";
     }
+}
+
+// Decode prefetches its weight streams into L1 or L2 by the CPU (kernels::prefetch_level): both
+// instantiations run here, whatever this CPU picks, and give the same bits (the hint changes
+// where lines wait, not what is summed). 200 rows: 25 groups, so 4 streams of 6 and one left over.
+TEST(PackedMatmul, DecodeGivesTheSameBitsAtEitherPrefetchLevel) {
+  for (DType dt : kPackedTypes) {
+    const int64_t rows = 200, cols = 2048;
+    const std::vector<uint8_t> bytes = make_weights(dt, rows, cols, 5);
+    std::vector<std::byte> packed(bytes.size());
+    const Matrix p = pack_for_matmul(Matrix{dt, rows, cols, bytes.data()}, packed.data());
+    const std::vector<float> x = random_floats(static_cast<size_t>(cols), 6);
+    std::vector<float> y[2];
+    at_each_prefetch_level([&](PrefetchLevel level) {
+      auto& out = y[level == PrefetchLevel::L1 ? 0 : 1];
+      out.assign(static_cast<size_t>(rows), 123.0f);
+      active().matmul_rows(p, x.data(), 1, out.data(), rows, 0, rows);
+    });
+    EXPECT_EQ(y[0], y[1]) << dtype_name(dt);
+    EXPECT_EQ(std::count(y[0].begin(), y[0].end(), 123.0f), 0) << dtype_name(dt);
+  }
 }
 
 }  // namespace

@@ -39,6 +39,17 @@ inline std::vector<Isa> simd_isas() {
 
 // Weight bytes for `rows` x `cols`: float/q8_0/q4_0 through the scalar quantizer; q6_K (no
 // quantizer) as random blocks with small random super-block scales.
+// Runs f at each prefetch level (kernels::prefetch_level), then restores the process's own.
+template <typename F>
+void at_each_prefetch_level(F&& f) {
+  const PrefetchLevel own = prefetch_level();
+  for (PrefetchLevel level : {PrefetchLevel::L1, PrefetchLevel::L2}) {
+    set_prefetch_level(level);
+    f(level);
+  }
+  set_prefetch_level(own);
+}
+
 inline std::vector<uint8_t> make_weights(DType dt, int64_t rows, int64_t cols, uint32_t seed) {
   std::vector<uint8_t> bytes(row_bytes(dt, cols) * static_cast<size_t>(rows));
   if (dt == DType::Q6_K) {
