@@ -3,8 +3,9 @@
 // selects another), in the file layout and repacked in 8-row groups as the loader does (rows8 1;
 // every type but q6_K). Reports weight GB/s (bytes_per_second: decode is memory-bound) and
 // GFLOP/s (prefill is compute-bound). The decode shape's 6144 x 2048 weights fit in a 32 MiB L3;
-// bm_matmul_dram cycles through copies of them over 1 GiB, so every weight comes from DRAM, and
-// reports beside the kernel's weight GB/s the read bandwidth of one thread, measured right after it
+// bm_matmul_dram cycles through copies of them over 1 GiB, so every weight comes from DRAM, on one
+// thread or (packed layouts) split over 2 as the model splits them, and reports beside the
+// kernel's weight GB/s the read bandwidth of as many threads, measured right after it
 // (read_GB/s). bm_attention_decode and bm_attention_prefill time one layer's attention over a paged
 // KV cache: one query after a context, or a prompt's queries over themselves. bm_silu_mul times
 // the FFN's element-wise silu(gate) · up over a prompt.
@@ -89,11 +90,13 @@ void run_matmul(benchmark::State& state, int64_t rows) {
                          benchmark::Counter::kIsRate);
 }
 
-// One thread, one token: the weights of copies of the decode-shape matrix, 1 GiB in all, one copy
-// per iteration, so none is in a cache when it is read.
+// One token: the weights of copies of the decode-shape matrix, 1 GiB in all, one copy per
+// iteration, so none is in a cache when it is read. One thread runs the kernel itself; more split
+// the rows over a pool as the model does (kernels::matmul), and the read probe uses as many.
 void bm_matmul_dram(benchmark::State& state) {
   const DType dt = kDtypes[state.range(0)];
   const bool packed = state.range(1) != 0;
+  const int threads = static_cast<int>(state.range(2));
   const std::vector<uint8_t> source = make_weights(dt, kRows);
   Matrix w{dt, kRows, kCols, source.data()};
   const size_t bytes = packed ? autoglm::kernels::packed_bytes(w) : source.size();
@@ -115,17 +118,20 @@ void bm_matmul_dram(benchmark::State& state) {
   }
   std::vector<float> x(kCols, 0.5f), y(kRows);
   const auto& k = autoglm::kernels::active();
+  autoglm::ThreadPool pool(threads);
   size_t next = 0;
   for (auto _ : state) {
-    k.matmul_rows(mats[next], x.data(), 1, y.data(), kRows, 0, kRows);
+    if (threads == 1)
+      k.matmul_rows(mats[next], x.data(), 1, y.data(), kRows, 0, kRows);
+    else
+      autoglm::kernels::matmul(mats[next], x.data(), 1, y.data(), pool);
     benchmark::DoNotOptimize(y.data());
     next = (next + 1) % copies;
   }
   const double gbps = static_cast<double>(bytes) * static_cast<double>(state.iterations()) /
                       1e9;  // per second once kIsRate divides by the time
   state.counters["GB/s"] = benchmark::Counter(gbps, benchmark::Counter::kIsRate);
-  autoglm::ThreadPool one(1);
-  const double read = autoglm::ops::measure_read_bandwidth(one, size_t{512} << 20, 3).median_gbps;
+  const double read = autoglm::ops::measure_read_bandwidth(pool, size_t{512} << 20, 3).median_gbps;
   state.counters["read_GB/s"] = read;
   state.SetLabel(std::string(autoglm::dtype_name(dt)) + (packed ? " rows8 " : " ") +
                  autoglm::isa_name(k.isa));
@@ -293,9 +299,9 @@ BENCHMARK(bm_matmul_cached)
     ->ArgsProduct({{0, 1, 2, 3, 4, 5}, {1}, {0}})
     ->ArgsProduct({{0, 1, 2, 3, 4}, {1}, {1}});
 BENCHMARK(bm_matmul_dram)
-    ->ArgNames({"dtype", "rows8"})
-    ->ArgsProduct({{0, 1, 2, 3, 4, 5}, {0}})
-    ->ArgsProduct({{0, 1, 2, 3, 4}, {1}})
+    ->ArgNames({"dtype", "rows8", "threads"})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5}, {0}, {1}})
+    ->ArgsProduct({{0, 1, 2, 3, 4}, {1}, {1, 2}})
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(bm_matmul_rows)
     ->ArgNames({"dtype", "tokens", "rows8"})
