@@ -201,7 +201,7 @@ __attribute__((always_inline)) inline void q8_piece(const QTile<BlockQ8_0x8>& a,
 // measured bandwidth). 576 bytes gave about the same, 288-432 and 2304 less, and prefetching into
 // L2 (T1) less too. That was Zen 5; on Zen 4 (32 KiB L1) L2 is the faster level by far, and the
 // same distance about the best: one thread from DRAM, 3 alternated rounds (kernels_bench
-// bm_matmul_dram, GB/s, q8_0 / q4_0): L1 15-21 / 14-21, L2 22-28 / 21-24, no prefetch 20-25 /
+// bm_matmul_dram, GB/s, q8_0 / q4_0): L1 15-21 / 14-21, L2 21-28 / 20-24, no prefetch 20-25 /
 // 20-23, 1728 bytes into L2 22-25 / 20-22, NTA 15-21 / 15-20, against a 17-25 GB/s probe; so the
 // level is the CPU's (kernels::prefetch_level). Near a group's end the address runs into the
 // stream's next group, or past the matrix: a prefetch never faults. (The one-token tile left over

@@ -16,7 +16,8 @@ namespace {
 // (kernels_bench bm_attention_decode, 3 alternated pairs), 2048 positions 133-149 against 141-154
 // us, 8192 positions 621-659 against 679-694 us; the benchmark model, q4_0 decode after 8192
 // cached tokens, 9 alternated pairs: 0.89-1.27x, median 1.07x (6 faster). Zen 4 from L2: the
-// same benchmark, 3 rounds, one thread 306-341 against 361-507 us at 2048 positions (L1 / L2).
+// same benchmark, 3 alternated rounds, L2 against L1: one thread 306-341 against 361-507 us at
+// 2048 positions; 2 threads 681-906 against 860-1196 us at 8192 positions.
 template <_mm_hint KvHint>
 struct Avx512 {
   using T = __m512;
