@@ -128,6 +128,26 @@ struct PagedF16 {
   }
 };
 
+// A case's q and its cache in f16 (kh, vh) and as f32 (k, v: the f16 values, for the naive loop),
+// random from seed, seed + 1 and seed + 2.
+struct F16Data {
+  std::vector<float> q, k, v;
+  std::vector<uint16_t> kh, vh;
+
+  F16Data(const AttnCase& c, uint32_t seed) {
+    const int64_t n_ctx = c.q_pos0 + c.n_q;
+    const int64_t row = int64_t{c.n_kv_heads} * c.head_dim;
+    q = random_floats(static_cast<size_t>(c.n_q * c.n_heads * c.head_dim), seed, -2, 2);
+    k = random_floats(static_cast<size_t>(n_ctx * row), seed + 1, -2, 2);
+    v = random_floats(static_cast<size_t>(n_ctx * row), seed + 2);
+    kh.resize(k.size()), vh.resize(v.size());
+    for (size_t i = 0; i < k.size(); ++i) {
+      kh[i] = f32_to_f16(k[i]), vh[i] = f32_to_f16(v[i]);
+      k[i] = f16_to_f32(kh[i]), v[i] = f16_to_f32(vh[i]);
+    }
+  }
+};
+
 // An f16 cache, flat and paged (blocks of 16 positions, so the 70-position case crosses several,
 // and of 24, which do not divide the kernel's 64-row steps): the kernel converts each row as it
 // loads it, so it must match the naive loop run on the same values rounded to f16, within the f32
@@ -138,28 +158,20 @@ TEST(Attention, F16CacheMatchesNaiveOnRoundedValues) {
        {AttnCase{1, 0, 2, 2, 16}, AttnCase{3, 5, 4, 2, 16}, AttnCase{1, 40, 8, 1, 64},
         AttnCase{9, 70, 4, 2, 32}, AttnCase{2, 30, 8, 2, 128}, AttnCase{1, 150, 16, 2, 64}}) {
     const int64_t n_ctx = c.q_pos0 + c.n_q;
-    const int64_t row = int64_t{c.n_kv_heads} * c.head_dim;
-    const auto q = random_floats(static_cast<size_t>(c.n_q * c.n_heads * c.head_dim), 1, -2, 2);
-    auto k = random_floats(static_cast<size_t>(n_ctx * row), 2, -2, 2);
-    auto v = random_floats(static_cast<size_t>(n_ctx * row), 3);
-    std::vector<uint16_t> kh(k.size()), vh(v.size());
-    for (size_t i = 0; i < k.size(); ++i) {
-      kh[i] = f32_to_f16(k[i]), vh[i] = f32_to_f16(v[i]);
-      k[i] = f16_to_f32(kh[i]), v[i] = f16_to_f32(vh[i]);
-    }
+    const F16Data d(c, 1);
     for (int64_t block : {0, 16, 24}) {  // 0: the flat cache
-      std::vector<float> out(q.size(), 123.0f);
-      AttentionArgs a = case_args(c, q, out);
+      std::vector<float> out(d.q.size(), 123.0f);
+      AttentionArgs a = case_args(c, d.q, out);
       a.kv_type = DType::F16;
       std::optional<PagedF16> paged;
       if (block > 0) {
-        paged.emplace(kh, vh, n_ctx, c.n_kv_heads, c.head_dim, block);
+        paged.emplace(d.kh, d.vh, n_ctx, c.n_kv_heads, c.head_dim, block);
         a.k_blocks = paged->k_blocks.data(), a.v_blocks = paged->v_blocks.data();
         a.block_size = block;
       } else {
-        a.k = kh.data(), a.v = vh.data();
+        a.k = d.kh.data(), a.v = d.vh.data();
       }
-      expect_naive_result(a, out, k, v, pool);
+      expect_naive_result(a, out, d.k, d.v, pool);
     }
   }
 }
@@ -170,26 +182,17 @@ TEST(Attention, F16CacheMatchesNaiveOnRoundedValues) {
 TEST(Attention, EitherPrefetchLevelGivesTheSameBits) {
   ThreadPool pool(2);
   const AttnCase c{1, 299, 8, 2, 128};
-  const int64_t n_ctx = c.q_pos0 + c.n_q;
-  const int64_t row = int64_t{c.n_kv_heads} * c.head_dim;
-  const auto q = random_floats(static_cast<size_t>(c.n_q * c.n_heads * c.head_dim), 7, -2, 2);
-  auto k = random_floats(static_cast<size_t>(n_ctx * row), 8, -2, 2);
-  auto v = random_floats(static_cast<size_t>(n_ctx * row), 9);
-  std::vector<uint16_t> kh(k.size()), vh(v.size());
-  for (size_t i = 0; i < k.size(); ++i) {
-    kh[i] = f32_to_f16(k[i]), vh[i] = f32_to_f16(v[i]);
-    k[i] = f16_to_f32(kh[i]), v[i] = f16_to_f32(vh[i]);
-  }
-  const PagedF16 paged(kh, vh, n_ctx, c.n_kv_heads, c.head_dim, 16);
+  const F16Data d(c, 7);
+  const PagedF16 paged(d.kh, d.vh, c.q_pos0 + c.n_q, c.n_kv_heads, c.head_dim, 16);
   std::vector<float> out[2];
   at_each_prefetch_level([&](PrefetchLevel level) {
     auto& o = out[level == PrefetchLevel::L1 ? 0 : 1];
-    o.assign(q.size(), 123.0f);
-    AttentionArgs a = case_args(c, q, o);
+    o.assign(d.q.size(), 123.0f);
+    AttentionArgs a = case_args(c, d.q, o);
     a.kv_type = DType::F16;
     a.k_blocks = paged.k_blocks.data(), a.v_blocks = paged.v_blocks.data();
     a.block_size = 16;
-    expect_naive_result(a, o, k, v, pool);
+    expect_naive_result(a, o, d.k, d.v, pool);
   });
   EXPECT_EQ(out[0], out[1]);
 }
