@@ -164,7 +164,7 @@ const KernelTable& active();          // for_isa(selected_isa()), chosen once
 // Where the AVX-512 kernels prefetch what they stream from memory: decode's weights, a little
 // ahead of each stream, and attention's next KV block. Which is faster depends on the core:
 // Zen 5 (48 KiB L1) read both faster from L1, Zen 4 (32 KiB L1) from L2, where L1 prefetches left
-// one thread from DRAM at 14-17 GB/s of a 20-24 GB/s probe, against 20-28 with L2
+// one thread from DRAM at 14-21 GB/s of a 17-25 GB/s probe, against 20-28 with L2
 // (docs/performance.md, nineteenth session). The results are the same bits either way.
 enum class PrefetchLevel { L1, L2 };
 // Chosen once: AUTOGLM_PREFETCH=l1|l2 if set (an unknown value throws Error), else L1 where a
