@@ -28,6 +28,7 @@
 
 #include "kernels/avx512_intrinsics.h"
 #include "kernels/detail.h"
+#include "kernels/prefetch_simd.h"
 #include "kernels/rows8_avx512.h"
 
 namespace autoglm::kernels::detail {
@@ -298,12 +299,10 @@ void decode_rows(const Matrix& w, const typename P::X* x, float* y, int64_t r0, 
   });
 }
 
-// Decode in the prefetch level of the moment, chosen once per call (the hint stays a constant
-// inside the loops).
+// Decode in the prefetch level of the moment (with_prefetch_hint).
 template <typename P>
 void decode_rows(const Matrix& w, const typename P::X* x, float* y, int64_t r0, int64_t r1) {
-  if (prefetch_level() == PrefetchLevel::L1) return decode_rows<P, _MM_HINT_T0>(w, x, y, r0, r1);
-  decode_rows<P, _MM_HINT_T1>(w, x, y, r0, r1);
+  with_prefetch_hint([&]<_mm_hint Ahead>() { decode_rows<P, Ahead>(w, x, y, r0, r1); });
 }
 
 // The rows [r0, r1) of w (Rows8Pairs) for x in P's type; pass(group, group_bytes, ng) gives the

@@ -22,6 +22,7 @@
 
 #include "kernels/avx512_intrinsics.h"
 #include "kernels/detail.h"
+#include "kernels/prefetch_simd.h"
 #include "kernels/rows8_avx512.h"
 
 namespace autoglm::kernels::detail {
@@ -370,14 +371,10 @@ void token_rows(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens, floa
   }
 }
 
-// Decode in the prefetch level of the moment (a runtime choice, one branch per call: the hint must
-// be a constant inside the loops, where a variable one cost the attention kernels half their
-// speed).
+// Decode in the prefetch level of the moment (with_prefetch_hint).
 template <typename Block>
 void decode_rows(const Matrix& w, const QuantizedActs& xa, float* y, int64_t r0, int64_t r1) {
-  if (prefetch_level() == PrefetchLevel::L1)
-    return decode_rows<Block, _MM_HINT_T0>(w, xa, y, r0, r1);
-  decode_rows<Block, _MM_HINT_T1>(w, xa, y, r0, r1);
+  with_prefetch_hint([&]<_mm_hint Ahead>() { decode_rows<Block, Ahead>(w, xa, y, r0, r1); });
 }
 
 }  // namespace

@@ -68,7 +68,7 @@ using Avx512L1 = Avx512<_MM_HINT_T0>;
 using Avx512L2 = Avx512<_MM_HINT_T1>;
 
 // An op that calls OnL1 or OnL2 by the prefetch level of the moment: one branch per call, so the
-// hint stays a constant inside the loops (a variable one cost these kernels half their speed).
+// hint stays a constant inside the loops, as with_prefetch_hint does for decode (prefetch_simd.h).
 template <auto OnL1, auto OnL2, class... A>
 void by_prefetch_level(A... a) {
   if (prefetch_level() == PrefetchLevel::L1) return OnL1(a...);

@@ -18,6 +18,8 @@
 
 #include <cstdint>
 
+#include "kernels/kernels.h"
+
 namespace autoglm::kernels::detail {
 namespace {
 
@@ -30,6 +32,15 @@ template <_mm_hint Hint = _MM_HINT_T0>
 inline void prefetch_lines(const void* p, int64_t bytes) {
   const char* q = static_cast<const char*>(p);
   for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(q + o, Hint);
+}
+
+// Calls run.template operator()<Hint>() with the hint of kernels::prefetch_level() (L1: T0, L2:
+// T1), for the AVX-512 decode kernels' streams. Chosen once per call: inside the loops the hint
+// must stay a constant (one held in a variable halved the attention kernels' speed).
+template <class Run>
+inline void with_prefetch_hint(Run&& run) {
+  if (prefetch_level() == PrefetchLevel::L1) return run.template operator()<_MM_HINT_T0>();
+  run.template operator()<_MM_HINT_T1>();
 }
 
 // The weight stream: the Bytes at p, kPrefetchAhead bytes further on.

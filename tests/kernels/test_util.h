@@ -37,8 +37,6 @@ inline std::vector<Isa> simd_isas() {
   return out;
 }
 
-// Weight bytes for `rows` x `cols`: float/q8_0/q4_0 through the scalar quantizer; q6_K (no
-// quantizer) as random blocks with small random super-block scales.
 // Runs f at each prefetch level (kernels::prefetch_level), then restores the process's own.
 template <typename F>
 void at_each_prefetch_level(F&& f) {
@@ -50,6 +48,8 @@ void at_each_prefetch_level(F&& f) {
   set_prefetch_level(own);
 }
 
+// Weight bytes for `rows` x `cols`: float/q8_0/q4_0 through the scalar quantizer; q6_K (no
+// quantizer) as random blocks with small random super-block scales.
 inline std::vector<uint8_t> make_weights(DType dt, int64_t rows, int64_t cols, uint32_t seed) {
   std::vector<uint8_t> bytes(row_bytes(dt, cols) * static_cast<size_t>(rows));
   if (dt == DType::Q6_K) {
