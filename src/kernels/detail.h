@@ -93,8 +93,9 @@ void unpack_row_x8(const Matrix& w, int64_t r, void* out);
 // dequantized row, 1 attention scores, 2 MoE routing, 3 activation scales, 4 bf16 split x (AVX2) or
 // x as bf16 (AVX-512), 5 the f32 weight panel of float_gemm_avx2, 6 and 7 an attention tile's query
 // rows and outputs, 8 a pass of f16 weights rounded to bf16 (AVX-512, Matrix::x_as_bf16), 9 the
-// AVX-512 integer kernels' activation offsets (int32), 10 their q_pairs when the caller gave none.
-constexpr int kScratchSlots = 11;
+// AVX-512 integer kernels' activation offsets (int32), 10 their q_pairs when the caller gave none,
+// 11 the SIMD transposed-key dot products' padded last positions (ops_simd.h).
+constexpr int kScratchSlots = 12;
 float* scratch_f32(int64_t n, int slot);
 
 }  // namespace autoglm::kernels::detail

@@ -11,6 +11,7 @@ struct Avx2 {
   using T = __m256;
   static constexpr int W = 8;
   static constexpr _mm_hint kKvPrefetch = _MM_HINT_T1;  // KV-cache rows into L2 (ops_simd.h)
+  static constexpr int kAxpyHeads = 4;  // 8 accumulators of 16 registers (ops_simd.h)
   static T load(const float* p) { return _mm256_loadu_ps(p); }
   static T load_f16(const uint16_t* p) {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));

@@ -23,6 +23,7 @@ struct Avx512 {
   using T = __m512;
   static constexpr int W = 16;
   static constexpr _mm_hint kKvPrefetch = KvHint;
+  static constexpr int kAxpyHeads = 8;  // 16 accumulators of 32 registers (ops_simd.h)
   static T load(const float* p) { return _mm512_loadu_ps(p); }
   static T load_f16(const uint16_t* p) {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
