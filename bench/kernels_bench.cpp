@@ -90,13 +90,12 @@ void run_matmul(benchmark::State& state, int64_t rows) {
                          benchmark::Counter::kIsRate);
 }
 
-// One token: the weights of copies of the decode-shape matrix, 1 GiB in all, one copy per
-// iteration, so none is in a cache when it is read. One thread runs the kernel itself; more split
-// the rows over a pool as the model does (kernels::matmul), and the read probe uses as many.
-void bm_matmul_dram(benchmark::State& state) {
-  const DType dt = kDtypes[state.range(0)];
-  const bool packed = state.range(1) != 0;
-  const int threads = static_cast<int>(state.range(2));
+// n_tokens tokens against the weights of copies of the decode-shape matrix, 1 GiB in all, one
+// copy per iteration, so none is in a cache when it is read. One thread runs the kernel itself;
+// more split the rows over a pool as the model does (kernels::matmul), and the read probe uses as
+// many.
+void run_matmul_dram(benchmark::State& state, DType dt, bool packed, int threads,
+                     int64_t n_tokens) {
   const std::vector<uint8_t> source = make_weights(dt, kRows);
   Matrix w{dt, kRows, kCols, source.data()};
   const size_t bytes = packed ? autoglm::kernels::packed_bytes(w) : source.size();
@@ -116,15 +115,16 @@ void bm_matmul_dram(benchmark::State& state) {
       mats.push_back(Matrix{dt, kRows, kCols, dst});
     }
   }
-  std::vector<float> x(kCols, 0.5f), y(kRows);
+  std::vector<float> x(static_cast<size_t>(n_tokens * kCols), 0.5f);
+  std::vector<float> y(static_cast<size_t>(n_tokens * kRows));
   const auto& k = autoglm::kernels::active();
   autoglm::ThreadPool pool(threads);
   size_t next = 0;
   for (auto _ : state) {
     if (threads == 1)
-      k.matmul_rows(mats[next], x.data(), 1, y.data(), kRows, 0, kRows);
+      k.matmul_rows(mats[next], x.data(), n_tokens, y.data(), kRows, 0, kRows);
     else
-      autoglm::kernels::matmul(mats[next], x.data(), 1, y.data(), pool);
+      autoglm::kernels::matmul(mats[next], x.data(), n_tokens, y.data(), pool);
     benchmark::DoNotOptimize(y.data());
     next = (next + 1) % copies;
   }
@@ -133,8 +133,25 @@ void bm_matmul_dram(benchmark::State& state) {
   state.counters["GB/s"] = benchmark::Counter(gbps, benchmark::Counter::kIsRate);
   const double read = autoglm::ops::measure_read_bandwidth(pool, size_t{512} << 20, 3).median_gbps;
   state.counters["read_GB/s"] = read;
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * static_cast<double>(kRows * kCols * n_tokens) *
+                             static_cast<double>(state.iterations()) * 1e-9,
+                         benchmark::Counter::kIsRate);
   state.SetLabel(std::string(autoglm::dtype_name(dt)) + (packed ? " rows8 " : " ") +
                  autoglm::isa_name(k.isa));
+}
+
+// Decode: one token.
+void bm_matmul_dram(benchmark::State& state) {
+  run_matmul_dram(state, kDtypes[state.range(0)], state.range(1) != 0,
+                  static_cast<int>(state.range(2)), 1);
+}
+
+// A batched step of several tokens (the packed layout), where the weights still come from memory:
+// against bm_matmul_rows at the same tokens (the matrix in cache), what memory costs the tiles.
+void bm_matmul_dram_tokens(benchmark::State& state) {
+  run_matmul_dram(state, kDtypes[state.range(0)], true, static_cast<int>(state.range(2)),
+                  state.range(1));
 }
 
 void bm_matmul_rows(benchmark::State& state) {
@@ -302,6 +319,10 @@ BENCHMARK(bm_matmul_dram)
     ->ArgNames({"dtype", "rows8", "threads"})
     ->ArgsProduct({{0, 1, 2, 3, 4, 5}, {0}, {1}})
     ->ArgsProduct({{0, 1, 2, 3, 4}, {1}, {1, 2}})
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(bm_matmul_dram_tokens)
+    ->ArgNames({"dtype", "tokens", "threads"})
+    ->ArgsProduct({{1, 2, 3, 4}, {16}, {1, 2}})
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(bm_matmul_rows)
     ->ArgNames({"dtype", "tokens", "rows8"})
