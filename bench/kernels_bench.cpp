@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "core/large_buffer.h"
 #include "core/thread_pool.h"
 #include "kernels/detail.h"
 #include "kernels/kernels.h"
@@ -104,10 +105,11 @@ void run_matmul_dram(benchmark::State& state, DType dt, bool packed, int threads
     return;
   }
   const size_t copies = ((size_t{1} << 30) + bytes - 1) / bytes;
-  std::vector<uint8_t> all(copies * bytes);
+  // In huge pages where the kernel gives them, as the model's packed weights and the probe are.
+  const autoglm::LargeBuffer all = autoglm::allocate_large(copies * bytes);
   std::vector<Matrix> mats;
   for (size_t c = 0; c < copies; ++c) {
-    uint8_t* dst = all.data() + c * bytes;
+    auto* dst = reinterpret_cast<uint8_t*>(all.get()) + c * bytes;
     if (packed) {
       mats.push_back(autoglm::kernels::pack_for_matmul(w, dst));
     } else {
