@@ -127,7 +127,10 @@ int run(BenchFlags& f) {
           {"bytes_per_token", r.decode_bytes_per_token},
           {"gbps", r.decode_gbps},
           {"roofline_fraction", r.decode_gbps / bw},
-          {"roofline_fraction_of_max", r.decode_gbps / r.bandwidth_max_gbps}}},
+          {"roofline_fraction_of_max", r.decode_gbps / r.bandwidth_max_gbps},
+          {"roofline_fraction_alongside",
+           {{"median", r.decode_segment_fraction_median},
+            {"segments", r.decode_segment_fraction}}}}},
         {"batched_decode",
          {{"sequences", f.options.batch},
           {"tokens_per_s", r.batch_tps},
@@ -174,6 +177,10 @@ int run(BenchFlags& f) {
       f.options.decode_tokens, after.c_str(), r.decode_median_tps, f.options.repeats,
       r.decode_bytes_per_token / 1e9, r.decode_gbps, 100.0 * r.decode_gbps / bw,
       100.0 * r.decode_gbps / r.bandwidth_max_gbps, roofline_tps);
+  std::printf(
+      "         %.0f%% of the bandwidth probed on either side of each 0.1 s of decode (median of "
+      "%zu segments)\n",
+      100.0 * r.decode_segment_fraction_median, r.decode_segment_fraction.size());
   if (f.options.batch > 0) {
     std::printf(
         "batched  %d sequences x 1 token per step: %.1f tokens/s (median of %d), %.1fx "

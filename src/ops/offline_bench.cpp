@@ -53,6 +53,19 @@ double batched_decode_tps(const models::Model& model, const OfflineBenchOptions&
   return static_cast<double>(steps) * o.batch / (now_seconds() - t0);
 }
 
+// The decode runs in segments of at least this long, each between two short probes of the read
+// bandwidth. The host's bandwidth flips between levels for 0.2-2.5 s at a time (a 2-thread read
+// loop on the Zen 4 host, per 100 ms: 45-53 GB/s, then 29-32, and back), so a decode run of a
+// few seconds and probes before and after it can fall in different levels; a segment and the
+// probes on either side of it mostly fall in the same one.
+constexpr double kSegmentSeconds = 0.1;
+// Enough to read well past the last-level cache (32 MiB on the benchmark hosts) in a few ms.
+constexpr size_t kShortProbeBytes = size_t{64} << 20;
+
+double short_probe(ThreadPool& pool) {
+  return measure_read_bandwidth(pool, kShortProbeBytes, 1).median_gbps;
+}
+
 }  // namespace
 
 double prefill_matmul_params(const models::ModelSpec& spec, int64_t n) {
@@ -65,6 +78,22 @@ double prefill_matmul_params(const models::ModelSpec& spec, int64_t n) {
                                      (spec.is_moe_layer(l) ? routed : spec.dense_mlp_params()));
   }
   return per_token * static_cast<double>(n) + static_cast<double>(spec.vocab_size * h);
+}
+
+double decode_bytes_per_token(const models::Model& model, const OfflineBenchOptions& o) {
+  const models::ModelWeights& w = model.weights();
+  const models::ModelSpec& spec = model.spec();
+  const double embed_bytes =
+      static_cast<double>(w.embed.rows) * static_cast<double>(w.embed.row_stride());
+  const bool tied = w.lm_head.w.data == w.embed.data;
+  const double weights_read =
+      static_cast<double>(model.weight_bytes()) - (tied ? 0.0 : embed_bytes);
+  // Mean KV-cache read per decode step: K and V of every layer at the mean context length, each
+  // element (f16 or f32) read once.
+  const double kv_read = 2.0 * static_cast<double>(spec.n_layers * spec.kv_dim()) *
+                         static_cast<double>(models::kv_elem_bytes(o.kv_type)) *
+                         (o.context + o.decode_tokens / 2.0 + 1.0);
+  return weights_read + kv_read;
 }
 
 OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBenchOptions& o,
@@ -95,19 +124,32 @@ OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBe
   const auto context = bench_tokens(o.context + 1, spec.vocab_size);
   models::SequenceChunk filled{&cache, context, false};
   model.forward(std::span(&filled, 1), scratch, pool, logits);
+  const double bytes_per_token = decode_bytes_per_token(model, o);
   for (int rep = 0; rep < o.repeats; ++rep) {
     r.bandwidth_gbps.push_back(measure_read_bandwidth(pool, size_t{512} << 20, 3).median_gbps);
     cache.rewind(o.context + 1);
     int32_t token = prompt[0];
-    const double t0 = now_seconds();
-    for (int i = 0; i < o.decode_tokens; ++i) {
-      token = prompt[static_cast<size_t>((i + 1) % o.prompt_tokens)];
-      models::SequenceChunk step{&cache, std::span(&token, 1), false};
-      model.forward(std::span(&step, 1), scratch, pool, logits);
+    double decode_seconds = 0;  // the segments' time, without the probes between them
+    double probe_before = short_probe(pool);
+    for (int i = 0; i < o.decode_tokens;) {
+      const double t0 = now_seconds();
+      int n = 0;
+      for (; i < o.decode_tokens && (n == 0 || now_seconds() - t0 < kSegmentSeconds); ++i, ++n) {
+        token = prompt[static_cast<size_t>((i + 1) % o.prompt_tokens)];
+        models::SequenceChunk step{&cache, std::span(&token, 1), false};
+        model.forward(std::span(&step, 1), scratch, pool, logits);
+      }
+      const double seconds = now_seconds() - t0;
+      decode_seconds += seconds;
+      const double probe_after = short_probe(pool);
+      r.decode_segment_fraction.push_back(n * bytes_per_token / seconds / 1e9 /
+                                          ((probe_before + probe_after) / 2));
+      probe_before = probe_after;
     }
-    r.decode_tps.push_back(o.decode_tokens / (now_seconds() - t0));
+    r.decode_tps.push_back(o.decode_tokens / decode_seconds);
     r.bandwidth_gbps.push_back(measure_read_bandwidth(pool, size_t{512} << 20, 3).median_gbps);
   }
+  r.decode_segment_fraction_median = median(r.decode_segment_fraction);
   const ResidentMemory resident = resident_memory();
   r.resident_bytes = resident.resident_bytes;
   r.huge_page_bytes = resident.huge_page_bytes;
@@ -121,17 +163,7 @@ OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBe
   r.bandwidth_max_gbps = *std::max_element(r.bandwidth_gbps.begin(), r.bandwidth_gbps.end());
 
   const models::ModelWeights& w = model.weights();
-  const double embed_bytes =
-      static_cast<double>(w.embed.rows) * static_cast<double>(w.embed.row_stride());
-  const bool tied = w.lm_head.w.data == w.embed.data;
-  const double weights_read =
-      static_cast<double>(model.weight_bytes()) - (tied ? 0.0 : embed_bytes);
-  // Mean KV-cache read per decode step: K and V of every layer at the mean context length, each
-  // element (f16 or f32) read once.
-  const double kv_read = 2.0 * static_cast<double>(spec.n_layers * spec.kv_dim()) *
-                         static_cast<double>(models::kv_elem_bytes(o.kv_type)) *
-                         (o.context + o.decode_tokens / 2.0 + 1.0);
-  r.decode_bytes_per_token = weights_read + kv_read;
+  r.decode_bytes_per_token = bytes_per_token;
   r.decode_gbps = r.decode_median_tps * r.decode_bytes_per_token / 1e9;
   r.prefill_gflops = 2.0 * prefill_matmul_params(spec, o.prompt_tokens) * r.prefill_median_tps /
                      o.prompt_tokens / 1e9;

@@ -45,6 +45,11 @@ struct OfflineBenchResult {
   std::vector<double> bandwidth_gbps;
   double bandwidth_median_gbps = 0;
   double bandwidth_max_gbps = 0;
+  // Each decode segment's GB/s over the mean of the short probes just before and just after it
+  // (offline_bench.cpp: kSegmentSeconds), every repeat's segments in order; and their median:
+  // the roofline share with the probes taken where the bandwidth was the segment's.
+  std::vector<double> decode_segment_fraction;
+  double decode_segment_fraction_median = 0;
   // Resident memory after the decode runs, and the part in transparent huge pages (decode reads
   // the weights faster through them: core/large_buffer.h); 0 where /proc cannot tell.
   size_t resident_bytes = 0;
@@ -55,6 +60,10 @@ struct OfflineBenchResult {
 // (for MoE layers only the experts a token uses, and the router), the output layer once (the
 // prompt's logits are those of its last token). Norms and attention are left out.
 double prefill_matmul_params(const models::ModelSpec& spec, int64_t n);
+
+// Bytes a decode step reads: the weights (less the embedding table, of which it reads one row)
+// and the KV cache at the run's mean context, each element once.
+double decode_bytes_per_token(const models::Model& model, const OfflineBenchOptions& options);
 
 OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBenchOptions& options,
                                      ThreadPool& pool);

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -175,6 +176,15 @@ TEST(Cli, BenchReportsSpeedAndBandwidth) {
             j["read_bandwidth_gbps"]["median"].get<double>());
   EXPECT_LE(j["decode"]["roofline_fraction_of_max"].get<double>(),
             j["decode"]["roofline_fraction"].get<double>());
+  // The decode also ran in segments between short probes: at least one, each with its share of
+  // the bandwidth probed beside it, and their median among them.
+  const auto& alongside = j["decode"]["roofline_fraction_alongside"];
+  const auto segments = alongside["segments"].get<std::vector<double>>();
+  ASSERT_FALSE(segments.empty());
+  for (double f : segments) EXPECT_GT(f, 0.0);
+  const double median = alongside["median"].get<double>();
+  EXPECT_GE(median, *std::min_element(segments.begin(), segments.end()));
+  EXPECT_LE(median, *std::max_element(segments.begin(), segments.end()));
   // Where the kernels prefetched their streams (kernels::prefetch_level): a CPU's choice, named.
   const std::string prefetch = j["prefetch"].get<std::string>();
   EXPECT_TRUE(prefetch == "l1" || prefetch == "l2") << prefetch;
