@@ -37,23 +37,26 @@ uint64_t read_sum_scalar(const uint64_t* data, size_t n) {
 
 }  // namespace
 
-BandwidthResult measure_read_bandwidth(ThreadPool& pool, size_t bytes, int repeats) {
-  const size_t n = bytes / sizeof(uint64_t);
+ReadProbe::ReadProbe(ThreadPool& pool, size_t bytes) : n_(bytes / sizeof(uint64_t)) {
   // Memory of the kind the weights live in (huge pages where the kernel gives them), so that the
   // roofline compares like with like.
-  LargeBuffer buffer;
   try {
-    buffer = allocate_large(n * sizeof(uint64_t));
+    buffer_ = allocate_large(n_ * sizeof(uint64_t));
   } catch (const std::bad_alloc&) {
     fail("cannot allocate {} MiB to measure memory bandwidth", bytes >> 20);
   }
-  auto* data = reinterpret_cast<uint64_t*>(buffer.get());
+  auto* data = reinterpret_cast<uint64_t*>(buffer_.get());
   pool.parallel_for(
-      static_cast<int64_t>(n),
+      static_cast<int64_t>(n_),
       [&](int64_t a, int64_t b) {
         for (int64_t i = a; i < b; ++i) data[i] = static_cast<uint64_t>(i);  // touch: real pages
       },
       4096);
+}
+
+BandwidthResult ReadProbe::measure(ThreadPool& pool, int repeats) const {
+  const size_t n = n_;
+  const auto* data = reinterpret_cast<const uint64_t*>(buffer_.get());
   const bool avx2 = cpu_features().supports(Isa::Avx2);
   std::atomic<uint64_t> sink{0};
   std::vector<double> gbps;
@@ -79,6 +82,10 @@ BandwidthResult measure_read_bandwidth(ThreadPool& pool, size_t bytes, int repea
   result.best_gbps = gbps[gbps.size() - 1];
   result.median_gbps = gbps[gbps.size() / 2];
   return result;
+}
+
+BandwidthResult measure_read_bandwidth(ThreadPool& pool, size_t bytes, int repeats) {
+  return ReadProbe(pool, bytes).measure(pool, repeats);
 }
 
 FmaPeak measure_fma_peak(ThreadPool& pool) {

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 
+#include "core/large_buffer.h"
 #include "core/thread_pool.h"
 
 namespace autoglm::ops {
@@ -14,7 +15,21 @@ struct BandwidthResult {
   size_t bytes = 0;  // buffer size read per repeat
 };
 
-// Reads a buffer of `bytes` (far larger than the caches) `repeats` times on every pool thread.
+// A buffer of `bytes` (far larger than the caches), allocated and touched once, to be read as
+// often as the caller measures: a probe repeated between decode segments costs no allocation or
+// page faults each time.
+class ReadProbe {
+ public:
+  ReadProbe(ThreadPool& pool, size_t bytes);
+  // Reads the buffer `repeats` times (after one read that warms up) on every pool thread.
+  BandwidthResult measure(ThreadPool& pool, int repeats) const;
+
+ private:
+  LargeBuffer buffer_;
+  size_t n_ = 0;  // 64-bit words
+};
+
+// A ReadProbe of `bytes` made and read `repeats` times.
 BandwidthResult measure_read_bandwidth(ThreadPool& pool, size_t bytes = size_t{512} << 20,
                                        int repeats = 5);
 

@@ -62,10 +62,6 @@ constexpr double kSegmentSeconds = 0.1;
 // Enough to read well past the last-level cache (32 MiB on the benchmark hosts) in a few ms.
 constexpr size_t kShortProbeBytes = size_t{64} << 20;
 
-double short_probe(ThreadPool& pool) {
-  return measure_read_bandwidth(pool, kShortProbeBytes, 1).median_gbps;
-}
-
 }  // namespace
 
 double prefill_matmul_params(const models::ModelSpec& spec, int64_t n) {
@@ -125,12 +121,14 @@ OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBe
   models::SequenceChunk filled{&cache, context, false};
   model.forward(std::span(&filled, 1), scratch, pool, logits);
   const double bytes_per_token = decode_bytes_per_token(model, o);
+  const ReadProbe short_probe(pool, kShortProbeBytes);  // one buffer for every segment's probe
+  const auto probe_now = [&] { return short_probe.measure(pool, 1).median_gbps; };
   for (int rep = 0; rep < o.repeats; ++rep) {
     r.bandwidth_gbps.push_back(measure_read_bandwidth(pool, size_t{512} << 20, 3).median_gbps);
     cache.rewind(o.context + 1);
     int32_t token = prompt[0];
     double decode_seconds = 0;  // the segments' time, without the probes between them
-    double probe_before = short_probe(pool);
+    double probe_before = probe_now();
     for (int i = 0; i < o.decode_tokens;) {
       const double t0 = now_seconds();
       int n = 0;
@@ -141,7 +139,7 @@ OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBe
       }
       const double seconds = now_seconds() - t0;
       decode_seconds += seconds;
-      const double probe_after = short_probe(pool);
+      const double probe_after = probe_now();
       r.decode_segment_fraction.push_back(n * bytes_per_token / seconds / 1e9 /
                                           ((probe_before + probe_after) / 2));
       probe_before = probe_after;
