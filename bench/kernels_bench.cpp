@@ -60,6 +60,13 @@ std::vector<uint8_t> make_weights(DType dt, int64_t rows) {
   return bytes;
 }
 
+// A rows x kCols matmul of n_tokens tokens per iteration, as GFLOP/s (2 per multiply-add).
+benchmark::Counter matmul_gflops(const benchmark::State& state, int64_t rows, int64_t n_tokens) {
+  return benchmark::Counter(2.0 * static_cast<double>(rows * kCols * n_tokens) *
+                                static_cast<double>(state.iterations()) * 1e-9,
+                            benchmark::Counter::kIsRate);
+}
+
 void run_matmul(benchmark::State& state, int64_t rows) {
   const DType dt = kDtypes[state.range(0)];
   const int64_t n_tokens = state.range(1);
@@ -85,10 +92,7 @@ void run_matmul(benchmark::State& state, int64_t rows) {
                  autoglm::isa_name(k.isa));
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) *
                           static_cast<int64_t>(w_bytes.size()));
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(2.0 * static_cast<double>(rows * kCols * n_tokens) *
-                             static_cast<double>(state.iterations()) * 1e-9,
-                         benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] = matmul_gflops(state, rows, n_tokens);
 }
 
 // n_tokens tokens against the weights of copies of the decode-shape matrix, 1 GiB in all, one
@@ -135,10 +139,7 @@ void run_matmul_dram(benchmark::State& state, DType dt, bool packed, int threads
   state.counters["GB/s"] = benchmark::Counter(gbps, benchmark::Counter::kIsRate);
   const double read = autoglm::ops::measure_read_bandwidth(pool, size_t{512} << 20, 3).median_gbps;
   state.counters["read_GB/s"] = read;
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(2.0 * static_cast<double>(kRows * kCols * n_tokens) *
-                             static_cast<double>(state.iterations()) * 1e-9,
-                         benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] = matmul_gflops(state, kRows, n_tokens);
   state.SetLabel(std::string(autoglm::dtype_name(dt)) + (packed ? " rows8 " : " ") +
                  autoglm::isa_name(k.isa));
 }
