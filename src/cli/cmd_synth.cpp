@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "models/synth.h"
+#include "tokenizer/byte_level.h"
 
 namespace autoglm::cli {
 namespace {
@@ -13,6 +14,7 @@ struct SynthFlags {
   std::string config, out, dtype = "bf16";
   uint64_t seed = 0;
   int threads = 0;
+  bool byte_vocab = false;
 };
 
 int run(const SynthFlags& f) {
@@ -21,11 +23,13 @@ int run(const SynthFlags& f) {
   options.out = f.out;
   options.dtype = parse_dtype(f.dtype);
   options.seed = f.seed;
+  if (f.byte_vocab) options.byte_tokens = tokenizer::byte_level_alphabet();
   ThreadPool pool(f.threads);
   const models::SynthResult r = models::synthesize(options, pool);
-  std::printf("wrote %s: %.4g B parameters, %.4g GiB of weights (%s)\n",
+  std::printf("wrote %s: %.4g B parameters, %.4g GiB of weights (%s)%s\n",
               r.weights_file.string().c_str(), static_cast<double>(r.parameters) / 1e9,
-              static_cast<double>(r.bytes) / (1024.0 * 1024.0 * 1024.0), f.dtype.c_str());
+              static_cast<double>(r.bytes) / (1024.0 * 1024.0 * 1024.0), f.dtype.c_str(),
+              f.byte_vocab ? ", a placeholder byte vocabulary" : "");
   return 0;
 }
 
@@ -41,6 +45,10 @@ Action register_synth(CLI::App& app) {
   app.add_option("--dtype", f->dtype,
                  "Weight type: f32, f16, bf16 (any output), q8_0, q4_0 (GGUF)");
   app.add_option("--seed", f->seed, "Random seed");
+  app.add_flag("--byte-vocab", f->byte_vocab,
+               "GGUF: also write a placeholder vocabulary (GPT-2 byte-level, one token per byte, "
+               "no merges; the other ids named [tN]) so that readers that need one load the file, "
+               "e.g. llama.cpp for a speed comparison on the same weights (bench/llama_cpp)");
   app.add_option("-t,--threads", f->threads, "Worker threads (default: every core)");
   return [f] { return run(*f); };
 }

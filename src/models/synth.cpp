@@ -144,6 +144,45 @@ void set_gguf_metadata(formats::GgufWriter& w, const ModelSpec& s, std::string_v
     w.set_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(s.eos_ids[0]));
 }
 
+// A vocabulary with no words, so that readers which insist on one load the file: llama.cpp refuses
+// a GGUF without tokenizer.ggml.* (comparing its speed on the same weights needs that), and
+// `autoglm run --raw` can then take text. GPT-2's byte-level BPE with no merges: one token per byte
+// (256 ids, so any text has an encoding), the end-of-sequence ids control tokens, every other id a
+// placeholder named [tN]. Pre-tokenizer "gpt-2", which llama.cpp and our reader both know.
+void set_byte_vocab(formats::GgufWriter& w, const ModelSpec& s,
+                    const std::vector<std::string>& byte_tokens) {
+  const auto n_special = static_cast<int64_t>(s.eos_ids.size());
+  if (byte_tokens.size() != 256) fail("a byte vocabulary needs 256 byte tokens");
+  if (s.vocab_size < 256 + n_special) {
+    fail(
+        "--byte-vocab needs a vocabulary of at least {} tokens (256 bytes and {} end-of-sequence "
+        "ids); this config has {}",
+        256 + n_special, n_special, s.vocab_size);
+  }
+  constexpr int kNormal = 1, kControl = 3;  // llama.cpp's token types
+  std::vector<std::string> tokens(static_cast<size_t>(s.vocab_size));
+  std::vector<int> types(tokens.size(), kNormal);
+  for (int32_t id : s.eos_ids) {
+    if (id < 0 || id >= s.vocab_size)
+      fail("end-of-sequence id {} is outside the vocabulary of {} tokens", id, s.vocab_size);
+    // The first one's name is GPT-2's, which llama.cpp recognizes as an end of generation.
+    tokens[static_cast<size_t>(id)] =
+        id == s.eos_ids.front() ? "<|endoftext|>" : "<|endoftext_" + std::to_string(id) + "|>";
+    types[static_cast<size_t>(id)] = kControl;
+  }
+  size_t next_byte = 0;
+  for (size_t id = 0; id < tokens.size(); ++id) {
+    if (types[id] == kControl) continue;
+    tokens[id] = next_byte < 256 ? byte_tokens[next_byte++] : "[t" + std::to_string(id) + "]";
+  }
+  w.set_string("tokenizer.ggml.model", "gpt2");
+  w.set_string("tokenizer.ggml.pre", "gpt-2");
+  w.set_string_array("tokenizer.ggml.tokens", tokens);
+  w.set_array("tokenizer.ggml.token_type", formats::GgufType::I32, types);
+  w.set_string_array("tokenizer.ggml.merges", {});
+  w.set_bool("tokenizer.ggml.add_bos_token", false);
+}
+
 nlohmann::json read_json_file(const fs::path& path) {
   std::ifstream in(path);
   if (!in) fail("cannot read the config '{}'", path.string());
@@ -161,6 +200,11 @@ SynthResult synthesize(const SynthOptions& options, ThreadPool& pool) {
   const ModelSpec spec = spec_from_hf_config(config, options.config.string());
   const bool gguf = options.out.extension() == ".gguf";
   const DType dtype = options.dtype;
+  if (!gguf && !options.byte_tokens.empty()) {
+    fail(
+        "--byte-vocab writes GGUF tokenizer metadata: write a .gguf file (--out model.gguf); a "
+        "directory of safetensors takes a tokenizer.json beside it instead");
+  }
   if (!gguf && is_quantized(dtype)) {
     fail(
         "safetensors cannot hold {} weights: write a .gguf file (--out model.gguf), or write "
@@ -181,6 +225,7 @@ SynthResult synthesize(const SynthOptions& options, ThreadPool& pool) {
     result.weights_file = options.out;
     auto g = std::make_unique<formats::GgufWriter>(options.out);
     set_gguf_metadata(*g, spec, arch.gguf_archs.front());
+    if (!options.byte_tokens.empty()) set_byte_vocab(*g, spec, options.byte_tokens);
     writer = std::move(g);
   } else {
     fs::create_directories(options.out);

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include "core/dtype.h"
 #include "core/thread_pool.h"
@@ -15,6 +17,9 @@ struct SynthOptions {
   std::filesystem::path out;     // FILE.gguf, or a directory for config.json + model.safetensors
   DType dtype = DType::BF16;     // weight matrices; norms and biases are f32
   uint64_t seed = 0;
+  // When set (GGUF only): the spellings of the 256 byte tokens (tokenizer::byte_level_alphabet()),
+  // and the file carries a placeholder vocabulary built on them (see set_byte_vocab in synth.cpp).
+  std::vector<std::string> byte_tokens;
 };
 
 struct SynthResult {

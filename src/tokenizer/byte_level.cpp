@@ -41,6 +41,14 @@ std::string bytes_to_unicode(std::string_view bytes) {
   return out;
 }
 
+std::vector<std::string> byte_level_alphabet() {
+  std::vector<std::string> out;
+  out.reserve(256);
+  for (int b = 0; b < 256; ++b)
+    out.push_back(bytes_to_unicode(std::string(1, static_cast<char>(b))));
+  return out;
+}
+
 std::optional<std::string> unicode_to_bytes(std::string_view text) {
   const Alphabet& a = alphabet();
   std::string out;

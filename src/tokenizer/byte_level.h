@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace autoglm::tokenizer {
 
@@ -14,5 +15,7 @@ namespace autoglm::tokenizer {
 std::string bytes_to_unicode(std::string_view bytes);
 // Raw bytes of a unicode spelling; nullopt when it holds a character outside the alphabet.
 std::optional<std::string> unicode_to_bytes(std::string_view text);
+// The spelling of each byte 0..255 alone: a byte-level vocabulary's 256 byte tokens.
+std::vector<std::string> byte_level_alphabet();
 
 }  // namespace autoglm::tokenizer

@@ -163,6 +163,42 @@ TEST(Cli, SynthThenRunForEveryArchitecture) {
   }
 }
 
+// --byte-vocab: a tokenizer with one token per byte, so that text (and readers that insist on a
+// vocabulary, such as llama.cpp) can use a synthetic model.
+TEST(Cli, SynthByteVocabTokenizesBytes) {
+  const auto dir = temp_dir("synth_vocab");
+  auto config =
+      nlohmann::json::parse(std::ifstream(fixtures_dir() / "hf-tiny" / "glm4" / "config.json"));
+  const int eos = config["eos_token_id"].get<int>();  // 254: the bytes shift past it
+  config["vocab_size"] = 300;
+  std::ofstream(dir / "config.json") << config.dump();
+  const std::string out = (dir / "m.gguf").string();
+  const Result s = run("synth --byte-vocab --dtype q8_0 --config " +
+                       (dir / "config.json").string() + " --out " + out);
+  ASSERT_EQ(s.exit_code, 0) << s.out;
+  EXPECT_NE(s.out.find("placeholder byte vocabulary"), std::string::npos) << s.out;
+
+  // Byte b's id is b below the eos id and b + 1 from it on: "a" is 97, 0xff 256.
+  const Result t = run("tokenize --model " + out + " \"$(printf 'a\\377')\"");
+  ASSERT_EQ(t.exit_code, 0) << t.out;
+  EXPECT_NE(t.stdout_only.find("2 tokens"), std::string::npos) << t.out;
+  EXPECT_NE(t.stdout_only.find(" 97  \"a\""), std::string::npos) << t.out;
+  EXPECT_NE(t.stdout_only.find(" 256  \""), std::string::npos) << t.out;
+  ASSERT_LT(eos, 255);
+  const Result g = run("run --model " + out + " --raw hello -n 3 --temperature 0 --ignore-eos");
+  EXPECT_EQ(g.exit_code, 0) << g.out;
+
+  // Too small a vocabulary for 256 bytes and the eos token: said, and nothing written.
+  config["vocab_size"] = 256;
+  std::ofstream(dir / "small.json") << config.dump();
+  const std::string small = (dir / "small.gguf").string();
+  const Result e = run("synth --byte-vocab --config " + (dir / "small.json").string() +
+                       " --dtype q8_0 --out " + small);
+  EXPECT_EQ(e.exit_code, 1) << e.out;
+  EXPECT_NE(e.out.find("at least 257 tokens"), std::string::npos) << e.out;
+  EXPECT_FALSE(std::filesystem::exists(small));
+}
+
 TEST(Cli, BenchReportsSpeedAndBandwidth) {
   const Result r = run("bench --model " + stories() +
                        " --prompt-tokens 16 --decode-tokens 8 --repeats 1 --json");
