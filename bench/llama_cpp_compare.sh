@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# autoglm against llama.cpp on the same host and the same weights: the benchmark-shaped synthetic
+# model (bench/configs/glm4-edge-shape.json, 1.94B parameters) in each weight type, written with a
+# placeholder byte vocabulary (`synth --byte-vocab`: llama.cpp loads no GGUF without one), then
+# each engine's prefill (512 tokens), decode (128 tokens) and 16-sequence batched decode, the two
+# engines alternated ROUNDS times per type so that both see the host's same moods. llama.cpp comes
+# as the prebuilt CPU libraries of the npm package node-llama-cpp (bench/llama_cpp/package.json,
+# installed here on first use; its CPU backend picks the variant for this CPU, e.g. zen4).
+# Run it on an otherwise idle machine (about 5 minutes per type and round).
+#   bench/llama_cpp_compare.sh [DTYPES...]     (default: q4_0 q8_0 f16 bf16)
+# Environment: THREADS (2), ROUNDS (2), BENCH_DIR (/tmp/autoglm-bench), AUTOGLM_BIN.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${AUTOGLM_BIN:-build/autoglm}
+OUT=${BENCH_DIR:-/tmp/autoglm-bench}
+THREADS=${THREADS:-2}
+ROUNDS=${ROUNDS:-2}
+dtypes=("$@")
+[ ${#dtypes[@]} -gt 0 ] || dtypes=(q4_0 q8_0 f16 bf16)
+command -v node >/dev/null || { echo "llama_cpp_compare: needs Node.js 20+ (apt-get install nodejs npm)" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "llama_cpp_compare: no $BIN; build first (README)" >&2; exit 1; }
+if [ ! -d bench/llama_cpp/node_modules/node-llama-cpp ]; then
+  # --ignore-scripts: the prebuilt libraries are all we use (no build of llama.cpp from source);
+  # --omit=optional: no CUDA or Vulkan variants (hundreds of MB).
+  (cd bench/llama_cpp && npm ci --ignore-scripts --omit=optional --no-audit --no-fund)
+fi
+mkdir -p "$OUT"
+for d in "${dtypes[@]}"; do
+  model="$OUT/glm4-edge-shape-$d-vocab.gguf"
+  [ -f "$model" ] || "$BIN" --log-level warn synth --byte-vocab \
+    --config bench/configs/glm4-edge-shape.json --dtype "$d" --out "$model"
+done
+sync
+results="$OUT/llama_cpp_compare.jsonl"
+: >"$results"
+for round in $(seq "$ROUNDS"); do
+  for d in "${dtypes[@]}"; do
+    model="$OUT/glm4-edge-shape-$d-vocab.gguf"
+    echo "== round $round, $d: autoglm, then llama.cpp" >&2
+    "$BIN" --log-level warn bench --model "$model" --threads "$THREADS" --prompt-tokens 512 \
+      --decode-tokens 128 --repeats 3 --batch 16 --json |
+      node -e 'const j = JSON.parse(require("fs").readFileSync(0, "utf8"));
+        console.log(JSON.stringify({dtype: process.argv[1], engine: "autoglm",
+          prefill: j.prefill.median_tokens_per_s, decode: j.decode.median_tokens_per_s,
+          batch: j.batched_decode.median_tokens_per_s, bandwidth: j.read_bandwidth_gbps.median}))' "$d" \
+        >>"$results"
+    node bench/llama_cpp/bench.mjs --model "$model" --threads "$THREADS" --prompt-tokens 512 \
+      --decode-tokens 128 --repeats 3 --batch 16 |
+      node -e 'const j = JSON.parse(require("fs").readFileSync(0, "utf8"));
+        console.log(JSON.stringify({dtype: process.argv[1], engine: "llama.cpp",
+          variant: j.cpu_variant, prefill: j.prefill.median_tokens_per_s,
+          decode: j.decode.median_tokens_per_s, batch: j.batch.median_tokens_per_s,
+          step: j.prompt_of_batch_tokens.median_tokens_per_s}))' "$d" \
+        >>"$results"
+  done
+done
+# One row per type: each engine's median over the rounds, and autoglm's ratio to llama.cpp.
+node - "$results" <<'JS'
+const rows = require("fs").readFileSync(process.argv[2], "utf8").trim().split("\n").map(JSON.parse);
+const median = a => { const s = [...a].sort((x, y) => x - y); const m = s.length >> 1;
+                      return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+const pick = (d, e, k) => median(rows.filter(r => r.dtype === d && r.engine === e).map(r => r[k]));
+const variant = rows.find(r => r.engine === "llama.cpp")?.variant;
+console.log(`tokens/s, medians of ${process.env.ROUNDS ?? 2} alternated rounds (each the median of 3 runs); ` +
+            `llama.cpp's CPU variant: ${variant}`);
+console.log("llama.cpp's 16 sequences go through node-llama-cpp's batching; its 16-token prompt " +
+            "(one sequence, one output row) bounds what a batched step of its own could reach.");
+console.log("| | prefill 512: autoglm | llama.cpp | ratio | decode 128: autoglm | llama.cpp | ratio " +
+            "| 16 sequences: autoglm | llama.cpp | ratio | llama.cpp 16-token prompt | ratio |");
+console.log("|---|---|---|---|---|---|---|---|---|---|---|---|");
+const cell = (a, l) => [a.toFixed(1), l.toFixed(1), (a / l).toFixed(2) + "x"];
+for (const d of [...new Set(rows.map(r => r.dtype))]) {
+  const a = k => pick(d, "autoglm", k), l = k => pick(d, "llama.cpp", k);
+  const cells = [...cell(a("prefill"), l("prefill")), ...cell(a("decode"), l("decode")),
+                 ...cell(a("batch"), l("batch")), l("step").toFixed(1),
+                 (a("batch") / l("step")).toFixed(2) + "x"];
+  console.log(`| ${d} | ${cells.join(" | ")} |`);
+}
+JS
