@@ -8,13 +8,16 @@
 # installed here on first use; its CPU backend picks the variant for this CPU, e.g. zen4).
 # Run it on an otherwise idle machine (about 5 minutes per type and round).
 #   bench/llama_cpp_compare.sh [DTYPES...]     (default: q4_0 q8_0 f16 bf16)
-# Environment: THREADS (2), ROUNDS (2), BENCH_DIR (/tmp/autoglm-bench), AUTOGLM_BIN.
+# Environment: THREADS (2), ROUNDS (2), BENCH_DIR (/tmp/autoglm-bench), AUTOGLM_BIN, CONFIG (the
+# HF config.json to imitate: bench/configs/glm4-edge-shape.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${AUTOGLM_BIN:-build/autoglm}
 OUT=${BENCH_DIR:-/tmp/autoglm-bench}
 THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-2}
+CONFIG=${CONFIG:-bench/configs/glm4-edge-shape.json}
+shape=$(basename "$CONFIG" .json)
 dtypes=("$@")
 [ ${#dtypes[@]} -gt 0 ] || dtypes=(q4_0 q8_0 f16 bf16)
 command -v node >/dev/null || { echo "llama_cpp_compare: needs Node.js 20+ (apt-get install nodejs npm)" >&2; exit 1; }
@@ -26,16 +29,16 @@ if [ ! -d bench/llama_cpp/node_modules/node-llama-cpp ]; then
 fi
 mkdir -p "$OUT"
 for d in "${dtypes[@]}"; do
-  model="$OUT/glm4-edge-shape-$d-vocab.gguf"
+  model="$OUT/$shape-$d-vocab.gguf"
   [ -f "$model" ] || "$BIN" --log-level warn synth --byte-vocab \
-    --config bench/configs/glm4-edge-shape.json --dtype "$d" --out "$model"
+    --config "$CONFIG" --dtype "$d" --out "$model"
 done
 sync
 results="$OUT/llama_cpp_compare.jsonl"
 : >"$results"
 for round in $(seq "$ROUNDS"); do
   for d in "${dtypes[@]}"; do
-    model="$OUT/glm4-edge-shape-$d-vocab.gguf"
+    model="$OUT/$shape-$d-vocab.gguf"
     echo "== round $round, $d: autoglm, then llama.cpp" >&2
     "$BIN" --log-level warn bench --model "$model" --threads "$THREADS" --prompt-tokens 512 \
       --decode-tokens 128 --repeats 3 --batch 16 --json |
@@ -54,8 +57,17 @@ for round in $(seq "$ROUNDS"); do
         >>"$results"
   done
 done
+# A long context for the first type: a 2048-token prompt, then decode after 2048 cached tokens
+# (attention reads the KV cache as well as the weights).
+d=${dtypes[0]}
+model="$OUT/$shape-$d-vocab.gguf"
+echo "== $d: 2048-token prompt, decode after 2048 cached tokens; autoglm, then llama.cpp" >&2
+long_autoglm=$("$BIN" --log-level warn bench --model "$model" --threads "$THREADS" \
+  --prompt-tokens 2048 --decode-tokens 32 --context 2048 --repeats 3 --batch 0 --json)
+long_llama=$(node bench/llama_cpp/bench.mjs --model "$model" --threads "$THREADS" \
+  --prompt-tokens 2048 --decode-tokens 32 --context 2048 --repeats 3 --batch 0)
 # One row per type: each engine's median over the rounds, and autoglm's ratio to llama.cpp.
-node - "$results" <<'JS'
+node - "$results" "$d" "$long_autoglm" "$long_llama" <<'JS'
 const rows = require("fs").readFileSync(process.argv[2], "utf8").trim().split("\n").map(JSON.parse);
 const median = a => { const s = [...a].sort((x, y) => x - y); const m = s.length >> 1;
                       return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
@@ -76,4 +88,10 @@ for (const d of [...new Set(rows.map(r => r.dtype))]) {
                  (a("batch") / l("step")).toFixed(2) + "x"];
   console.log(`| ${d} | ${cells.join(" | ")} |`);
 }
+const [longType, longA, longL] = [process.argv[3], JSON.parse(process.argv[4]), JSON.parse(process.argv[5])];
+const ratio = (a, l) => `${a.toFixed(1)} against ${l.toFixed(1)} (${(a / l).toFixed(2)}x)`;
+console.log(`${longType}, autoglm against llama.cpp (medians of 3 runs): 2048-token prefill ` +
+            ratio(longA.prefill.median_tokens_per_s, longL.prefill.median_tokens_per_s) +
+            " tokens/s; decode after 2048 cached tokens " +
+            ratio(longA.decode.median_tokens_per_s, longL.decode.median_tokens_per_s) + " tokens/s");
 JS

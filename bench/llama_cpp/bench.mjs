@@ -3,7 +3,7 @@
 // llama.cpp comes as the prebuilt libraries of the npm package node-llama-cpp (its CPU backend
 // picks the variant for this CPU at load, e.g. zen4 or sapphirerapids).
 //   node bench.mjs --model M.gguf [--threads 2] [--prompt-tokens 512] [--decode-tokens 128]
-//                  [--repeats 3] [--batch 16]
+//                  [--repeats 3] [--batch 16] [--context 0]
 // Prompt tokens are ids (1000 + 7919 i) mod vocabulary, as autoglm's bench uses. The file needs a
 // vocabulary: `autoglm synth --byte-vocab` writes one.
 import {readFileSync} from "node:fs";
@@ -18,6 +18,7 @@ const {values: opt} = parseArgs({
     "decode-tokens": {type: "string", default: "128"},
     repeats: {type: "string", default: "3"},
     batch: {type: "string", default: "16"},
+    context: {type: "string", default: "0"},
   },
 });
 if (!opt.model) {
@@ -27,7 +28,7 @@ if (!opt.model) {
 }
 const threads = Number(opt.threads), promptN = Number(opt["prompt-tokens"]);
 const decodeN = Number(opt["decode-tokens"]), repeats = Number(opt.repeats);
-const batch = Number(opt.batch);
+const batch = Number(opt.batch), context = Number(opt.context);
 
 let cpuVariant = "unknown";
 const llama = await getLlama({
@@ -35,11 +36,11 @@ const llama = await getLlama({
   logger: (level, message) => {
     const m = /loaded CPU backend from .*libggml-cpu-(\w+)\.so/.exec(message);
     if (m) cpuVariant = m[1];
-    if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) console.error(message);
+    if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal || process.env.LLAMA_DEBUG) console.error(message);
   },
 });
 const model = await llama.loadModel({modelPath: opt.model});
-const vocab = model.fileInsights.metadata?.tokenizer?.ggml?.tokens?.length ?? 32000;
+const vocab = model.fileInfo.metadata.tokenizer.ggml.tokens.length;
 const ids = n => Array.from({length: n}, (_, i) => (1000 + 7919 * i) % vocab);
 const packageVersion = name =>
   JSON.parse(readFileSync(new URL(`./node_modules/${name}/package.json`, import.meta.url))).version;
@@ -58,7 +59,8 @@ async function decode(sequence, prompt, count) {
 
 // n_ctx 2048 at least: with n_ctx equal to the prompt (512), its prefill ran at half the rate.
 const single = await model.createContext({
-  contextSize: Math.max(2048, promptN + decodeN + 2, batch), batchSize: Math.max(promptN, batch),
+  contextSize: Math.max(2048, promptN + 2, context + decodeN + 2, batch),
+  batchSize: Math.max(promptN, batch),
   threads, sequences: 1,
 });
 const seq = single.getSequence();
@@ -70,8 +72,9 @@ for (let r = 0; r <= repeats; ++r) {  // round 0 warms up (pages, repacking)
   await seq.evaluateWithoutGeneratingNewTokens(prompt);
   const seconds = now() - t0;
   await seq.clearHistory();
-  // Decode from a one-token prompt, as autoglm's bench does: decodeN tokens timed after the first.
-  const decodeSeconds = await decode(seq, prompt.slice(0, 1), decodeN + 1);
+  // Decode after context + 1 prompt tokens, as autoglm's bench does (--context): decodeN tokens
+  // timed after the first.
+  const decodeSeconds = await decode(seq, ids(context + 1), decodeN + 1);
   // A prompt of `batch` tokens: one forward over as many tokens as a batched step has, but with
   // the output layer for the last token only and one sequence's attention, so its rate is more
   // than a batched step of llama.cpp's own can reach (an upper bound, measured without the
@@ -114,7 +117,7 @@ const result = {
   engine: "llama.cpp (node-llama-cpp " + packageVersion("node-llama-cpp") + ")",
   cpu_variant: cpuVariant, model: opt.model, threads,
   prefill: {tokens: promptN, median_tokens_per_s: median(prefill), runs: prefill},
-  decode: {tokens: decodeN, median_tokens_per_s: median(decodeTps), runs: decodeTps},
+  decode: {tokens: decodeN, context, median_tokens_per_s: median(decodeTps), runs: decodeTps},
   batch: batch > 0 ? {sequences: batch, median_tokens_per_s: median(batched), runs: batched} : null,
   prompt_of_batch_tokens: batch > 0 ? {tokens: batch, median_tokens_per_s: median(stepTps), runs: stepTps} : null,
 };
