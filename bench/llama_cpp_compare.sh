@@ -24,8 +24,10 @@ command -v node >/dev/null || { echo "llama_cpp_compare: needs Node.js 20+ (apt-
 [ -x "$BIN" ] || { echo "llama_cpp_compare: no $BIN; build first (README)" >&2; exit 1; }
 if [ ! -d bench/llama_cpp/node_modules/node-llama-cpp ]; then
   # --ignore-scripts: the prebuilt libraries are all we use (no build of llama.cpp from source);
-  # --omit=optional: no CUDA or Vulkan variants (hundreds of MB).
-  (cd bench/llama_cpp && npm ci --ignore-scripts --omit=optional --no-audit --no-fund)
+  # --omit=optional: no CUDA or Vulkan variants (hundreds of MB). `npm install`, not `npm ci`: the
+  # lock file has the versions, but not the other platforms' optional packages, which npm ci
+  # refuses to go without.
+  (cd bench/llama_cpp && npm install --ignore-scripts --omit=optional --no-audit --no-fund)
 fi
 mkdir -p "$OUT"
 for d in "${dtypes[@]}"; do
