@@ -47,7 +47,8 @@ for round in $(seq "$ROUNDS"); do
       node -e 'const j = JSON.parse(require("fs").readFileSync(0, "utf8"));
         console.log(JSON.stringify({dtype: process.argv[1], engine: "autoglm",
           prefill: j.prefill.median_tokens_per_s, decode: j.decode.median_tokens_per_s,
-          batch: j.batched_decode.median_tokens_per_s, bandwidth: j.read_bandwidth_gbps.median}))' "$d" \
+          batch: j.batched_decode.median_tokens_per_s, bandwidth: j.read_bandwidth_gbps.median,
+          bytes_per_token: j.decode.bytes_per_token}))' "$d" \
         >>"$results"
     node bench/llama_cpp/bench.mjs --model "$model" --threads "$THREADS" --prompt-tokens 512 \
       --decode-tokens 128 --repeats 3 --batch 16 |
@@ -90,6 +91,16 @@ for (const d of [...new Set(rows.map(r => r.dtype))]) {
                  ...cell(a("batch"), l("batch")), l("step").toFixed(1),
                  (a("batch") / l("step")).toFixed(2) + "x"];
   console.log(`| ${d} | ${cells.join(" | ")} |`);
+}
+// Decode is memory-bound: both engines' GB/s from the bytes a token reads (autoglm's count, the
+// same file for both), beside the read bandwidth autoglm's bench probed in the same rounds.
+console.log("\ndecode GB/s (bytes per token x tokens/s) and the read bandwidth probed beside it:");
+console.log("| | GB per token | autoglm GB/s | llama.cpp GB/s | probe median GB/s |");
+console.log("|---|---|---|---|---|");
+for (const d of [...new Set(rows.map(r => r.dtype))]) {
+  const gb = pick(d, "autoglm", "bytes_per_token") / 1e9;
+  console.log(`| ${d} | ${gb.toFixed(3)} | ${(gb * pick(d, "autoglm", "decode")).toFixed(1)} | ` +
+              `${(gb * pick(d, "llama.cpp", "decode")).toFixed(1)} | ${pick(d, "autoglm", "bandwidth").toFixed(1)} |`);
 }
 const [longType, longA, longL] = [process.argv[3], JSON.parse(process.argv[4]), JSON.parse(process.argv[5])];
 const ratio = (a, l) => `${a.toFixed(1)} against ${l.toFixed(1)} (${(a / l).toFixed(2)}x)`;
