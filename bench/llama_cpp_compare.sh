@@ -6,7 +6,8 @@
 # engines alternated ROUNDS times per type so that both see the host's same moods. llama.cpp comes
 # as the prebuilt CPU libraries of the npm package node-llama-cpp (bench/llama_cpp/package.json,
 # installed here on first use; its CPU backend picks the variant for this CPU, e.g. zen4).
-# Run it on an otherwise idle machine (about 5 minutes per type and round).
+# Run it on an otherwise idle machine: about an hour for the 4 types and 2 rounds on the Zen 4
+# benchmark host (f16 and bf16 the slowest, about 10 minutes a round each).
 #   bench/llama_cpp_compare.sh [DTYPES...]     (default: q4_0 q8_0 f16 bf16)
 # Environment: THREADS (2), ROUNDS (2), BENCH_DIR (/tmp/autoglm-bench), AUTOGLM_BIN, CONFIG (the
 # HF config.json to imitate: bench/configs/glm4-edge-shape.json).

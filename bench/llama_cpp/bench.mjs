@@ -23,7 +23,7 @@ const {values: opt} = parseArgs({
 });
 if (!opt.model) {
   console.error("usage: node bench.mjs --model FILE.gguf [--threads N] [--prompt-tokens N] " +
-                "[--decode-tokens N] [--repeats N] [--batch N]");
+                "[--decode-tokens N] [--repeats N] [--batch N] [--context N]");
   process.exit(2);
 }
 const threads = Number(opt.threads), promptN = Number(opt["prompt-tokens"]);
