@@ -112,6 +112,8 @@ int run(BenchFlags& f) {
          {{"median", bw}, {"max", r.bandwidth_max_gbps}, {"samples", r.bandwidth_gbps}}},
         {"fma_peak_gflops", r.fma_peak_gflops},
         {"fma_peak_vector_bits", r.fma_peak_vector_bits},
+        {"int8_dot_peak_gflops", r.int8_peak_gflops},
+        {"int8_dot_peak_vector_bits", r.int8_peak_vector_bits},
         {"resident_bytes", r.resident_bytes},
         {"huge_page_bytes", r.huge_page_bytes},
         {"prefill",
@@ -135,6 +137,7 @@ int run(BenchFlags& f) {
          {{"sequences", f.options.batch},
           {"tokens_per_s", r.batch_tps},
           {"median_tokens_per_s", r.batch_median_tps},
+          {"gflops", r.batch_gflops},
           {"speedup_over_single", r.batch_median_tps / r.decode_median_tps}}}};
     std::cout << out.dump(2) << "\n";
     return 0;
@@ -157,18 +160,23 @@ int run(BenchFlags& f) {
         r.huge_page_bytes == 0 ? " (see `autoglm doctor`: transparent huge pages off?)" : "");
   }
   if (r.fma_peak_gflops > 0) {
-    std::printf("compute  f32 FMA peak %.0f GFLOP/s (%d-bit FMAs on every thread)\n",
-                r.fma_peak_gflops, r.fma_peak_vector_bits);
+    std::printf(
+        "compute  f32 FMA peak %.0f GFLOP/s (%d-bit FMAs on every thread), 8-bit dot-product peak "
+        "%.0f GFLOP/s (%s)\n",
+        r.fma_peak_gflops, r.fma_peak_vector_bits, r.int8_peak_gflops,
+        r.int8_peak_vector_bits == 512 ? "512-bit vpdpbusd" : "256-bit vpmaddubsw");
   }
-  // Float weights run prefill on the f32 FMAs; quantized ones on 8-bit integer dot products,
-  // whose peak is another one.
-  const std::string of_peak =
-      r.float_weights && r.fma_peak_gflops > 0
-          ? fmt::format(" = {:.0f}% of the FMA peak", 100.0 * r.prefill_gflops / r.fma_peak_gflops)
-          : "";
+  // Float weights run prefill and batches on the f32 FMAs; quantized ones on 8-bit integer dot
+  // products, whose peak is another one.
+  const double peak = r.float_weights ? r.fma_peak_gflops : r.int8_peak_gflops;
+  const auto of_peak = [&](double gflops) {
+    if (peak <= 0) return std::string();
+    return fmt::format(" = {:.0f}% of the {} peak", 100.0 * gflops / peak,
+                       r.float_weights ? "FMA" : "8-bit dot-product");
+  };
   std::printf("prefill  %d tokens: %.1f tokens/s (median of %d), %.1f GFLOP/s%s\n",
               f.options.prompt_tokens, r.prefill_median_tps, f.options.repeats, r.prefill_gflops,
-              of_peak.c_str());
+              of_peak(r.prefill_gflops).c_str());
   const std::string after =
       f.options.context > 0 ? fmt::format(" after {} cached", f.options.context) : "";
   std::printf(
@@ -183,10 +191,10 @@ int run(BenchFlags& f) {
       100.0 * r.decode_segment_fraction_median, r.decode_segment_fraction.size());
   if (f.options.batch > 0) {
     std::printf(
-        "batched  %d sequences x 1 token per step: %.1f tokens/s (median of %d), %.1fx "
-        "single-stream decode\n",
-        f.options.batch, r.batch_median_tps, f.options.repeats,
-        r.batch_median_tps / r.decode_median_tps);
+        "batched  %d sequences x 1 token per step: %.1f tokens/s (median of %d), %.1f GFLOP/s%s, "
+        "%.1fx single-stream decode\n",
+        f.options.batch, r.batch_median_tps, f.options.repeats, r.batch_gflops,
+        of_peak(r.batch_gflops).c_str(), r.batch_median_tps / r.decode_median_tps);
   }
   return 0;
 }

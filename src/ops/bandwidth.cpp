@@ -19,6 +19,8 @@ namespace autoglm::ops {
 uint64_t read_sum_avx2(const uint64_t* data, size_t n);
 float fma_chains_avx2(int64_t iters, float seed);
 float fma_chains_avx512(int64_t iters, float seed);
+int32_t dot_chains_avx2(int64_t iters, int32_t seed);
+int32_t dot_chains_avx512(int64_t iters, int32_t seed);
 
 namespace {
 
@@ -88,26 +90,51 @@ BandwidthResult measure_read_bandwidth(ThreadPool& pool, size_t bytes, int repea
   return ReadProbe(pool, bytes).measure(pool, repeats);
 }
 
-FmaPeak measure_fma_peak(ThreadPool& pool) {
-  if (!cpu_features().supports(Isa::Avx2)) return {};
-  const bool avx512 = kernels::active().isa == Isa::Avx512;
-  FmaPeak peak;
-  peak.vector_bits = avx512 ? 512 : 256;
-  constexpr int64_t kIters = 2'000'000;  // 24M FMAs a thread: ~10-20 ms
-  const double flops_per_iter = 12.0 * (peak.vector_bits / 32) * 2;
+namespace {
+
+// The best GFLOP/s of 3 timed runs of chains(thread index) on every pool thread, after one that
+// warms the clocks up; flops_per_thread: what one call computes.
+template <typename Chains>
+double best_gflops(ThreadPool& pool, double flops_per_thread, Chains&& chains) {
   std::atomic<int> sink{0};
-  for (int r = 0; r < 4; ++r) {  // the first warms the clocks up
+  double best = 0;
+  for (int r = 0; r < 4; ++r) {
     const auto start = std::chrono::steady_clock::now();
-    pool.run([&](int index, int) {
-      const float seed = static_cast<float>(index);
-      const float v = avx512 ? fma_chains_avx512(kIters, seed) : fma_chains_avx2(kIters, seed);
-      sink += v > 0.0f ? 1 : 0;
-    });
+    pool.run([&](int index, int) { sink += chains(index) ? 1 : 0; });
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (r > 0)
-      peak.gflops = std::max(peak.gflops, kIters * flops_per_iter * pool.size() / seconds / 1e9);
+    if (r > 0) best = std::max(best, flops_per_thread * pool.size() / seconds / 1e9);
   }
+  return best;
+}
+
+}  // namespace
+
+ComputePeak measure_fma_peak(ThreadPool& pool) {
+  if (!cpu_features().supports(Isa::Avx2)) return {};
+  const bool avx512 = kernels::active().isa == Isa::Avx512;
+  ComputePeak peak;
+  peak.vector_bits = avx512 ? 512 : 256;
+  constexpr int64_t kIters = 2'000'000;  // 24M FMAs a thread: ~10-20 ms
+  const double flops = static_cast<double>(kIters) * 12.0 * (peak.vector_bits / 32) * 2;
+  peak.gflops = best_gflops(pool, flops, [&](int index) {
+    const float seed = static_cast<float>(index);
+    return (avx512 ? fma_chains_avx512(kIters, seed) : fma_chains_avx2(kIters, seed)) > 0.0f;
+  });
+  return peak;
+}
+
+ComputePeak measure_int8_dot_peak(ThreadPool& pool) {
+  if (!cpu_features().supports(Isa::Avx2)) return {};
+  const bool avx512 = kernels::active().isa == Isa::Avx512;
+  ComputePeak peak;
+  peak.vector_bits = avx512 ? 512 : 256;
+  constexpr int64_t kIters = 1'000'000;  // 12M dot-product steps a thread: ~5-20 ms
+  // Each step multiplies-adds every byte of the vector.
+  const double flops = static_cast<double>(kIters) * 12.0 * (peak.vector_bits / 8) * 2;
+  peak.gflops = best_gflops(pool, flops, [&](int index) {
+    return (avx512 ? dot_chains_avx512(kIters, index) : dot_chains_avx2(kIters, index)) != 0;
+  });
   return peak;
 }
 

@@ -33,14 +33,22 @@ class ReadProbe {
 BandwidthResult measure_read_bandwidth(ThreadPool& pool, size_t bytes = size_t{512} << 20,
                                        int repeats = 5);
 
-// f32 FMA throughput of the pool (best of a few ~20 ms runs): 12 independent FMA chains per
-// thread, in the vectors the active kernels' f16 / bf16 matmuls use (512 bits for the AVX-512
-// table, 256 for AVX2; f32 weights keep 256-bit kernels on both). The compute roofline of prefill
-// with float weights. 0 GFLOP/s on a CPU without AVX2 and FMA.
-struct FmaPeak {
+// A compute peak of the pool (best of a few ~20 ms runs), in GFLOP/s (2 per multiply-add), and the
+// vector width it was measured in.
+struct ComputePeak {
   double gflops = 0;
   int vector_bits = 0;
 };
-FmaPeak measure_fma_peak(ThreadPool& pool);
+// f32 FMA throughput: 12 independent FMA chains per thread, in the vectors the active kernels'
+// f16 / bf16 matmuls use (512 bits for the AVX-512 table, 256 for AVX2; f32 weights keep 256-bit
+// kernels on both). The compute roofline of prefill and batches with float weights. 0 GFLOP/s on
+// a CPU without AVX2 and FMA.
+ComputePeak measure_fma_peak(ThreadPool& pool);
+// 8-bit integer dot-product throughput, in the instructions the active q4_0 / q8_0 kernels multiply
+// with: 512-bit vpdpbusd (VNNI) for the AVX-512 table, 256-bit vpmaddubsw with a 16-bit add for
+// AVX2 (matmul_avx2.cpp's step). 12 independent chains per thread. The compute roofline of
+// prefill and batches with quantized weights, above what they can reach: their kernels also
+// convert and scale each block's sum in f32. 0 GFLOP/s on a CPU without AVX2.
+ComputePeak measure_int8_dot_peak(ThreadPool& pool);
 
 }  // namespace autoglm::ops

@@ -1,5 +1,6 @@
 // The read loop, compiled with AVX2: 32-byte loads into four independent accumulators, so the loop
-// is limited by memory, not by the add latency; and the FMA loop of the compute-peak probe.
+// is limited by memory, not by the add latency; and the FMA and 8-bit dot-product loops of the
+// compute-peak probes.
 #include <immintrin.h>
 
 #include <cstddef>
@@ -51,6 +52,22 @@ float fma_chains_avx2(int64_t iters, float seed) {
   __m256 s = acc[0];
   for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, acc[i]);
   return _mm256_cvtss_f32(s);
+}
+
+// 12 independent chains of the AVX2 q4_0 kernel's step (matmul_avx2.cpp nib_dot_step): vpmaddubsw
+// (32 byte products, added in pairs into 16-bit lanes) and a 16-bit add. Each chain multiplies its
+// own sum's bytes, so the products cannot be hoisted out of the loop; the 16-bit sums wrap, which
+// only the timing sees.
+int32_t dot_chains_avx2(int64_t iters, int32_t seed) {
+  __m256i acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_epi16(static_cast<int16_t>(seed + i));
+  const __m256i u = _mm256_set1_epi8(3);
+  for (int64_t it = 0; it < iters; ++it) {
+    for (int i = 0; i < 12; ++i) acc[i] = _mm256_add_epi16(acc[i], _mm256_maddubs_epi16(u, acc[i]));
+  }
+  __m256i sum = acc[0];
+  for (int i = 1; i < 12; ++i) sum = _mm256_add_epi16(sum, acc[i]);
+  return _mm256_extract_epi16(sum, 0) + _mm256_extract_epi16(sum, 15);
 }
 
 }  // namespace autoglm::ops

@@ -105,9 +105,12 @@ OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBe
   std::vector<float> logits;
   OfflineBenchResult r;
 
-  const FmaPeak peak = measure_fma_peak(pool);
-  r.fma_peak_gflops = peak.gflops;
-  r.fma_peak_vector_bits = peak.vector_bits;
+  const ComputePeak fma = measure_fma_peak(pool);
+  r.fma_peak_gflops = fma.gflops;
+  r.fma_peak_vector_bits = fma.vector_bits;
+  const ComputePeak int8 = measure_int8_dot_peak(pool);
+  r.int8_peak_gflops = int8.gflops;
+  r.int8_peak_vector_bits = int8.vector_bits;
   for (int rep = 0; rep < o.repeats; ++rep) {
     models::KvCache cache(spec, o.prompt_tokens, o.kv_type);
     models::SequenceChunk chunk{&cache, prompt, false};
@@ -170,6 +173,8 @@ OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBe
   r.decode_gbps = r.decode_median_tps * r.decode_bytes_per_token / 1e9;
   r.prefill_gflops = 2.0 * prefill_matmul_params(spec, o.prompt_tokens) * r.prefill_median_tps /
                      o.prompt_tokens / 1e9;
+  // A batched step computes every sequence's logits, as a one-token prompt does.
+  r.batch_gflops = 2.0 * prefill_matmul_params(spec, 1) * r.batch_median_tps / 1e9;
   const DType matrix_type = w.layers.empty() ? DType::F32 : w.layers[0].o.w.dtype;
   r.float_weights =
       matrix_type == DType::F32 || matrix_type == DType::F16 || matrix_type == DType::BF16;

@@ -35,9 +35,15 @@ struct OfflineBenchResult {
   double prefill_gflops = 0;          // 2 x the prompt's matrix multiply-adds / time, no attention
   double fma_peak_gflops = 0;         // measure_fma_peak of the pool, before the prefill runs
   int fma_peak_vector_bits = 0;       // the vectors it used (those of the active float kernels)
-  bool float_weights = false;         // f32 / f16 / bf16 matrices: prefill runs on the f32 FMAs
-  std::vector<double> batch_tps;      // aggregate tokens/s of batched decode, each repeat
+  double int8_peak_gflops = 0;        // measure_int8_dot_peak of the pool, beside the FMA peak
+  int int8_peak_vector_bits = 0;      // the vectors it used (those of the q4_0 / q8_0 kernels)
+  // f32 / f16 / bf16 matrices: prefill and batches run on the f32 FMAs; the others on 8-bit
+  // integer dot products.
+  bool float_weights = false;
+  std::vector<double> batch_tps;  // aggregate tokens/s of batched decode, each repeat
   double batch_median_tps = 0;
+  double batch_gflops =
+      0;  // 2 x each token's matrix multiply-adds (its logits too) x batch_median_tps
   // Read bandwidth measured right before and right after each decode repeat: the host is shared
   // and its bandwidth moves by tens of percent within a minute, so the roofline is taken next to
   // the decode runs. The highest probe is the stricter roofline: a decode that outran the median

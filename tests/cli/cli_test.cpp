@@ -230,7 +230,20 @@ TEST(Cli, BenchReportsSpeedAndBandwidth) {
     EXPECT_GT(j["fma_peak_gflops"].get<double>(), 1.0);
     EXPECT_EQ(j["fma_peak_vector_bits"].get<int>(),
               j["isa"].get<std::string>() == "avx512" ? 512 : 256);
+    // And the 8-bit dot-product peak, in the q4_0 / q8_0 kernels' instructions: 64 multiply-adds
+    // per vpdpbusd, 32 per vpmaddubsw, above the FMAs' 16 or 8 per instruction.
+    EXPECT_GT(j["int8_dot_peak_gflops"].get<double>(), j["fma_peak_gflops"].get<double>());
+    EXPECT_EQ(j["int8_dot_peak_vector_bits"].get<int>(), j["fma_peak_vector_bits"].get<int>());
   }
+  // The batched run's GFLOP/s: 2 x each token's multiply-adds x tokens/s. Every sequence of a
+  // batched step computes its logits, a 16-token prompt only once, so a batched token carries more
+  // multiply-adds than a prompt token.
+  const auto& batched = j["batched_decode"];
+  const double batch_tps = batched["median_tokens_per_s"].get<double>();
+  ASSERT_GT(batch_tps, 0);
+  EXPECT_GT(
+      batched["gflops"].get<double>() / batch_tps,
+      j["prefill"]["gflops"].get<double>() / j["prefill"]["median_tokens_per_s"].get<double>());
 
   // --context: decode after 64 cached tokens also reads their K and V each step.
   const Result c = run("bench --model " + stories() +
