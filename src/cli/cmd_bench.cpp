@@ -114,6 +114,7 @@ int run(BenchFlags& f) {
         {"fma_peak_vector_bits", r.fma_peak_vector_bits},
         {"int8_dot_peak_gflops", r.int8_peak_gflops},
         {"int8_dot_peak_vector_bits", r.int8_peak_vector_bits},
+        {"bf16_dot_peak_gflops", r.bf16_peak_gflops},
         {"resident_bytes", r.resident_bytes},
         {"huge_page_bytes", r.huge_page_bytes},
         {"prefill",
@@ -160,19 +161,29 @@ int run(BenchFlags& f) {
         r.huge_page_bytes == 0 ? " (see `autoglm doctor`: transparent huge pages off?)" : "");
   }
   if (r.fma_peak_gflops > 0) {
+    const bool wide = r.int8_peak_vector_bits == 512;
+    const std::string bf16 =
+        r.bf16_peak_gflops > 0
+            ? fmt::format(", bf16 dot products {:.0f} (vdpbf16ps)", r.bf16_peak_gflops)
+            : "";
     std::printf(
-        "compute  f32 FMA peak %.0f GFLOP/s (%d-bit FMAs on every thread), 8-bit dot-product peak "
-        "%.0f GFLOP/s (%s)\n",
-        r.fma_peak_gflops, r.fma_peak_vector_bits, r.int8_peak_gflops,
-        r.int8_peak_vector_bits == 512 ? "512-bit vpdpbusd" : "256-bit vpmaddubsw");
+        "compute  peaks of the threads together, GFLOP/s: f32 FMAs %.0f, 8-bit dot products %.0f "
+        "(%s)%s; %d-bit vectors, the higher of a probe before and one after the runs\n",
+        r.fma_peak_gflops, r.int8_peak_gflops, wide ? "vpdpbusd" : "vpmaddubsw", bf16.c_str(),
+        r.fma_peak_vector_bits);
   }
-  // Float weights run prefill and batches on the f32 FMAs; quantized ones on 8-bit integer dot
-  // products, whose peak is another one.
-  const double peak = r.float_weights ? r.fma_peak_gflops : r.int8_peak_gflops;
+  // Prefill and batches multiply on the instructions of their weights' kernels: f32 FMAs for
+  // float weights (bf16 dot products with --bf16-activations), 8-bit dot products for quantized
+  // ones.
+  const double peak = r.bf16_products   ? r.bf16_peak_gflops
+                      : r.float_weights ? r.fma_peak_gflops
+                                        : r.int8_peak_gflops;
+  const char* peak_name = r.bf16_products   ? "bf16 dot-product"
+                          : r.float_weights ? "FMA"
+                                            : "8-bit dot-product";
   const auto of_peak = [&](double gflops) {
     if (peak <= 0) return std::string();
-    return fmt::format(" = {:.0f}% of the {} peak", 100.0 * gflops / peak,
-                       r.float_weights ? "FMA" : "8-bit dot-product");
+    return fmt::format(" = {:.0f}% of the {} peak", 100.0 * gflops / peak, peak_name);
   };
   std::printf("prefill  %d tokens: %.1f tokens/s (median of %d), %.1f GFLOP/s%s\n",
               f.options.prompt_tokens, r.prefill_median_tps, f.options.repeats, r.prefill_gflops,

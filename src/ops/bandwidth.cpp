@@ -21,6 +21,7 @@ float fma_chains_avx2(int64_t iters, float seed);
 float fma_chains_avx512(int64_t iters, float seed);
 int32_t dot_chains_avx2(int64_t iters, int32_t seed);
 int32_t dot_chains_avx512(int64_t iters, int32_t seed);
+float bf16_dot_chains_avx512(int64_t iters, float seed);
 
 namespace {
 
@@ -134,6 +135,18 @@ ComputePeak measure_int8_dot_peak(ThreadPool& pool) {
   const double flops = static_cast<double>(kIters) * 12.0 * (peak.vector_bits / 8) * 2;
   peak.gflops = best_gflops(pool, flops, [&](int index) {
     return (avx512 ? dot_chains_avx512(kIters, index) : dot_chains_avx2(kIters, index)) != 0;
+  });
+  return peak;
+}
+
+ComputePeak measure_bf16_dot_peak(ThreadPool& pool) {
+  if (kernels::active().isa != Isa::Avx512) return {};
+  ComputePeak peak;
+  peak.vector_bits = 512;
+  constexpr int64_t kIters = 1'000'000;  // 12M vdpbf16ps a thread: ~5-20 ms
+  const double flops = static_cast<double>(kIters) * 12.0 * 32 * 2;
+  peak.gflops = best_gflops(pool, flops, [&](int index) {
+    return bf16_dot_chains_avx512(kIters, static_cast<float>(index)) > 0.0f;
   });
   return peak;
 }

@@ -37,9 +37,12 @@ struct OfflineBenchResult {
   int fma_peak_vector_bits = 0;       // the vectors it used (those of the active float kernels)
   double int8_peak_gflops = 0;        // measure_int8_dot_peak of the pool, beside the FMA peak
   int int8_peak_vector_bits = 0;      // the vectors it used (those of the q4_0 / q8_0 kernels)
-  // f32 / f16 / bf16 matrices: prefill and batches run on the f32 FMAs; the others on 8-bit
-  // integer dot products.
+  double bf16_peak_gflops = 0;  // measure_bf16_dot_peak (512-bit; 0 without the AVX-512 table)
+  // Each peak is the highest of a probe before the prefill and one after the batches.
+  // f32 / f16 / bf16 matrices: prefill and batches run on the f32 FMAs, or on bf16 dot products
+  // with --bf16-activations (bf16_products); the others on 8-bit integer dot products.
   bool float_weights = false;
+  bool bf16_products = false;
   std::vector<double> batch_tps;  // aggregate tokens/s of batched decode, each repeat
   double batch_median_tps = 0;
   double batch_gflops =

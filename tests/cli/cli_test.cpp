@@ -234,6 +234,12 @@ TEST(Cli, BenchReportsSpeedAndBandwidth) {
     // per vpdpbusd, 32 per vpmaddubsw, above the FMAs' 16 or 8 per instruction.
     EXPECT_GT(j["int8_dot_peak_gflops"].get<double>(), j["fma_peak_gflops"].get<double>());
     EXPECT_EQ(j["int8_dot_peak_vector_bits"].get<int>(), j["fma_peak_vector_bits"].get<int>());
+    // bf16 dot products (vdpbf16ps: two multiply-adds per f32 lane) only with the AVX-512 table.
+    if (j["isa"].get<std::string>() == "avx512") {
+      EXPECT_GT(j["bf16_dot_peak_gflops"].get<double>(), j["fma_peak_gflops"].get<double>());
+    } else {
+      EXPECT_EQ(j["bf16_dot_peak_gflops"].get<double>(), 0.0);
+    }
   }
   // The batched run's GFLOP/s: 2 x each token's multiply-adds x tokens/s. Every sequence of a
   // batched step computes its logits, a 16-token prompt only once, so a batched token carries more
