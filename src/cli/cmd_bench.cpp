@@ -110,11 +110,11 @@ int run(BenchFlags& f) {
         {"kv_type", dtype_name(f.options.kv_type)},
         {"read_bandwidth_gbps",
          {{"median", bw}, {"max", r.bandwidth_max_gbps}, {"samples", r.bandwidth_gbps}}},
-        {"fma_peak_gflops", r.fma_peak_gflops},
-        {"fma_peak_vector_bits", r.fma_peak_vector_bits},
-        {"int8_dot_peak_gflops", r.int8_peak_gflops},
-        {"int8_dot_peak_vector_bits", r.int8_peak_vector_bits},
-        {"bf16_dot_peak_gflops", r.bf16_peak_gflops},
+        {"fma_peak_gflops", r.fma_peak.gflops},
+        {"fma_peak_vector_bits", r.fma_peak.vector_bits},
+        {"int8_dot_peak_gflops", r.int8_peak.gflops},
+        {"int8_dot_peak_vector_bits", r.int8_peak.vector_bits},
+        {"bf16_dot_peak_gflops", r.bf16_peak.gflops},
         {"resident_bytes", r.resident_bytes},
         {"huge_page_bytes", r.huge_page_bytes},
         {"prefill",
@@ -160,24 +160,24 @@ int run(BenchFlags& f) {
         static_cast<double>(r.resident_bytes) / 1048576.0,
         r.huge_page_bytes == 0 ? " (see `autoglm doctor`: transparent huge pages off?)" : "");
   }
-  if (r.fma_peak_gflops > 0) {
-    const bool wide = r.int8_peak_vector_bits == 512;
+  if (r.fma_peak.gflops > 0) {
+    const bool wide = r.int8_peak.vector_bits == 512;
     const std::string bf16 =
-        r.bf16_peak_gflops > 0
-            ? fmt::format(", bf16 dot products {:.0f} (vdpbf16ps)", r.bf16_peak_gflops)
+        r.bf16_peak.gflops > 0
+            ? fmt::format(", bf16 dot products {:.0f} (vdpbf16ps)", r.bf16_peak.gflops)
             : "";
     std::printf(
         "compute  peaks of the threads together, GFLOP/s: f32 FMAs %.0f, 8-bit dot products %.0f "
         "(%s)%s; %d-bit vectors, the higher of a probe before and one after the runs\n",
-        r.fma_peak_gflops, r.int8_peak_gflops, wide ? "vpdpbusd" : "vpmaddubsw", bf16.c_str(),
-        r.fma_peak_vector_bits);
+        r.fma_peak.gflops, r.int8_peak.gflops, wide ? "vpdpbusd" : "vpmaddubsw", bf16.c_str(),
+        r.fma_peak.vector_bits);
   }
   // Prefill and batches multiply on the instructions of their weights' kernels: f32 FMAs for
   // float weights (bf16 dot products with --bf16-activations), 8-bit dot products for quantized
   // ones.
-  const double peak = r.bf16_products   ? r.bf16_peak_gflops
-                      : r.float_weights ? r.fma_peak_gflops
-                                        : r.int8_peak_gflops;
+  const double peak = r.bf16_products   ? r.bf16_peak.gflops
+                      : r.float_weights ? r.fma_peak.gflops
+                                        : r.int8_peak.gflops;
   const char* peak_name = r.bf16_products   ? "bf16 dot-product"
                           : r.float_weights ? "FMA"
                                             : "8-bit dot-product";

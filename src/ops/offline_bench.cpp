@@ -16,15 +16,12 @@ namespace {
 // seconds (one run's FMA probe read 117 GFLOP/s, the next run's 230), and a peak is what the cores
 // can do at best, so the highest probe is the nearest to it.
 void probe_compute_peaks(ThreadPool& pool, OfflineBenchResult& r) {
-  const auto higher = [](double& gflops, int& bits, const ComputePeak& p) {
-    if (p.gflops <= gflops) return;
-    gflops = p.gflops;
-    bits = p.vector_bits;
+  const auto higher = [](ComputePeak& kept, const ComputePeak& probe) {
+    if (probe.gflops > kept.gflops) kept = probe;
   };
-  higher(r.fma_peak_gflops, r.fma_peak_vector_bits, measure_fma_peak(pool));
-  higher(r.int8_peak_gflops, r.int8_peak_vector_bits, measure_int8_dot_peak(pool));
-  int bf16_bits = 0;
-  higher(r.bf16_peak_gflops, bf16_bits, measure_bf16_dot_peak(pool));
+  higher(r.fma_peak, measure_fma_peak(pool));
+  higher(r.int8_peak, measure_int8_dot_peak(pool));
+  higher(r.bf16_peak, measure_bf16_dot_peak(pool));
 }
 
 double median(std::vector<double> v) {
@@ -190,7 +187,7 @@ OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBe
   const DType matrix_type = w.layers.empty() ? DType::F32 : w.layers[0].o.w.dtype;
   r.float_weights =
       matrix_type == DType::F32 || matrix_type == DType::F16 || matrix_type == DType::BF16;
-  r.bf16_products = !w.layers.empty() && w.layers[0].o.w.x_as_bf16 && r.bf16_peak_gflops > 0;
+  r.bf16_products = !w.layers.empty() && w.layers[0].o.w.x_as_bf16 && r.bf16_peak.gflops > 0;
   return r;
 }
 

@@ -9,6 +9,7 @@
 #include "core/thread_pool.h"
 #include "models/kv_cache.h"
 #include "models/model.h"
+#include "ops/bandwidth.h"
 
 namespace autoglm::ops {
 
@@ -33,20 +34,18 @@ struct OfflineBenchResult {
   double decode_bytes_per_token = 0;  // weights (less the embedding table) + mean KV read (once)
   double decode_gbps = 0;             // decode_median_tps * bytes per token
   double prefill_gflops = 0;          // 2 x the prompt's matrix multiply-adds / time, no attention
-  double fma_peak_gflops = 0;         // measure_fma_peak of the pool, before the prefill runs
-  int fma_peak_vector_bits = 0;       // the vectors it used (those of the active float kernels)
-  double int8_peak_gflops = 0;        // measure_int8_dot_peak of the pool, beside the FMA peak
-  int int8_peak_vector_bits = 0;      // the vectors it used (those of the q4_0 / q8_0 kernels)
-  double bf16_peak_gflops = 0;  // measure_bf16_dot_peak (512-bit; 0 without the AVX-512 table)
-  // Each peak is the highest of a probe before the prefill and one after the batches.
+  // The pool's compute peaks (ops/bandwidth.h), each the higher of a probe before the prefill and
+  // one after the batches: f32 FMAs, 8-bit dot products (q4_0 / q8_0 kernels), bf16 dot products
+  // (512-bit only; zero without the AVX-512 table).
+  ComputePeak fma_peak, int8_peak, bf16_peak;
   // f32 / f16 / bf16 matrices: prefill and batches run on the f32 FMAs, or on bf16 dot products
   // with --bf16-activations (bf16_products); the others on 8-bit integer dot products.
   bool float_weights = false;
   bool bf16_products = false;
   std::vector<double> batch_tps;  // aggregate tokens/s of batched decode, each repeat
   double batch_median_tps = 0;
-  double batch_gflops =
-      0;  // 2 x each token's matrix multiply-adds (its logits too) x batch_median_tps
+  // 2 x each token's matrix multiply-adds (its logits too) x batch_median_tps.
+  double batch_gflops = 0;
   // Read bandwidth measured right before and right after each decode repeat: the host is shared
   // and its bandwidth moves by tens of percent within a minute, so the roofline is taken next to
   // the decode runs. The highest probe is the stricter roofline: a decode that outran the median
