@@ -15,6 +15,7 @@ struct SynthFlags {
   uint64_t seed = 0;
   int threads = 0;
   bool byte_vocab = false;
+  bool bf16_values = false;
 };
 
 int run(const SynthFlags& f) {
@@ -23,6 +24,7 @@ int run(const SynthFlags& f) {
   options.out = f.out;
   options.dtype = parse_dtype(f.dtype);
   options.seed = f.seed;
+  options.bf16_values = f.bf16_values;
   if (f.byte_vocab) options.byte_tokens = tokenizer::byte_level_alphabet();
   ThreadPool pool(f.threads);
   const models::SynthResult r = models::synthesize(options, pool);
@@ -49,6 +51,10 @@ Action register_synth(CLI::App& app) {
                "GGUF: also write a placeholder vocabulary (GPT-2 byte-level, one token per byte, "
                "no merges; the other ids named [tN]) so that readers that need one load the file, "
                "e.g. llama.cpp for a speed comparison on the same weights (bench/llama_cpp)");
+  app.add_flag("--bf16-values", f->bf16_values,
+               "Round every weight to bf16 before storing it in --dtype: the values of a file "
+               "converted from a bf16 release (GLM's are bf16; autoglm runs such f16 matrices "
+               "with its bf16 kernels)");
   app.add_option("-t,--threads", f->threads, "Worker threads (default: every core)");
   return [f] { return run(*f); };
 }

@@ -176,6 +176,12 @@ std::unique_ptr<Model> Model::load(const fs::path& path, const LoadOptions& opti
     model->weight_summary_ +=
         fmt::format("; q, k and v fused into one matrix in {} layers", packed.fused_qkv);
   }
+  if (packed.f16_packed_as_bf16 > 0) {
+    model->weight_summary_ += fmt::format(
+        "; {} f16 matrices hold only bf16 values (as when converted from a bf16 release): packed "
+        "and run as bf16, the same values",
+        packed.f16_packed_as_bf16);
+  }
   if (options.bf16_activations) model->weight_summary_ += bf16_activations_summary(packed);
   model->weight_bytes_ = binder.weight_bytes();
   log::info("model {}: {}", path.string(), model->spec_.describe());

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/half.h"
 #include "formats/gguf_writer.h"
 #include "formats/safetensors_writer.h"
 #include "kernels/kernels.h"
@@ -84,7 +85,7 @@ DType stored_type(const Planned& p, DType requested) {
 // Streams one tensor: rows of random values (uniform, std 0.02 like common initialisers; norms 1,
 // biases small), converted to the stored type, in chunks so no tensor is held whole in memory.
 void stream_tensor(formats::TensorWriter& writer, const Planned& p, DType type, uint64_t seed,
-                   ThreadPool& pool) {
+                   bool bf16_values, ThreadPool& pool) {
   const int64_t cols = p.shape.back();
   int64_t rows = 1;
   for (size_t i = 0; i + 1 < p.shape.size(); ++i) rows *= p.shape[i];
@@ -103,6 +104,7 @@ void stream_tensor(formats::TensorWriter& writer, const Planned& p, DType type, 
         Random rng{name_hash * 0x100000001b3ull + static_cast<uint64_t>(r0 + r)};
         for (auto& v : row) {
           v = amplitude * rng.uniform_pm1() + (p.fill == Fill::Norm ? 1.0f : 0.0f);
+          if (bf16_values) v = bf16_to_f32(f32_to_bf16(v));
         }
         kt.quantize_row(type, row.data(), buffer.data() + static_cast<size_t>(r) * row_size, cols);
       }
@@ -239,7 +241,7 @@ SynthResult synthesize(const SynthOptions& options, ThreadPool& pool) {
   }
   for (const Planned& p : recorder.planned()) {
     const DType type = stored_type(p, dtype);
-    stream_tensor(*writer, p, type, options.seed, pool);
+    stream_tensor(*writer, p, type, options.seed, options.bf16_values, pool);
     int64_t numel = 1;
     for (int64_t d : p.shape) numel *= d;
     result.parameters += numel;

@@ -20,6 +20,9 @@ struct SynthOptions {
   // When set (GGUF only): the spellings of the 256 byte tokens (tokenizer::byte_level_alphabet()),
   // and the file carries a placeholder vocabulary built on them (see set_byte_vocab in synth.cpp).
   std::vector<std::string> byte_tokens;
+  // Every weight rounded to bf16 before it is stored in dtype: the values an f16 (or q8_0, ...)
+  // file converted from a bf16 release holds, as GLM's releases are bf16.
+  bool bf16_values = false;
 };
 
 struct SynthResult {

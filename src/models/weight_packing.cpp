@@ -116,6 +116,8 @@ int fuse_qkv(ModelWeights& weights, const std::vector<bool>& fusable,
     const size_t q_bytes = static_cast<size_t>(l.q.w.rows) * l.q.w.row_stride();
     const size_t k_bytes = static_cast<size_t>(l.k.w.rows) * l.k.w.row_stride();
     if (l.k.w.data != q + q_bytes || l.v.w.data != q + q_bytes + k_bytes) continue;
+    // An f16 q, k or v may have been packed as bf16 (pack_f16_as_bf16) and the others not.
+    if (l.k.w.dtype != l.q.w.dtype || l.v.w.dtype != l.q.w.dtype) continue;
     Linear qkv;
     qkv.w = l.q.w;
     qkv.w.rows = l.q.w.rows + l.k.w.rows + l.v.w.rows;
@@ -154,7 +156,11 @@ PackResult pack_weights(ModelWeights& weights, std::vector<LargeBuffer>& owned, 
   for (size_t i = 0; i < plan.matrices.size(); ++i) {
     Linear& l = *plan.matrices[i];
     const kernels::Matrix source = l.w;
-    l.w = kernels::pack_for_matmul(source, packed.get() + plan.offsets[i], &pool);
+    std::byte* dst = packed.get() + plan.offsets[i];
+    const bool as_bf16 = kernels::can_pack_f16_as_bf16(source, &pool);
+    l.w = as_bf16 ? kernels::pack_f16_as_bf16(source, dst, &pool)
+                  : kernels::pack_for_matmul(source, dst, &pool);
+    result.f16_packed_as_bf16 += as_bf16 ? 1 : 0;
     l.w.x_as_bf16 = bf16_activations && (l.w.dtype == DType::BF16 || l.w.dtype == DType::F16);
     result.bf16_rounding_x += l.w.x_as_bf16 && l.w.dtype == DType::BF16 ? 1 : 0;
     result.f16_as_bf16 += l.w.x_as_bf16 && l.w.dtype == DType::F16 ? 1 : 0;

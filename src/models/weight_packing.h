@@ -20,12 +20,15 @@ namespace autoglm::models {
 // layout: its rows are looked up one by one. Each matrix's row groups are split over the pool.
 // With bf16_activations, the packed bf16 and f16 matrices may multiply in bf16
 // (kernels::Matrix::x_as_bf16). A layer's separate q, k and v of one type become one fused matrix
-// (LayerWeights::qkv) when packed.
+// (LayerWeights::qkv) when packed. An f16 matrix whose every value is also a bf16 value (an f16
+// file converted from a bf16 release) is packed as bf16, for the faster bf16 kernels.
 struct PackResult {
   int packed = 0;           // matrices packed
   int bf16_rounding_x = 0;  // of which bf16 matrices that may round x to bf16
   int f16_as_bf16 = 0;      // of which f16 matrices that may round x and themselves to bf16
-  int fused_qkv = 0;        // layers whose separate q, k and v now run as one matrix
+  // of which f16 matrices holding only bf16 values, packed as bf16 (kernels::pack_f16_as_bf16)
+  int f16_packed_as_bf16 = 0;
+  int fused_qkv = 0;  // layers whose separate q, k and v now run as one matrix
 };
 PackResult pack_weights(ModelWeights& weights, std::vector<LargeBuffer>& owned, ThreadPool& pool,
                         bool bf16_activations);

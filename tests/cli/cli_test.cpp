@@ -199,6 +199,25 @@ TEST(Cli, SynthByteVocabTokenizesBytes) {
   EXPECT_FALSE(std::filesystem::exists(small));
 }
 
+// --bf16-values: weights rounded to bf16 before they are stored in --dtype, as a file converted
+// from a bf16 release holds them; f16 matrices of such values are packed and run as bf16 at load.
+TEST(Cli, SynthBf16ValuesGivesF16ThatRunsAsBf16) {
+  const auto dir = temp_dir("synth_bf16_values");
+  const auto config = fixtures_dir() / "hf-tiny" / "glm4" / "config.json";
+  for (const bool bf16_values : {true, false}) {
+    const std::string out = (dir / (bf16_values ? "bf16_values.gguf" : "plain.gguf")).string();
+    const Result s = run("synth --dtype f16 --config " + config.string() + " --out " + out +
+                         (bf16_values ? " --bf16-values" : ""));
+    ASSERT_EQ(s.exit_code, 0) << s.out;
+    const Result g = run("--log-level info run --model " + out +
+                         " --tokens 3,4,5 -n 2 --temperature 0 --ignore-eos");
+    ASSERT_EQ(g.exit_code, 0) << g.out;
+    if (g.out.find("repacked") == std::string::npos) continue;  // kernels that do not repack
+    EXPECT_EQ(g.out.find("f16 matrices hold only bf16 values") != std::string::npos, bf16_values)
+        << g.out;
+  }
+}
+
 TEST(Cli, BenchReportsSpeedAndBandwidth) {
   const Result r = run("bench --model " + stories() +
                        " --prompt-tokens 16 --decode-tokens 8 --repeats 1 --json");

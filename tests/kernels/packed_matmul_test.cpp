@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/half.h"
 #include "core/thread_pool.h"
 #include "kernels/detail.h"
 #include "test_util.h"
@@ -185,6 +186,88 @@ TEST(PackRows8, RefusesWhatItCannotPack) {
   const std::vector<uint8_t> q6 = make_weights(DType::Q6_K, 8, 256, 5);
   std::vector<std::byte> dst_q6(q6.size());
   EXPECT_THROW(pack_for_matmul(Matrix{DType::Q6_K, 8, 256, q6.data()}, dst_q6.data()), Error);
+}
+
+// A table that packs for the SIMD kernels (prefers_rows8) in `layout`.
+KernelTable rows8_packing_for(WeightLayout layout) {
+  KernelTable t = packing_for(layout);
+  t.prefers_rows8 = true;
+  return t;
+}
+
+// f16 bits of random bf16 values, as an f16 file converted from a bf16 release holds, and the
+// bf16 bits of those same values.
+struct F16FromBf16 {
+  std::vector<uint16_t> f16, bf16;
+};
+F16FromBf16 f16_from_bf16(int64_t n, uint32_t seed) {
+  const std::vector<uint8_t> b = make_weights(DType::BF16, 1, n, seed);
+  F16FromBf16 out;
+  for (int64_t i = 0; i < n; ++i) {
+    uint16_t bits;
+    std::memcpy(&bits, b.data() + 2 * i, 2);
+    out.f16.push_back(f32_to_f16(bf16_to_f32(bits)));
+    // The f16 value itself (rounding a tiny bf16 value to f16's subnormal grid leaves at most 8
+    // significant bits, still a bf16 value).
+    out.bf16.push_back(f32_to_bf16(f16_to_f32(out.f16.back())));
+  }
+  return out;
+}
+
+TEST(PackF16AsBf16, PacksTheBytesOfTheBf16MatrixOfTheSameValues) {
+  ThreadPool pool(3);
+  for (WeightLayout layout : {WeightLayout::Rows8, WeightLayout::Rows8Pairs}) {
+    const KernelTable table = rows8_packing_for(layout);
+    const int64_t rows = 8 * 5, cols = 96;
+    const F16FromBf16 v = f16_from_bf16(rows * cols, 21);
+    const Matrix w16{DType::F16, rows, cols, v.f16.data()};
+    const Matrix w_bf16{DType::BF16, rows, cols, v.bf16.data()};
+    ASSERT_TRUE(can_pack_f16_as_bf16(w16, nullptr, table));
+    ASSERT_TRUE(can_pack_f16_as_bf16(w16, &pool, table));
+    std::vector<std::byte> expected(v.bf16.size() * 2), got(expected.size());
+    const Matrix pe = pack_for_matmul(w_bf16, expected.data(), nullptr, table);
+    const Matrix pg = pack_f16_as_bf16(w16, got.data(), &pool, table);
+    EXPECT_EQ(pg.dtype, DType::BF16);
+    EXPECT_EQ(pg.layout, pe.layout);
+    EXPECT_EQ(got, expected) << (layout == WeightLayout::Rows8 ? "Rows8" : "Rows8Pairs");
+    // A table that does not repack (the scalar one) runs f16 as it is.
+    EXPECT_FALSE(can_pack_f16_as_bf16(w16, nullptr, packing_for(layout)));
+  }
+}
+
+TEST(PackF16AsBf16, TakesOnlyValuesBf16HoldsExactly) {
+  const KernelTable table = rows8_packing_for(WeightLayout::Rows8Pairs);
+  const int64_t rows = 8, cols = 64;
+  const F16FromBf16 v = f16_from_bf16(rows * cols, 22);
+  // f16 bits at the last place of row 7: whether the matrix still packs as bf16.
+  const auto packs_with = [&](uint16_t bits) {
+    std::vector<uint16_t> f16 = v.f16;
+    f16.back() = bits;
+    return can_pack_f16_as_bf16(Matrix{DType::F16, rows, cols, f16.data()}, nullptr, table);
+  };
+  EXPECT_TRUE(packs_with(0x0000));   // +0
+  EXPECT_TRUE(packs_with(0x8000));   // -0
+  EXPECT_TRUE(packs_with(0x3c00));   // 1
+  EXPECT_TRUE(packs_with(0xbff8));   // -(2 - 2^-7): 8 significant bits
+  EXPECT_FALSE(packs_with(0x3c01));  // 1 + 2^-10: 11 significant bits
+  EXPECT_FALSE(packs_with(0x3c04));  // 1 + 2^-8: 9
+  EXPECT_TRUE(packs_with(0x00ff));   // subnormal of 8 significant bits
+  EXPECT_TRUE(packs_with(0x8300));   // negative subnormal of 2
+  EXPECT_FALSE(packs_with(0x01ff));  // subnormal of 9
+  EXPECT_TRUE(packs_with(0x7c00));   // infinity: bf16 has it too
+  EXPECT_FALSE(packs_with(0x7e01));  // a NaN whose payload bf16 cannot keep
+  // Random f16 weights (rounded from f32) have 11 significant bits.
+  const std::vector<uint8_t> plain = make_weights(DType::F16, rows, cols, 23);
+  EXPECT_FALSE(can_pack_f16_as_bf16(Matrix{DType::F16, rows, cols, plain.data()}, nullptr, table));
+  // Other types, and shapes the bf16 layout has no form for (Rows8Pairs: columns a multiple of 4).
+  const std::vector<uint8_t> bf16 = make_weights(DType::BF16, rows, cols, 24);
+  EXPECT_FALSE(can_pack_f16_as_bf16(Matrix{DType::BF16, rows, cols, bf16.data()}, nullptr, table));
+  const F16FromBf16 odd = f16_from_bf16(8 * 66, 25);
+  const Matrix w66{DType::F16, 8, 66, odd.f16.data()};
+  EXPECT_FALSE(can_pack_f16_as_bf16(w66, nullptr, table));
+  std::vector<std::byte> dst(odd.f16.size() * 2);
+  EXPECT_THROW(pack_f16_as_bf16(w66, dst.data(), nullptr, table), Error);
+  EXPECT_TRUE(can_pack_f16_as_bf16(w66, nullptr, rows8_packing_for(WeightLayout::Rows8)));
 }
 
 // The last element: bf16 and f16 matrices that allow x (f16: and the weights) to be rounded to bf16

@@ -158,6 +158,34 @@ TEST(PackedWeights, FusedQkvGivesTheUnfusedLogits) {
   EXPECT_LE(max_abs_diff_rows(a.decode_logits, b.decode_logits), 1e-4);
 }
 
+// f16 weights whose every value is also a bf16 value (the bf16 fixture converted to f16 at load, as
+// an f16 file made from a bf16 release holds) are packed as bf16 (kernels::pack_f16_as_bf16): the
+// load says so, and the logits stay those of the f16 matrices unpacked (AUTOGLM_REPACK=0), up to
+// the summation order. f16 converted from f32 weights keeps its f16 kernels.
+TEST(PackedWeights, F16HoldingBf16ValuesRunsAsBf16WithTheSameLogits) {
+  ThreadPool pool(2);
+  models::LoadOptions as_f16;
+  as_f16.dtype = DType::F16;
+  const auto dir = fixtures_dir() / "hf-tiny" / "glm4_bf16";
+  auto packed = models::Model::load(dir, as_f16, pool);
+  if (packed->weight_summary().find("repacked") == std::string::npos)
+    GTEST_SKIP() << "the " << isa_name(kernels::active().isa) << " kernels do not repack weights";
+  EXPECT_NE(packed->weight_summary().find("f16 matrices hold only bf16 values"), std::string::npos)
+      << packed->weight_summary();
+  ::setenv("AUTOGLM_REPACK", "0", 1);
+  auto plain = models::Model::load(dir, as_f16, pool);
+  ::unsetenv("AUTOGLM_REPACK");
+  const std::vector<int32_t> prompt = {1, 2, 3, 4, 5, 6, 7, 8};
+  const std::vector<int32_t> continuation = {9, 10, 11};
+  const FixtureRun a = run_fixture(*packed, prompt, continuation);
+  const FixtureRun b = run_fixture(*plain, prompt, continuation);
+  EXPECT_LE(max_abs_diff_rows(a.prefill_logits, b.prefill_logits), 1e-4);
+  EXPECT_LE(max_abs_diff_rows(a.decode_logits, b.decode_logits), 1e-4);
+  auto from_f32 = models::Model::load(fixtures_dir() / "hf-tiny" / "glm4", as_f16, pool);
+  EXPECT_EQ(from_f32->weight_summary().find("bf16"), std::string::npos)
+      << from_f32->weight_summary();
+}
+
 TEST(GgufFile, ChatglmArchLoadsAndRuns) {
   ThreadPool pool(2);
   auto model = models::Model::load(fixtures_dir() / "gguf" / "glm-tiny-chatglm-f16.gguf", {}, pool);
