@@ -23,34 +23,17 @@ dtypes=("$@")
 [ ${#dtypes[@]} -gt 0 ] || dtypes=(q4_0 q8_0 f16 bf16)
 command -v node >/dev/null || { echo "llama_cpp_compare: needs Node.js 20+ (apt-get install nodejs npm)" >&2; exit 1; }
 [ -x "$BIN" ] || { echo "llama_cpp_compare: no $BIN; build first (README)" >&2; exit 1; }
-if [ ! -d bench/llama_cpp/node_modules/node-llama-cpp ]; then
-  # --ignore-scripts: the prebuilt libraries are all we use (no build of llama.cpp from source);
-  # --omit=optional: no CUDA or Vulkan variants (hundreds of MB). `npm install`, not `npm ci`: the
-  # lock file has the versions, but not the other platforms' optional packages, which npm ci
-  # refuses to go without.
-  (cd bench/llama_cpp && npm install --ignore-scripts --omit=optional --no-audit --no-fund)
-fi
-mkdir -p "$OUT"
-for d in "${dtypes[@]}"; do
-  model="$OUT/$shape-$d-vocab.gguf"
-  [ -f "$model" ] || "$BIN" --log-level warn synth --byte-vocab \
-    --config "$CONFIG" --dtype "$d" --out "$model"
-done
-sync
+# shellcheck source=bench/llama_cpp/common.sh
+source bench/llama_cpp/common.sh
+install_node_llama_cpp
+synth_vocab_models "${dtypes[@]}"
 results="$OUT/llama_cpp_compare.jsonl"
 : >"$results"
 for round in $(seq "$ROUNDS"); do
   for d in "${dtypes[@]}"; do
     model="$OUT/$shape-$d-vocab.gguf"
     echo "== round $round, $d: autoglm, then llama.cpp" >&2
-    "$BIN" --log-level warn bench --model "$model" --threads "$THREADS" --prompt-tokens 512 \
-      --decode-tokens 128 --repeats 3 --batch 16 --json |
-      node -e 'const j = JSON.parse(require("fs").readFileSync(0, "utf8"));
-        console.log(JSON.stringify({dtype: process.argv[1], engine: "autoglm",
-          prefill: j.prefill.median_tokens_per_s, decode: j.decode.median_tokens_per_s,
-          batch: j.batched_decode.median_tokens_per_s, bandwidth: j.read_bandwidth_gbps.median,
-          bytes_per_token: j.decode.bytes_per_token}))' "$d" \
-        >>"$results"
+    autoglm_row "$d" "$model" >>"$results"
     node bench/llama_cpp/bench.mjs --model "$model" --threads "$THREADS" --prompt-tokens 512 \
       --decode-tokens 128 --repeats 3 --batch 16 |
       node -e 'const j = JSON.parse(require("fs").readFileSync(0, "utf8"));

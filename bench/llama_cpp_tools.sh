@@ -36,10 +36,10 @@ need git "apt-get install git"
 [ -x "$BIN" ] || { echo "llama_cpp_tools: no $BIN; build first (README)" >&2; exit 1; }
 
 # llama.cpp's source and build.
+# shellcheck source=bench/llama_cpp/common.sh
+source bench/llama_cpp/common.sh
 bundle=bench/llama_cpp/node_modules/node-llama-cpp/llama/gitRelease.bundle
-if [ ! -f "$bundle" ]; then
-  (cd bench/llama_cpp && npm install --ignore-scripts --omit=optional --no-audit --no-fund)
-fi
+install_node_llama_cpp
 [ -f "$bundle" ] || { echo "llama_cpp_tools: no $bundle after npm install" >&2; exit 1; }
 src="$LLAMA_BUILD/src"
 if [ ! -f "$src/CMakeLists.txt" ]; then
@@ -55,26 +55,14 @@ if [ ! -x "$tools/llama-bench" ] || [ ! -x "$tools/llama-batched-bench" ]; then
   ninja -C "$LLAMA_BUILD/build" llama-bench llama-batched-bench >&2
 fi
 
-mkdir -p "$OUT"
-for d in "${dtypes[@]}"; do
-  model="$OUT/$shape-$d-vocab.gguf"
-  [ -f "$model" ] || "$BIN" --log-level warn synth --byte-vocab \
-    --config "$CONFIG" --dtype "$d" --out "$model"
-done
-sync
+synth_vocab_models "${dtypes[@]}"
 results="$OUT/llama_cpp_tools.jsonl"
 : >"$results"
 for round in $(seq "$ROUNDS"); do
   for d in "${dtypes[@]}"; do
     model="$OUT/$shape-$d-vocab.gguf"
     echo "== round $round, $d: autoglm, then llama-bench and llama-batched-bench" >&2
-    "$BIN" --log-level warn bench --model "$model" --threads "$THREADS" --prompt-tokens 512 \
-      --decode-tokens 128 --repeats 3 --batch 16 --json |
-      node -e 'const j = JSON.parse(require("fs").readFileSync(0, "utf8"));
-        console.log(JSON.stringify({dtype: process.argv[1], engine: "autoglm",
-          prefill: j.prefill.median_tokens_per_s, decode: j.decode.median_tokens_per_s,
-          batch: j.batched_decode.median_tokens_per_s, bandwidth: j.read_bandwidth_gbps.median,
-          bytes_per_token: j.decode.bytes_per_token}))' "$d" >>"$results"
+    autoglm_row "$d" "$model" >>"$results"
     # llama-bench: pp512 and tg128, 3 repetitions each; avg_ts is their mean tokens/s.
     lb=$("$tools/llama-bench" -m "$model" -t "$THREADS" -p 512 -n 128 -r 3 -o json 2>/dev/null)
     # llama-batched-bench: 16 sequences, each a one-token prompt, then 32 tokens each; S_TG is
