@@ -57,33 +57,56 @@ ReadProbe::ReadProbe(ThreadPool& pool, size_t bytes) : n_(bytes / sizeof(uint64_
       4096);
 }
 
-BandwidthResult ReadProbe::measure(ThreadPool& pool, int repeats) const {
-  const size_t n = n_;
-  const auto* data = reinterpret_cast<const uint64_t*>(buffer_.get());
+// GB/s (1e9 bytes) of one read of the words [first, first + count) on every pool thread.
+double ReadProbe::read_gbps(ThreadPool& pool, size_t first, size_t count) const {
+  const auto* data = reinterpret_cast<const uint64_t*>(buffer_.get()) + first;
   const bool avx2 = cpu_features().supports(Isa::Avx2);
   std::atomic<uint64_t> sink{0};
+  const auto start = std::chrono::steady_clock::now();
+  pool.parallel_for(
+      static_cast<int64_t>(count),
+      [&](int64_t a, int64_t b) {
+        const uint64_t* p = data + a;
+        const auto n = static_cast<size_t>(b - a);
+        sink += avx2 ? read_sum_avx2(p, n) : read_sum_scalar(p, n);
+      },
+      4096);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return static_cast<double>(count * sizeof(uint64_t)) / seconds / 1e9;
+}
+
+BandwidthResult ReadProbe::measure(ThreadPool& pool, int repeats) const {
   std::vector<double> gbps;
   for (int r = 0; r < repeats + 1; ++r) {
-    const auto start = std::chrono::steady_clock::now();
-    pool.parallel_for(
-        static_cast<int64_t>(n),
-        [&](int64_t a, int64_t b) {
-          const uint64_t* p = data + a;
-          const auto count = static_cast<size_t>(b - a);
-          sink += avx2 ? read_sum_avx2(p, count) : read_sum_scalar(p, count);
-        },
-        4096);
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (r > 0)
-      gbps.push_back(static_cast<double>(n * sizeof(uint64_t)) / seconds / 1e9);  // r 0 warms up
+    const double rate = read_gbps(pool, 0, n_);
+    if (r > 0) gbps.push_back(rate);  // r 0 warms up
   }
   std::sort(gbps.begin(), gbps.end());
   BandwidthResult result;
-  result.bytes = n * sizeof(uint64_t);
+  result.bytes = n_ * sizeof(uint64_t);
   if (gbps.empty()) return result;
   result.best_gbps = gbps[gbps.size() - 1];
   result.median_gbps = gbps[gbps.size() / 2];
+  return result;
+}
+
+BandwidthResult ReadProbe::measure_slice(ThreadPool& pool, size_t slice_bytes) {
+  const size_t words = slice_bytes / sizeof(uint64_t);
+  if (words == 0 || 2 * words > n_) {
+    fail("a read probe slice of {} bytes needs a buffer of at least twice that ({} bytes here)",
+         slice_bytes, n_ * sizeof(uint64_t));
+  }
+  const auto next = [&] {
+    if (next_slice_ + words > n_) next_slice_ = 0;  // round the buffer
+    const size_t first = next_slice_;
+    next_slice_ += words;
+    return first;
+  };
+  read_gbps(pool, next(), words);  // warms up
+  BandwidthResult result;
+  result.bytes = words * sizeof(uint64_t);
+  result.median_gbps = result.best_gbps = read_gbps(pool, next(), words);
   return result;
 }
 

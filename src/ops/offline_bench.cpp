@@ -133,13 +133,13 @@ OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBe
   model.forward(std::span(&filled, 1), scratch, pool, logits);
   const double bytes_per_token = decode_bytes_per_token(model, o);
   {
-    // Each probe's buffer is allocated and faulted in once, not at every probe; both are freed
-    // before the resident memory is read below, which they would otherwise add to.
-    const ReadProbe long_probe(pool, size_t{512} << 20);  // before and after each decode run
-    const ReadProbe short_probe(pool, kShortProbeBytes);  // between the segments
-    const auto probe_now = [&] { return short_probe.measure(pool, 1).median_gbps; };
+    // The probe's buffer is allocated and faulted in once, not at every probe, and freed before
+    // the resident memory is read below, which it would otherwise add to. Read whole before and
+    // after each decode run; between the segments, fresh slices of it (ReadProbe::measure_slice).
+    ReadProbe probe(pool, size_t{512} << 20);
+    const auto probe_now = [&] { return probe.measure_slice(pool, kShortProbeBytes).median_gbps; };
     for (int rep = 0; rep < o.repeats; ++rep) {
-      r.bandwidth_gbps.push_back(long_probe.measure(pool, 3).median_gbps);
+      r.bandwidth_gbps.push_back(probe.measure(pool, 3).median_gbps);
       cache.rewind(o.context + 1);
       int32_t token = prompt[0];
       double decode_seconds = 0;  // the segments' time, without the probes between them
@@ -160,7 +160,7 @@ OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBe
         probe_before = probe_after;
       }
       r.decode_tps.push_back(o.decode_tokens / decode_seconds);
-      r.bandwidth_gbps.push_back(long_probe.measure(pool, 3).median_gbps);
+      r.bandwidth_gbps.push_back(probe.measure(pool, 3).median_gbps);
     }
   }
   r.decode_segment_fraction_median = median(r.decode_segment_fraction);
