@@ -49,6 +49,7 @@ struct Options {
   std::string type = "q4_0";
   std::string weights = "cached";
   int64_t tokens = 1;
+  int64_t rows = 0;  // of the DRAM matrix; 0: kDramRows
   int threads = 1;
   int pairs = 100;
   bool expect_same = false;
@@ -87,7 +88,8 @@ Workload make_workload(const Options& o, const autoglm::kernels::KernelTable& av
   const bool cached = o.weights == "cached";
   const int64_t row_size = static_cast<int64_t>(autoglm::row_bytes(wl.type, kCols));
   // In cache: as many rows as fit in 256 KiB (kernels_bench's bm_matmul_cached), a multiple of 16.
-  wl.rows = cached ? std::max<int64_t>(16, (int64_t{256} << 10) / row_size / 16 * 16) : kDramRows;
+  wl.rows = cached ? std::max<int64_t>(16, (int64_t{256} << 10) / row_size / 16 * 16)
+                   : (o.rows > 0 ? o.rows : kDramRows);
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
   std::vector<uint8_t> source(static_cast<size_t>(row_size * wl.rows));
@@ -235,10 +237,23 @@ int main(int argc, char** argv) {
   app.add_option("--weights", o.weights, "cached: 256 KiB of weights; dram: 1 GiB of copies")
       ->check(CLI::IsMember({"cached", "dram"}));
   app.add_option("--tokens", o.tokens, "tokens per call (1: decode)")->check(CLI::Range(1, 4096));
+  app.add_option("--rows", o.rows,
+                 "rows of the matrix read from DRAM (a multiple of 16; default 6144, the benchmark "
+                 "shape's FFN; 2048 and 2560 are its o and fused q|k|v)")
+      ->check(CLI::Range(16, 1 << 20));
   app.add_option("--threads", o.threads, "threads splitting the rows")->check(CLI::Range(1, 256));
   app.add_option("--pairs", o.pairs, "samples of each build")->check(CLI::Range(1, 1000000));
   app.add_flag("--expect-same", o.expect_same, "fail when A's and B's outputs differ");
   CLI11_PARSE(app, argc, argv);
+  if (o.rows % 16 != 0) {
+    std::fprintf(stderr, "kernel_ab: --rows %ld is not a multiple of 16 (two 8-row groups)\n",
+                 static_cast<long>(o.rows));
+    return 2;
+  }
+  if (o.rows != 0 && o.weights != "dram") {
+    std::fprintf(stderr, "kernel_ab: --rows sizes the DRAM matrix; add --weights dram\n");
+    return 2;
+  }
   autoglm::log::set_level(autoglm::log::Level::Warn);  // not the kernel table's choice
   if (!autoglm::cpu_features().supports(autoglm::Isa::Avx512)) {
     std::fprintf(stderr, "kernel_ab: this CPU has no AVX-512 (with VNNI and BF16): %s\n",
