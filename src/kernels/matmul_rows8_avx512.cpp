@@ -211,11 +211,25 @@ __attribute__((always_inline)) inline void q8_piece(const QTile<BlockQ8_0x8>& a,
 template <typename Block>
 constexpr size_t kDecodeAheadBlocks = (864 + sizeof(Block) - 1) / sizeof(Block);
 
-// Prefetches of one step: the next pass's weights into L2 (next), decode's stream ahead into the
-// level Ahead names (kernels::prefetch_level).
+// q8_0's several-token tiles: the first tile of a pass (the one that prefetches nothing of the
+// next pass) also prefetches its own pass's weights that far ahead, as decode does, into the
+// CPU's level (kernels::prefetch_level: L1 on Zen 5, where this was measured; L2 on Zen 4). The
+// next pass's prefetches into L2 did not keep up on Zen 5: one thread, 16 tokens from DRAM, read
+// 11-14 GB/s (342-427 GFLOP/s against 670 in cache), where q8_0 needs 22 GB/s a core at that
+// compute rate. kernel_ab, 16 tokens from DRAM, B/A time: one thread 0.896, two 0.961 and 0.949;
+// 512 tokens 0.987. The model, 2 threads, 16-sequence steps alternated (tokens/s): 230.0 -> 244.6,
+// 218.5 -> 234.0, 219.6 -> 233.3, 214.2 -> 227.9;
+// prefill 512 312.6 -> 329.5, 315.0 -> 337.4, 322.1 -> 330.1, 324.1 -> 322.2. Not q4_0, with half
+// the bytes per multiply-add: its kernel gave 1.002-1.019, and 64-token prompts in the model lost
+// 7-24% (4 alternated pairs).
+template <typename Block, int NT>
+constexpr bool kLeadPrefetch = NT > 1 && sizeof(Block) == sizeof(BlockQ8_0x8);
+
+// Prefetches of one step: the next pass's weights into L2 (next); decode's streams, or a leading
+// tile's own weights (lead: kLeadPrefetch), ahead into the level Ahead names.
 template <typename Block, int NG, int NT, bool Pair, _mm_hint Ahead>
 __attribute__((always_inline)) inline void prefetch_step(const QTile<Block>& a, const Block* next,
-                                                         int64_t b) {
+                                                         int64_t b, bool lead = false) {
   constexpr size_t kBytes = (Pair ? 2 : 1) * sizeof(Block);
   if (next != nullptr) {
     for (int g = 0; g < NG; ++g) {
@@ -223,7 +237,7 @@ __attribute__((always_inline)) inline void prefetch_step(const QTile<Block>& a, 
       for (size_t off = 0; off < kBytes; off += 64) _mm_prefetch(line + off, _MM_HINT_T1);
     }
   }
-  if constexpr (NT == 1) {
+  if (NT == 1 || lead) {
     for (int g = 0; g < NG; ++g) {
       // In integers: the address may lie past the matrix, where no pointer may point.
       const uintptr_t ahead = reinterpret_cast<uintptr_t>(a.group + g * a.group_stride + b) +
@@ -250,7 +264,8 @@ __attribute__((always_inline)) inline void q_step(const QTile<Block>& a, TileTok
                                                   __m512 (&acc)[NG][NT]) {
   const int64_t nb = a.n_blocks;
   const int64_t x_step = nb * kQK;  // from one token's activations to the next's
-  prefetch_step<Block, NG, NT, Pair, Ahead>(a, prefetching ? tt.next : nullptr, b);
+  const bool lead = kLeadPrefetch<Block, NT> && !tt.share.on;
+  prefetch_step<Block, NG, NT, Pair, Ahead>(a, prefetching ? tt.next : nullptr, b, lead);
   const int8_t* xq = a.q + tt.t0 * x_step + b * kQK;  // token t0's block b
   __m512i sum[NG][NT], sum_hi[NG][NT];
   for (int t = 0; t < NT; ++t) {
@@ -332,7 +347,7 @@ void decode_rows(const Matrix& w, const QuantizedActs& xa, float* y, int64_t r0,
 }
 
 // Tokens [0, n_tokens) of a in tiles of 4 (kernels/rows8_avx512.h).
-template <typename Block, int NG>
+template <typename Block, int NG, _mm_hint Ahead>
 void token_tiles(const QTile<Block>& a, const Block* next, int64_t n_tokens) {
   // q8_0 spreads its prefetches over the tiles (rows8_avx512.h); q4_0, with half the bytes per
   // pass and more work per byte, lost by it. The model, 2 threads, alternated: 16-sequence steps
@@ -340,13 +355,14 @@ void token_tiles(const QTile<Block>& a, const Block* next, int64_t n_tokens) {
   // 255 -> 234, 260 -> 256.
   constexpr bool kSpread = sizeof(Block) == sizeof(BlockQ8_0x8);
   for_token_tiles(n_tokens, kSpread, [&]<int NT>(int64_t t, PrefetchShare share) {
-    q_tile<Block, NG, NT>(a, {t, next, share});
+    q_tile<Block, NG, NT, Ahead>(a, {t, next, share});
   });
 }
 
 // Several tokens: chunks of 64 rows (they stay in L2 while every tile of 4 tokens passes over
-// them), 2 groups x 4 tokens per tile; the tiles after the first prefetch the next chunk.
-template <typename Block>
+// them), 2 groups x 4 tokens per tile; the tiles after the first prefetch the next chunk. Ahead:
+// where q8_0's first tile of a pass prefetches its own weights (kLeadPrefetch).
+template <typename Block, _mm_hint Ahead = _MM_HINT_T1>
 void token_rows(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens, float* y, int64_t ldy,
                 int64_t r0, int64_t r1) {
   constexpr int64_t kRowChunk = 64;
@@ -361,10 +377,10 @@ void token_rows(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens, floa
       const Block* next = c1 < r1 ? g + (kRowChunk / 8) * nb : nullptr;
       const QTile<Block> a{g, nb, &xa, q, offsets, y + r, ldy};
       if (r + 16 <= c1) {
-        token_tiles<Block, 2>(a, next, n_tokens);
+        token_tiles<Block, 2, Ahead>(a, next, n_tokens);
         r += 16;
       } else {
-        token_tiles<Block, 1>(a, next, n_tokens);
+        token_tiles<Block, 1, Ahead>(a, next, n_tokens);
         r += 8;
       }
     }
@@ -386,7 +402,8 @@ void q_rows8_avx512(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens, 
     return token_rows<BlockQ4_0x8>(w, xa, n_tokens, y, ldy, r0, r1);
   }
   if (n_tokens == 1) return decode_rows<BlockQ8_0x8>(w, xa, y, r0, r1);
-  token_rows<BlockQ8_0x8>(w, xa, n_tokens, y, ldy, r0, r1);
+  with_prefetch_hint(
+      [&]<_mm_hint Ahead>() { token_rows<BlockQ8_0x8, Ahead>(w, xa, n_tokens, y, ldy, r0, r1); });
 }
 
 }  // namespace autoglm::kernels::detail
