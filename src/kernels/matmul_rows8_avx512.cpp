@@ -212,8 +212,9 @@ template <typename Block>
 constexpr size_t kDecodeAheadBlocks = (864 + sizeof(Block) - 1) / sizeof(Block);
 
 // q8_0's several-token tiles: the first tile of a pass (the one that prefetches nothing of the
-// next pass) also prefetches its own pass's weights that far ahead, as decode does, into the
-// CPU's level (kernels::prefetch_level: L1 on Zen 5, where this was measured; L2 on Zen 4). The
+// next pass) also prefetches its own pass's weights that far ahead into L1, as decode does where
+// the CPU's level is L1 (kernels::prefetch_level: Zen 5, where this was measured). Where it is L2
+// (Zen 4), the tiles of the pass before already prefetched those lines there, so it does not. The
 // next pass's prefetches into L2 did not keep up on Zen 5: one thread, 16 tokens from DRAM, read
 // 11-14 GB/s (342-427 GFLOP/s against 670 in cache), where q8_0 needs 22 GB/s a core at that
 // compute rate. kernel_ab, 16 tokens from DRAM, B/A time: one thread 0.896, two 0.961 and 0.949;
@@ -222,8 +223,9 @@ constexpr size_t kDecodeAheadBlocks = (864 + sizeof(Block) - 1) / sizeof(Block);
 // prefill 512 312.6 -> 329.5, 315.0 -> 337.4, 322.1 -> 330.1, 324.1 -> 322.2. Not q4_0, with half
 // the bytes per multiply-add: its kernel gave 1.002-1.019, and 64-token prompts in the model lost
 // 7-24% (4 alternated pairs).
-template <typename Block, int NT>
-constexpr bool kLeadPrefetch = NT > 1 && sizeof(Block) == sizeof(BlockQ8_0x8);
+template <typename Block, int NT, _mm_hint Ahead>
+constexpr bool kLeadPrefetch = NT > 1 &&
+                               sizeof(Block) == sizeof(BlockQ8_0x8) && Ahead == _MM_HINT_T0;
 
 // Prefetches of one step: the next pass's weights into L2 (next); decode's streams, or a leading
 // tile's own weights (lead: kLeadPrefetch), ahead into the level Ahead names.
@@ -264,7 +266,7 @@ __attribute__((always_inline)) inline void q_step(const QTile<Block>& a, TileTok
                                                   __m512 (&acc)[NG][NT]) {
   const int64_t nb = a.n_blocks;
   const int64_t x_step = nb * kQK;  // from one token's activations to the next's
-  const bool lead = kLeadPrefetch<Block, NT> && !tt.share.on;
+  const bool lead = kLeadPrefetch<Block, NT, Ahead> && !tt.share.on;
   prefetch_step<Block, NG, NT, Pair, Ahead>(a, prefetching ? tt.next : nullptr, b, lead);
   const int8_t* xq = a.q + tt.t0 * x_step + b * kQK;  // token t0's block b
   __m512i sum[NG][NT], sum_hi[NG][NT];
