@@ -231,7 +231,7 @@ constexpr bool kLeadPrefetch = NT > 1 &&
 // tile's own weights (lead: kLeadPrefetch), ahead into the level Ahead names.
 template <typename Block, int NG, int NT, bool Pair, _mm_hint Ahead>
 __attribute__((always_inline)) inline void prefetch_step(const QTile<Block>& a, const Block* next,
-                                                         int64_t b, bool lead = false) {
+                                                         int64_t b, bool lead) {
   constexpr size_t kBytes = (Pair ? 2 : 1) * sizeof(Block);
   if (next != nullptr) {
     for (int g = 0; g < NG; ++g) {
@@ -363,7 +363,8 @@ void token_tiles(const QTile<Block>& a, const Block* next, int64_t n_tokens) {
 
 // Several tokens: chunks of 64 rows (they stay in L2 while every tile of 4 tokens passes over
 // them), 2 groups x 4 tokens per tile; the tiles after the first prefetch the next chunk. Ahead:
-// where q8_0's first tile of a pass prefetches its own weights (kLeadPrefetch).
+// where q8_0's first tile of a pass prefetches its own weights (kLeadPrefetch), and where a
+// one-token tile left over after the tiles of 4 prefetches its streams.
 template <typename Block, _mm_hint Ahead = _MM_HINT_T1>
 void token_rows(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens, float* y, int64_t ldy,
                 int64_t r0, int64_t r1) {
