@@ -27,15 +27,17 @@
 #include "ops/bandwidth.h"
 
 namespace autoglm::kernels::detail {
-// The two builds' entry points (bench/CMakeLists.txt renames them).
+// The two builds' entry points (bench/CMakeLists.txt renames them); the last argument is where
+// the thread goes next (KernelTable::matmul_rows_then): w.rows, none, as each thread here runs one
+// range.
 void kernel_ab_a_q_rows8(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens, float* y,
-                         int64_t ldy, int64_t r0, int64_t r1);
+                         int64_t ldy, int64_t r0, int64_t r1, int64_t next);
 void kernel_ab_b_q_rows8(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens, float* y,
-                         int64_t ldy, int64_t r0, int64_t r1);
+                         int64_t ldy, int64_t r0, int64_t r1, int64_t next);
 void kernel_ab_a_float_rows8(const Matrix& w, const float* x, int64_t n_tokens, float* y,
-                             int64_t ldy, int64_t r0, int64_t r1);
+                             int64_t ldy, int64_t r0, int64_t r1, int64_t next);
 void kernel_ab_b_float_rows8(const Matrix& w, const float* x, int64_t n_tokens, float* y,
-                             int64_t ldy, int64_t r0, int64_t r1);
+                             int64_t ldy, int64_t r0, int64_t r1, int64_t next);
 }  // namespace autoglm::kernels::detail
 
 namespace {
@@ -137,10 +139,10 @@ class Runner {
       const int64_t r0 = groups * i / n * 8, r1 = groups * (i + 1) / n * 8;
       if (quantized) {
         (b ? d::kernel_ab_b_q_rows8 : d::kernel_ab_a_q_rows8)(m, xa, wl_.tokens, y, wl_.rows, r0,
-                                                              r1);
+                                                              r1, m.rows);
       } else {
         (b ? d::kernel_ab_b_float_rows8 : d::kernel_ab_a_float_rows8)(m, wl_.x.data(), wl_.tokens,
-                                                                      y, wl_.rows, r0, r1);
+                                                                      y, wl_.rows, r0, r1, m.rows);
       }
     });
     return std::chrono::duration<double>(Clock::now() - start).count();

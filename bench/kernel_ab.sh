@@ -4,7 +4,9 @@
 # (bench/kernel_ab.cpp says why): REV's two files become build A, the working tree's build B.
 #   bench/kernel_ab.sh [REV] [kernel_ab options...]        (REV: HEAD unless given)
 #   bench/kernel_ab.sh HEAD~1 --type q4_0 --weights dram --threads 2 --pairs 300
-# Both builds compile against the working tree's headers. Run it with nothing else busy. On exit
+# Both builds compile against the working tree's headers. Since the kernels learned where a
+# thread goes next (their `next` argument, KernelTable::matmul_rows_then), a revision from before
+# that no longer links as build A. Run it with nothing else busy. On exit
 # build A holds the working tree's files again (the next build recompiles it), so that the A/A
 # tests (ctest -L bench) compare like with like.
 set -euo pipefail

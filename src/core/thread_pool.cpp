@@ -18,6 +18,21 @@ inline void cpu_relax() {
   __builtin_ia32_pause();
 }
 
+// Claims the grains [g0, g1) from `next`: a share of the n_grains - next left (guided), at least
+// one. False when none is left.
+bool claim_guided(std::atomic<int64_t>& next, int64_t n_grains, int n_threads, int64_t& g0,
+                  int64_t& g1) {
+  int64_t first = next.load(std::memory_order_relaxed);
+  int64_t take = 0;
+  do {
+    if (first >= n_grains) return false;
+    take = std::max<int64_t>(1, (n_grains - first) / (kGuidedShare * n_threads));
+  } while (!next.compare_exchange_weak(first, first + take, std::memory_order_relaxed));
+  g0 = first;
+  g1 = first + take;
+  return true;
+}
+
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) {
@@ -91,15 +106,35 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   // waits.
   std::atomic<int64_t> next{0};
   run([&](int, int) {
-    int64_t g0 = next.load(std::memory_order_relaxed);
+    int64_t g0 = 0, g1 = 0;
+    while (claim_guided(next, n_grains, n_threads_, g0, g1))
+      fn(g0 * grain, std::min(n, g1 * grain));
+  });
+}
+
+void ThreadPool::parallel_for_ahead(int64_t n,
+                                    const std::function<void(int64_t, int64_t, int64_t)>& fn,
+                                    int64_t grain) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(grain, 1);
+  const int64_t n_grains = (n + grain - 1) / grain;
+  if (std::min<int64_t>(n_threads_, n_grains) <= 1 || n_grains < kChunksPerThread * n_threads_) {
+    // One chunk per thread (parallel_for's static split): none follows on any thread.
+    parallel_for(
+        n, [&](int64_t begin, int64_t end) { fn(begin, end, n); }, grain);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  run([&](int, int) {
+    int64_t g0 = 0, g1 = 0;
+    if (!claim_guided(next, n_grains, n_threads_, g0, g1)) return;
     for (;;) {
-      int64_t take = 0;
-      do {
-        if (g0 >= n_grains) return;
-        take = std::max<int64_t>(1, (n_grains - g0) / (kGuidedShare * n_threads_));
-      } while (!next.compare_exchange_weak(g0, g0 + take, std::memory_order_relaxed));
-      fn(g0 * grain, std::min(n, (g0 + take) * grain));
-      g0 = next.load(std::memory_order_relaxed);
+      int64_t h0 = 0, h1 = 0;
+      const bool more = claim_guided(next, n_grains, n_threads_, h0, h1);
+      fn(g0 * grain, std::min(n, g1 * grain), more ? h0 * grain : n);
+      if (!more) return;
+      g0 = h0;
+      g1 = h1;
     }
   });
 }

@@ -33,6 +33,13 @@ class ThreadPool {
   // what is left (so they shrink towards the end, down to one grain).
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain = 1);
 
+  // parallel_for for chunks that can start warm: fn(begin, end, next) also learns where the same
+  // thread's next chunk begins (n when none follows), because each thread claims its next chunk
+  // before it runs the current one. A several-token matmul then prefetches that chunk's first
+  // weights while it finishes this one, instead of starting it cold (kernels::matmul).
+  void parallel_for_ahead(int64_t n, const std::function<void(int64_t, int64_t, int64_t)>& fn,
+                          int64_t grain = 1);
+
  private:
   void worker_loop(int index);
 

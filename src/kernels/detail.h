@@ -33,10 +33,12 @@ void float_rows8_avx2(const Matrix& w, const float* x, int64_t n_tokens, float* 
                       int64_t r0, int64_t r1);
 void matmul_rows_avx512(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
                         int64_t r0, int64_t r1);
+void matmul_rows_then_avx512(const Matrix& w, const float* x, int64_t n_tokens, float* y,
+                             int64_t ldy, int64_t r0, int64_t r1, int64_t next);
 // f16 and bf16 Rows8 matrices in 512-bit vectors; bf16 with Matrix::x_as_bf16 through vdpbf16ps
-// (matmul_float_avx512.cpp).
+// (matmul_float_avx512.cpp); next as in KernelTable::matmul_rows_then.
 void float_rows8_avx512(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
-                        int64_t r0, int64_t r1);
+                        int64_t r0, int64_t r1, int64_t next);
 // Waking a worker costs microseconds (much more on a busy machine), so a chunk of a parallel
 // kernel must carry enough work to pay for it: at least ~64K multiply-adds, which keeps tiny
 // models single-threaded.
@@ -49,11 +51,14 @@ void matmul_rows_quantized_avx2(const Matrix& w, const QuantizedActs& xa, int64_
                                 float* y, int64_t ldy, int64_t r0, int64_t r1);
 void quantize_acts_avx512(const float* x, int64_t n_tokens, int64_t cols, int8_t* q, float* d,
                           int32_t* q4_offset);
-// q4_0 / q8_0 Rows8 matrices in 512-bit VNNI (matmul_rows8_avx512.cpp).
+// q4_0 / q8_0 Rows8 matrices in 512-bit VNNI (matmul_rows8_avx512.cpp); next as in
+// KernelTable::matmul_rows_quantized_then.
 void q_rows8_avx512(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens, float* y,
-                    int64_t ldy, int64_t r0, int64_t r1);
+                    int64_t ldy, int64_t r0, int64_t r1, int64_t next);
 void matmul_rows_quantized_avx512(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens,
                                   float* y, int64_t ldy, int64_t r0, int64_t r1);
+void matmul_rows_quantized_then_avx512(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens,
+                                       float* y, int64_t ldy, int64_t r0, int64_t r1, int64_t next);
 
 // Scalar row conversions (GGUF layouts, ggml reference rounding). Throw Error on a dtype that is
 // not a weight type or a length that is not a whole number of blocks.

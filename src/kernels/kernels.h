@@ -94,6 +94,16 @@ struct KernelTable {
   void (*matmul_rows_quantized)(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens,
                                 float* y, int64_t ldy, int64_t r0, int64_t r1) = nullptr;
 
+  // Optional (null: matmul() calls the two above): the same for a thread that runs the rows from
+  // `next` right after [r0, r1) (next == w.rows: none follow), so that a several-token kernel
+  // prefetches their first weights while it finishes these rows instead of starting them cold
+  // (ThreadPool::parallel_for_ahead). The results are the plain entries' own.
+  void (*matmul_rows_then)(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
+                           int64_t r0, int64_t r1, int64_t next) = nullptr;
+  void (*matmul_rows_quantized_then)(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens,
+                                     float* y, int64_t ldy, int64_t r0, int64_t r1,
+                                     int64_t next) = nullptr;
+
   // y = x · rsqrt(mean(x²) + eps) ⊙ w over n elements (mean accumulated in f32 or wider).
   void (*rms_norm)(const float* x, const float* w, int64_t n, float eps, float* y) = nullptr;
 

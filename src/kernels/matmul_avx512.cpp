@@ -57,22 +57,29 @@ void quantize_acts_avx512(const float* x, int64_t n_tokens, int64_t cols, int8_t
   }
 }
 
-void matmul_rows_quantized_avx512(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens,
-                                  float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  if (w.layout == WeightLayout::Rows8Pairs) return q_rows8_avx512(w, xa, n_tokens, y, ldy, r0, r1);
+void matmul_rows_quantized_then_avx512(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens,
+                                       float* y, int64_t ldy, int64_t r0, int64_t r1,
+                                       int64_t next) {
+  if (w.layout == WeightLayout::Rows8Pairs)
+    return q_rows8_avx512(w, xa, n_tokens, y, ldy, r0, r1, next);
   if (w.layout == WeightLayout::Rows8) refuse_layout(w, Isa::Avx512);
   quant_rows(w, xa, n_tokens, y, ldy, r0, r1);
 }
 
-void matmul_rows_avx512(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
-                        int64_t r0, int64_t r1) {
+void matmul_rows_quantized_avx512(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens,
+                                  float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  matmul_rows_quantized_then_avx512(w, xa, n_tokens, y, ldy, r0, r1, w.rows);
+}
+
+void matmul_rows_then_avx512(const Matrix& w, const float* x, int64_t n_tokens, float* y,
+                             int64_t ldy, int64_t r0, int64_t r1, int64_t next) {
   switch (w.dtype) {
     case DType::BF16:
     case DType::F16:
       // Rows8Pairs: 512-bit kernels (matmul_float_avx512.cpp), at twice the 256-bit FMAs' rate on
       // Zen 5.
       if (w.layout == WeightLayout::Rows8Pairs)
-        return float_rows8_avx512(w, x, n_tokens, y, ldy, r0, r1);
+        return float_rows8_avx512(w, x, n_tokens, y, ldy, r0, r1, next);
       if (w.layout == WeightLayout::Rows8) refuse_layout(w, Isa::Avx512);
       [[fallthrough]];
     case DType::F32:
@@ -85,12 +92,17 @@ void matmul_rows_avx512(const Matrix& w, const float* x, int64_t n_tokens, float
     case DType::Q6_K: {
       const ActBuffers buf = act_buffers(n_tokens, w.cols);
       quantize_acts_avx512(x, n_tokens, w.cols, buf.q, buf.d, buf.q4_offset);
-      return matmul_rows_quantized_avx512(w, {buf.q, buf.d, buf.q4_offset}, n_tokens, y, ldy, r0,
-                                          r1);
+      return matmul_rows_quantized_then_avx512(w, {buf.q, buf.d, buf.q4_offset}, n_tokens, y, ldy,
+                                               r0, r1, next);
     }
     default:
       return matmul_rows_scalar(w, x, n_tokens, y, ldy, r0, r1);  // throws on a non-weight dtype
   }
+}
+
+void matmul_rows_avx512(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
+                        int64_t r0, int64_t r1) {
+  matmul_rows_then_avx512(w, x, n_tokens, y, ldy, r0, r1, w.rows);
 }
 
 }  // namespace autoglm::kernels::detail

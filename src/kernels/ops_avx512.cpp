@@ -92,6 +92,8 @@ KernelTable avx512_table() {
       by_prefetch_level<simd_axpy_heads<Avx512L1, float>, simd_axpy_heads<Avx512L2, float>>;
   t.axpy_heads_f16 =
       by_prefetch_level<simd_axpy_heads<Avx512L1, uint16_t>, simd_axpy_heads<Avx512L2, uint16_t>>;
+  t.matmul_rows_then = matmul_rows_then_avx512;
+  t.matmul_rows_quantized_then = matmul_rows_quantized_then_avx512;
   t.packed_layout = WeightLayout::Rows8Pairs;  // matmul_rows8_avx512.cpp, matmul_float_avx512.cpp
   return t;
 }

@@ -1,8 +1,10 @@
-// core/: the thread pool covers every index exactly once, also with several callers at once;
+// core/: the thread pool covers every index exactly once, also with several callers at once, and
+// tells each chunk where its thread goes next when asked;
 // user-facing errors of dtypes, files and the ISA override say what is wrong; large buffers are
 // aligned for huge pages and advised for them.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
@@ -60,6 +62,41 @@ TEST(ThreadPool, DynamicChunksShrinkTowardsTheEnd) {
     previous = size;
   }
   EXPECT_EQ(chunks.rbegin()->second, 1) << "the last claims take one grain";
+}
+
+// parallel_for_ahead: every index once, and each chunk names where its thread's next chunk begins
+// (n after its last), both when the chunks are claimed and when each thread takes one.
+TEST(ThreadPool, ParallelForAheadNamesEachThreadsNextChunk) {
+  ThreadPool pool(3);
+  for (int64_t n : {0, 1, 7, 64, 1000}) {
+    for (int64_t grain : {1, 3, 16}) {
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+      std::mutex m;
+      std::map<std::thread::id, std::vector<std::array<int64_t, 3>>> by_thread;
+      pool.parallel_for_ahead(
+          n,
+          [&](int64_t a, int64_t b, int64_t next) {
+            EXPECT_LT(a, b);
+            EXPECT_TRUE(a % grain == 0) << "chunk starts must be multiples of the grain";
+            for (int64_t i = a; i < b; ++i) hits[static_cast<size_t>(i)]++;
+            std::lock_guard<std::mutex> lock(m);
+            by_thread[std::this_thread::get_id()].push_back({a, b, next});
+          },
+          grain);
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1) << n << "/" << grain;
+      for (const auto& [id, chunks] : by_thread) {
+        for (size_t c = 0; c + 1 < chunks.size(); ++c)
+          EXPECT_EQ(chunks[c][2], chunks[c + 1][0]) << n << "/" << grain << ", chunk " << c;
+        EXPECT_EQ(chunks.back()[2], n) << "a thread's last chunk has none after it";
+      }
+      if (n == 1000 && grain == 1) {
+        size_t total = 0;
+        for (const auto& entry : by_thread) total += entry.second.size();
+        EXPECT_GT(total, 12u) << "1000 items on 3 threads should be claimed in shrinking chunks";
+      }
+    }
+  }
 }
 
 TEST(ThreadPool, RunGivesEveryThreadItsIndex) {

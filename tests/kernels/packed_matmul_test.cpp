@@ -547,6 +547,66 @@ TEST(PackedMatmul, PoolSplitMatchesSingleThread) {
     }
 }
 
+// Several-token matmuls split over the pool in claimed chunks, each of which prefetches the first
+// weights of its thread's next chunk (KernelTable::matmul_rows_then): the same bits as one call.
+// 2048 rows of 128 columns, 16 tokens: 32 chunks of 64 rows for 3 threads, so they are claimed.
+TEST(PackedMatmul, ClaimedChunksThatPrefetchTheNextGiveTheSameBits) {
+  ThreadPool pool(3);
+  for (DType dt : kPackedTypes) {
+    const int64_t rows = 2048, cols = 128, n = 16;
+    const std::vector<uint8_t> bytes = make_weights(dt, rows, cols, 7);
+    std::vector<std::byte> packed(bytes.size());
+    const Matrix p = pack_for_matmul(Matrix{dt, rows, cols, bytes.data()}, packed.data());
+    const std::vector<float> x = random_floats(static_cast<size_t>(n * cols), 8);
+    std::vector<float> expect(static_cast<size_t>(n * rows)), got(expect.size());
+    active().matmul_rows(p, x.data(), n, expect.data(), rows, 0, rows);
+    matmul(p, x.data(), n, got.data(), pool);
+    EXPECT_EQ(got, expect) << dtype_name(dt);
+  }
+}
+
+// The tables' `then` entries give the plain entries' bits whatever rows follow: a later range, one
+// too close to the end to prefetch a whole pass of, or none (w.rows).
+TEST(PackedMatmul, ThenEntriesGiveThePlainBitsWhateverFollows) {
+  const int64_t rows = 256, cols = 256;
+  const int64_t ranges[][3] = {{0, 64, 192}, {64, 192, 248}, {192, 256, rows}};
+  int checked = 0;
+  for (Isa isa : simd_isas()) {
+    const KernelTable& k = for_isa(isa);
+    if (k.matmul_rows_then == nullptr) continue;
+    for (DType dt : kPackedTypes) {
+      const std::vector<uint8_t> bytes = make_weights(dt, rows, cols, 9);
+      std::vector<std::byte> packed(bytes.size());
+      const Matrix p =
+          pack_for_matmul(Matrix{dt, rows, cols, bytes.data()}, packed.data(), nullptr, k);
+      for (int64_t n : {1, 4, 16}) {
+        const std::vector<float> x = random_floats(static_cast<size_t>(n * cols), 10);
+        std::vector<float> expect(static_cast<size_t>(n * rows)), got(expect.size());
+        std::vector<float> got_q(expect.size());
+        const bool quantized = dt == DType::Q4_0 || dt == DType::Q8_0;
+        std::vector<int8_t> q(static_cast<size_t>(n * cols));
+        std::vector<float> d(static_cast<size_t>(n * cols / 32));
+        std::vector<int32_t> offsets(d.size());
+        if (quantized) k.quantize_acts(x.data(), n, cols, q.data(), d.data(), offsets.data());
+        const QuantizedActs xa{q.data(), d.data(), offsets.data()};
+        for (const auto& [r0, r1, next] : ranges) {
+          k.matmul_rows(p, x.data(), n, expect.data(), rows, r0, r1);
+          k.matmul_rows_then(p, x.data(), n, got.data(), rows, r0, r1, next);
+          if (quantized) k.matmul_rows_quantized_then(p, xa, n, got_q.data(), rows, r0, r1, next);
+        }
+        EXPECT_EQ(got, expect) << isa_label(isa) << " " << dtype_name(dt) << ", " << n << " tokens";
+        if (quantized) {
+          EXPECT_EQ(got_q, expect) << isa_label(isa) << " " << dtype_name(dt);
+        }
+        ++checked;
+      }
+    }
+  }
+  if (cpu_features().supports(Isa::Avx512)) {
+    EXPECT_GT(checked, 0) << "the AVX-512 table has the then entries";
+  }
+}
+
 // Decode prefetches its weight streams into L1 or L2 by the CPU (kernels::prefetch_level): both
 // instantiations run here, whatever this CPU picks, and give the same bits (the hint changes
 // where lines wait, not what is summed). 200 rows: 25 groups, so 4 streams of 6 and one left over.
