@@ -18,6 +18,11 @@ inline void cpu_relax() {
   __builtin_ia32_pause();
 }
 
+// Whether parallel_for hands out n_grains in claimed chunks, rather than one chunk per thread.
+bool claims_chunks(int64_t n_grains, int n_threads) {
+  return n_threads > 1 && n_grains >= kChunksPerThread * n_threads;
+}
+
 // Claims the grains [g0, g1) from `next`: a share of the n_grains - next left (guided), at least
 // one. False when none is left.
 bool claim_guided(std::atomic<int64_t>& next, int64_t n_grains, int n_threads, int64_t& g0,
@@ -89,7 +94,7 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     fn(0, n);
     return;
   }
-  if (n_grains < kChunksPerThread * n_threads_) {
+  if (!claims_chunks(n_grains, n_threads_)) {
     run([&](int index, int) {
       if (index >= n_chunks) return;
       const int64_t begin = (n_grains * index / n_chunks) * grain;
@@ -118,7 +123,7 @@ void ThreadPool::parallel_for_ahead(int64_t n,
   if (n <= 0) return;
   grain = std::max<int64_t>(grain, 1);
   const int64_t n_grains = (n + grain - 1) / grain;
-  if (std::min<int64_t>(n_threads_, n_grains) <= 1 || n_grains < kChunksPerThread * n_threads_) {
+  if (!claims_chunks(n_grains, n_threads_)) {
     // One chunk per thread (parallel_for's static split): none follows on any thread.
     parallel_for(
         n, [&](int64_t begin, int64_t end) { fn(begin, end, n); }, grain);

@@ -153,12 +153,27 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadP
   const KernelTable& k = active();
   const bool quantized = has_integer_kernels(w.dtype) && k.matmul_rows_quantized != nullptr;
   const QuantizedActs xa = quantized ? quantize_once(k, x, n_tokens, w, pool) : QuantizedActs{};
-  const auto add_bias = [&](int64_t r0, int64_t r1) {
+  // Where the table can (KernelTable::matmul_rows_then), the kernel learns which rows this thread
+  // runs after [r0, r1): w.rows when none (or not known).
+  const bool has_then =
+      quantized ? k.matmul_rows_quantized_then != nullptr : k.matmul_rows_then != nullptr;
+  const auto rows = [&](int64_t r0, int64_t r1, int64_t next) {
+    if (quantized && has_then) {
+      k.matmul_rows_quantized_then(w, xa, n_tokens, y, w.rows, r0, r1, next);
+    } else if (quantized) {
+      k.matmul_rows_quantized(w, xa, n_tokens, y, w.rows, r0, r1);
+    } else if (has_then) {
+      k.matmul_rows_then(w, x, n_tokens, y, w.rows, r0, r1, next);
+    } else {
+      k.matmul_rows(w, x, n_tokens, y, w.rows, r0, r1);
+    }
     if (bias == nullptr) return;
     for (int64_t t = 0; t < n_tokens; ++t) k.add(y + t * w.rows + r0, bias + r0, r1 - r0);
   };
+  // Chunks of >= 16 rows: waking a thread for less work costs more than it gains.
+  const int64_t grain = matmul_grain(w.cols, n_tokens);
   // A batch of a few tokens: each chunk of a thread prefetches the first weights of its next one,
-  // where the table can (KernelTable::matmul_rows_then), since a chunk's first pass started cold
+  // where the table can, since a chunk's first pass started cold
   // and takes little time to compute. The model, 2 threads, alternated with the plain split:
   // 16-sequence steps q4_0 1.04x (median of 12 pairs, 11 faster), f16 1.01x (4 pairs), bf16 1.00x
   // (3 pairs); q8_0's kernel leaves it out where its tiles already start warm. Not for
@@ -166,35 +181,10 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadP
   // end, and at 512 tokens a chunk is 64 rows x 512 tokens of work (q4_0 prefill 0.99x, 6 pairs).
   // Not for decode: its chunks read 4 streams each, prefetched ahead within the chunk.
   constexpr int64_t kMaxTokensToClaimAhead = 64;
-  const bool then =
-      n_tokens > 1 && n_tokens <= kMaxTokensToClaimAhead &&
-      (quantized ? k.matmul_rows_quantized_then != nullptr : k.matmul_rows_then != nullptr);
-  if (then) {
-    pool.parallel_for_ahead(
-        w.rows,
-        [&](int64_t r0, int64_t r1, int64_t next) {
-          if (quantized) {
-            k.matmul_rows_quantized_then(w, xa, n_tokens, y, w.rows, r0, r1, next);
-          } else {
-            k.matmul_rows_then(w, x, n_tokens, y, w.rows, r0, r1, next);
-          }
-          add_bias(r0, r1);
-        },
-        matmul_grain(w.cols, n_tokens));
-    return;
-  }
-  // Chunks of >= 16 rows: waking a thread for less work costs more than it gains.
+  if (has_then && n_tokens > 1 && n_tokens <= kMaxTokensToClaimAhead)
+    return pool.parallel_for_ahead(w.rows, rows, grain);
   pool.parallel_for(
-      w.rows,
-      [&](int64_t r0, int64_t r1) {
-        if (quantized) {
-          k.matmul_rows_quantized(w, xa, n_tokens, y, w.rows, r0, r1);
-        } else {
-          k.matmul_rows(w, x, n_tokens, y, w.rows, r0, r1);
-        }
-        add_bias(r0, r1);
-      },
-      matmul_grain(w.cols, n_tokens));
+      w.rows, [&](int64_t r0, int64_t r1) { rows(r0, r1, w.rows); }, grain);
 }
 
 void rope_angles(int64_t pos, int rot_dims, float theta, float* cos, float* sin) {

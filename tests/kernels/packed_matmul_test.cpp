@@ -530,39 +530,26 @@ TEST(PackedMatmul, Q4ExtremesAreExact) {
   }
 }
 
-// matmul() splits a packed matrix over the pool on 8-row group boundaries.
+// matmul() splits a packed matrix over the pool on 8-row group boundaries. 2048 rows of 128
+// columns at 16 tokens make 32 chunks of 64 rows for 3 threads, so they are claimed, each
+// prefetching the first weights of its thread's next chunk (KernelTable::matmul_rows_then).
 TEST(PackedMatmul, PoolSplitMatchesSingleThread) {
-  for (int64_t n : {1, 5, 600})
+  struct Split {
+    int64_t n, rows, cols;
+  };
+  for (const Split s :
+       {Split{1, 200, 128}, Split{5, 200, 128}, Split{600, 200, 1024}, Split{16, 2048, 128}})
     for (DType dt : kPackedTypes) {
       ThreadPool pool(3);
-      const int64_t rows = 200, cols = n > 100 ? 1024 : 128;
-      const std::vector<uint8_t> bytes = make_weights(dt, rows, cols, 3);
+      const std::vector<uint8_t> bytes = make_weights(dt, s.rows, s.cols, 3);
       std::vector<std::byte> packed(bytes.size());
-      const Matrix p = pack_for_matmul(Matrix{dt, rows, cols, bytes.data()}, packed.data());
-      const std::vector<float> x = random_floats(static_cast<size_t>(n * cols), 4);
-      std::vector<float> expect(static_cast<size_t>(n * rows)), got(expect.size());
-      active().matmul_rows(p, x.data(), n, expect.data(), rows, 0, rows);
-      matmul(p, x.data(), n, got.data(), pool);
-      EXPECT_EQ(got, expect) << dtype_name(dt) << ", " << n << " tokens";
+      const Matrix p = pack_for_matmul(Matrix{dt, s.rows, s.cols, bytes.data()}, packed.data());
+      const std::vector<float> x = random_floats(static_cast<size_t>(s.n * s.cols), 4);
+      std::vector<float> expect(static_cast<size_t>(s.n * s.rows)), got(expect.size());
+      active().matmul_rows(p, x.data(), s.n, expect.data(), s.rows, 0, s.rows);
+      matmul(p, x.data(), s.n, got.data(), pool);
+      EXPECT_EQ(got, expect) << dtype_name(dt) << ", " << s.n << " tokens, " << s.rows << " rows";
     }
-}
-
-// Several-token matmuls split over the pool in claimed chunks, each of which prefetches the first
-// weights of its thread's next chunk (KernelTable::matmul_rows_then): the same bits as one call.
-// 2048 rows of 128 columns, 16 tokens: 32 chunks of 64 rows for 3 threads, so they are claimed.
-TEST(PackedMatmul, ClaimedChunksThatPrefetchTheNextGiveTheSameBits) {
-  ThreadPool pool(3);
-  for (DType dt : kPackedTypes) {
-    const int64_t rows = 2048, cols = 128, n = 16;
-    const std::vector<uint8_t> bytes = make_weights(dt, rows, cols, 7);
-    std::vector<std::byte> packed(bytes.size());
-    const Matrix p = pack_for_matmul(Matrix{dt, rows, cols, bytes.data()}, packed.data());
-    const std::vector<float> x = random_floats(static_cast<size_t>(n * cols), 8);
-    std::vector<float> expect(static_cast<size_t>(n * rows)), got(expect.size());
-    active().matmul_rows(p, x.data(), n, expect.data(), rows, 0, rows);
-    matmul(p, x.data(), n, got.data(), pool);
-    EXPECT_EQ(got, expect) << dtype_name(dt);
-  }
 }
 
 // The tables' `then` entries give the plain entries' bits whatever rows follow: a later range, one
