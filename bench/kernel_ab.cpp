@@ -77,10 +77,14 @@ struct Workload {
   autoglm::LargeBuffer storage;
   std::vector<Matrix> copies;
   std::vector<float> x;
-  std::vector<int8_t> q, q_pairs;
-  std::vector<float> d;
-  std::vector<int32_t> q4_offset;
-  QuantizedActs acts() const { return {q.data(), d.data(), q4_offset.data(), q_pairs.data()}; }
+  std::vector<int8_t> q, arranged_q;
+  std::vector<float> d, arranged_d;
+  std::vector<int32_t> q4_offset, arranged_offset;
+  QuantizedActs acts() const {
+    QuantizedActs xa{q.data(), d.data(), q4_offset.data()};
+    xa.arranged = {arranged_q.data(), arranged_d.data(), arranged_offset.data()};
+    return xa;
+  }
 };
 
 Workload make_workload(const Options& o, const autoglm::kernels::KernelTable& avx512) {
@@ -112,12 +116,16 @@ Workload make_workload(const Options& o, const autoglm::kernels::KernelTable& av
   wl.x.resize(n);
   for (float& f : wl.x) f = dist(rng);
   wl.q.resize(n);
-  wl.q_pairs.resize(n);
+  wl.arranged_q.resize(n);
   wl.d.resize(n / 32);
+  wl.arranged_d.resize(n / 32);
   wl.q4_offset.resize(n / 32);
+  wl.arranged_offset.resize(n / 32);
   avx512.quantize_acts(wl.x.data(), wl.tokens, kCols, wl.q.data(), wl.d.data(),
                        wl.q4_offset.data());
-  autoglm::kernels::detail::pair_acts(wl.q.data(), wl.tokens, kCols, wl.q_pairs.data());
+  autoglm::kernels::detail::arrange_acts({wl.q.data(), wl.d.data(), wl.q4_offset.data()}, 0,
+                                         wl.tokens, wl.tokens, kCols, wl.arranged_q.data(),
+                                         wl.arranged_d.data(), wl.arranged_offset.data());
   return wl;
 }
 

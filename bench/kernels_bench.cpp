@@ -280,7 +280,7 @@ void bm_silu_mul(benchmark::State& state) {
 }
 
 // Quantizing a matmul's input for the integer kernels (q4_0, q8_0): quantize_acts, then the
-// block pairing the AVX-512 kernels read (detail::pair_acts), as kernels::matmul runs them on one
+// arrangement the AVX-512 kernels read (detail::arrange_acts), as kernels::matmul runs them on one
 // thread for decode (1 token) and a 16-sequence step, at the FFN input's 2048 columns and the
 // down projection's 6144. Reports input elements per second.
 void bm_quantize_acts(benchmark::State& state) {
@@ -295,18 +295,21 @@ void bm_quantize_acts(benchmark::State& state) {
   std::uniform_real_distribution<float> dist(-3.0f, 3.0f);
   std::vector<float> x(static_cast<size_t>(n_tokens * cols));
   for (float& v : x) v = dist(rng);
-  std::vector<int8_t> q(x.size()), q_pairs(x.size());
-  std::vector<float> d(x.size() / 32);
-  std::vector<int32_t> offsets(x.size() / 32);
+  std::vector<int8_t> q(x.size()), arranged_q(x.size());
+  std::vector<float> d(x.size() / 32), arranged_d(d.size());
+  std::vector<int32_t> offsets(x.size() / 32), arranged_offsets(d.size());
+  const autoglm::kernels::QuantizedActs xa{q.data(), d.data(), offsets.data()};
   for (auto _ : state) {
     k.quantize_acts(x.data(), n_tokens, cols, q.data(), d.data(), offsets.data());
-    if (paired) autoglm::kernels::detail::pair_acts(q.data(), n_tokens, cols, q_pairs.data());
-    benchmark::DoNotOptimize(q_pairs.data());
+    if (paired)
+      autoglm::kernels::detail::arrange_acts(xa, 0, n_tokens, n_tokens, cols, arranged_q.data(),
+                                             arranged_d.data(), arranged_offsets.data());
+    benchmark::DoNotOptimize(arranged_q.data());
     benchmark::ClobberMemory();
   }
   state.counters["elements/s"] = benchmark::Counter(static_cast<double>(n_tokens * cols),
                                                     benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(autoglm::isa_name(k.isa) + std::string(paired ? " + pair_acts" : ""));
+  state.SetLabel(autoglm::isa_name(k.isa) + std::string(paired ? " + arrange_acts" : ""));
 }
 
 BENCHMARK(bm_silu_mul)->Unit(benchmark::kMillisecond);

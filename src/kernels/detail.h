@@ -81,11 +81,21 @@ int32_t q4_offset_halves(int32_t sum_low, int32_t sum_high);
 // |x - d·q| <= d/2 with d = amax/127 per block of 32.
 QuantizedActs quantize_acts(const float* x, int64_t n_tokens, int64_t cols);
 
-// QuantizedActs::q_pairs from q: each token's blocks 2p and 2p + 1 as one 64-byte unit, bytes
-// 4m..4m+3 of block 2p + s at 8m + 4s (m < 8), so that one 64-bit broadcast holds the same 4
-// elements of both blocks, as the Rows8Pairs q4_0 / q8_0 kernels read them. An odd last block stays
-// as it is.
-void pair_acts(const int8_t* q, int64_t n_tokens, int64_t cols, int8_t* out);
+// The Rows8Pairs q4_0 / q8_0 kernels' arrangement of quantized activations
+// (QuantizedActs::arranged), in which a tile of tokens finds a step's activations side by side and
+// its steps one after the other, all at constant offsets from one pointer. A step is a block pair
+// 2p, 2p + 1, or an odd last block alone. The tokens go in groups of kActGroupTokens from the
+// first (the kernels' tiles; the last group holds the 1-3 left); a group's steps in order; in a
+// step, each token's blocks in turn. In a pair, byte 4m + i of block 2p + s (m < 8) lies at
+// 8m + 4s + i of its 64 bytes, so that one 64-bit broadcast holds the same 4 elements of both
+// blocks; a lone block stays as it is. d and q4_offset go the same way, a value per block.
+inline constexpr int64_t kActGroupTokens = 4;
+// Where token t's step at block b (even) begins, in blocks (32 bytes of q, one value of d).
+int64_t arranged_step(int64_t t, int64_t b, int64_t n_tokens, int64_t n_blocks);
+// Writes tokens [t0, t1) of xa's q, d and q4_offset (n_tokens x cols) to their places in the
+// arrangement of all n_tokens; each of the outputs holds as many values as its source.
+void arrange_acts(const QuantizedActs& xa, int64_t t0, int64_t t1, int64_t n_tokens, int64_t cols,
+                  int8_t* q, float* d, int32_t* q4_offset);
 
 // Row r of an interleaved (Rows8 / Rows8Pairs) matrix back in the file's layout (w.row_stride()
 // bytes into out).
@@ -98,9 +108,10 @@ void unpack_row_x8(const Matrix& w, int64_t r, void* out);
 // dequantized row, 1 attention scores, 2 MoE routing, 3 activation scales, 4 bf16 split x (AVX2) or
 // x as bf16 (AVX-512), 5 the f32 weight panel of float_gemm_avx2, 6 and 7 an attention tile's query
 // rows and outputs, 8 a pass of f16 weights rounded to bf16 (AVX-512, Matrix::x_as_bf16), 9 the
-// AVX-512 integer kernels' activation offsets (int32), 10 their q_pairs when the caller gave none,
-// 11 the SIMD transposed-key dot products' padded last positions (ops_simd.h).
-constexpr int kScratchSlots = 12;
+// AVX-512 integer kernels' activation offsets (int32), 10 their arranged q when the caller gave
+// none (and 12, 13 its d and q4_offset), 11 the SIMD transposed-key dot products' padded last
+// positions (ops_simd.h).
+constexpr int kScratchSlots = 14;
 float* scratch_f32(int64_t n, int slot);
 
 }  // namespace autoglm::kernels::detail

@@ -106,29 +106,32 @@ bool has_integer_kernels(DType dt) {
 // about 5% of q4_0 prefill.
 QuantizedActs quantize_once(const KernelTable& k, const float* x, int64_t n_tokens, const Matrix& w,
                             ThreadPool& pool) {
-  thread_local std::vector<int8_t> q;
-  thread_local std::vector<int8_t> q_pairs;
-  thread_local std::vector<float> d;
-  thread_local std::vector<int32_t> q4_offset;
+  // The buffers: q, d and q4_offset, then their arrangement for the Rows8Pairs kernels.
+  thread_local std::vector<int8_t> q[2];
+  thread_local std::vector<float> d[2];
+  thread_local std::vector<int32_t> q4_offset[2];
   const int64_t cols = w.cols;
   const int64_t n_blocks = cols / kQK;
-  // The 512-bit q4_0 / q8_0 kernels read x with its blocks paired, as their weights are.
-  const bool paired = w.layout == WeightLayout::Rows8Pairs;
-  if (static_cast<int64_t>(q.size()) < n_tokens * cols)
-    q.resize(static_cast<size_t>(n_tokens * cols));
-  if (paired && static_cast<int64_t>(q_pairs.size()) < n_tokens * cols)
-    q_pairs.resize(static_cast<size_t>(n_tokens * cols));
-  if (static_cast<int64_t>(d.size()) < n_tokens * n_blocks) {
-    d.resize(static_cast<size_t>(n_tokens * n_blocks));
-    q4_offset.resize(static_cast<size_t>(n_tokens * n_blocks));
+  // The 512-bit q4_0 / q8_0 kernels read x in their own arrangement (detail::arrange_acts).
+  const bool arranged = w.layout == WeightLayout::Rows8Pairs;
+  for (int i = 0; i < (arranged ? 2 : 1); ++i) {
+    if (static_cast<int64_t>(q[i].size()) < n_tokens * cols)
+      q[i].resize(static_cast<size_t>(n_tokens * cols));
+    if (static_cast<int64_t>(d[i].size()) < n_tokens * n_blocks) {
+      d[i].resize(static_cast<size_t>(n_tokens * n_blocks));
+      q4_offset[i].resize(static_cast<size_t>(n_tokens * n_blocks));
+    }
   }
   // The workers write through these pointers: named inside the lambda, the thread_locals would be
   // each worker's own.
-  const QuantizedActs out{q.data(), d.data(), q4_offset.data(), paired ? q_pairs.data() : nullptr};
-  int8_t* qp = q.data();
-  int8_t* pp = q_pairs.data();
-  float* dp = d.data();
-  int32_t* op = q4_offset.data();
+  QuantizedActs out{q[0].data(), d[0].data(), q4_offset[0].data()};
+  if (arranged) out.arranged = {q[1].data(), d[1].data(), q4_offset[1].data()};
+  int8_t* qp = q[0].data();
+  float* dp = d[0].data();
+  int32_t* op = q4_offset[0].data();
+  int8_t* qa = q[1].data();
+  float* da = d[1].data();
+  int32_t* oa = q4_offset[1].data();
   // Quantizing costs a few operations per element, not a multiply-add per weight: a chunk needs
   // several tokens' worth (16K elements, as the model's row-wise steps: models/blocks.cpp) to pay
   // for waking a worker, which spins between the matmuls of a step. One token (decode) stays on
@@ -140,7 +143,7 @@ QuantizedActs quantize_once(const KernelTable& k, const float* x, int64_t n_toke
       [&](int64_t t0, int64_t t1) {
         k.quantize_acts(x + t0 * cols, t1 - t0, cols, qp + t0 * cols, dp + t0 * n_blocks,
                         op + t0 * n_blocks);
-        if (paired) detail::pair_acts(qp + t0 * cols, t1 - t0, cols, pp + t0 * cols);
+        if (arranged) detail::arrange_acts(out, t0, t1, n_tokens, cols, qa, da, oa);
       },
       grain);
   return out;

@@ -55,9 +55,13 @@ struct QuantizedActs {
   // nibble products pair x that way, so they start from it (matmul_rows8_simd.h). Each half is at
   // most 8·16·127 = 16256 in magnitude.
   const int32_t* q4_offset = nullptr;
-  // q with each token's blocks paired as the Rows8Pairs q4_0 / q8_0 kernels read them
-  // (detail::pair_acts); null: those kernels pair q themselves.
-  const int8_t* q_pairs = nullptr;
+  // q, d and q4_offset as the Rows8Pairs q4_0 / q8_0 kernels read them (detail::arrange_acts);
+  // q null: those kernels arrange them themselves.
+  struct Arranged {
+    const int8_t* q = nullptr;
+    const float* d = nullptr;
+    const int32_t* q4_offset = nullptr;
+  } arranged = {};
 };
 
 // What a softmax over n scores found: their largest value and the normalizer Σ e^(s - max). A

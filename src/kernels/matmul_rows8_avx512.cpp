@@ -2,8 +2,8 @@
 // any number of tokens. Blocks go in pairs: a 64-byte load takes one 4-byte step of both blocks of
 // a pair for all 8 rows (row r, block s in lane 2r + s; q4_0: elements 4k..4k+3 in the low nibbles,
 // 16+4k..16+4k+3 in the high ones), and x's same step of both blocks, broadcast to every 64-bit
-// lane (detail::pair_acts), lines up with it as it is: every instruction does twice the work of a
-// 256-bit one, with no permute of x. Each lane's sum is one row's block sum, so one convert,
+// lane (detail::arrange_acts), lines up with it as it is: every instruction does twice the work of
+// a 256-bit one, with no permute of x. Each lane's sum is one row's block sum, so one convert,
 // multiply and FMA per 16 lanes apply both blocks' scales; a row's two lanes are added once, at
 // the end. An odd last block holds each row's steps 2j and 2j + 1 in its two lanes instead.
 // Pairing the blocks (before: every block alone, as the odd one is) took the scale step from one
@@ -59,17 +59,17 @@ inline __m512i offset_total16(const int32_t* halves, int16_t scale) {
   return _mm512_madd_epi16(_mm512_loadu_si512(halves), _mm512_set1_epi16(scale));
 }
 
+// The totals of n blocks' offset halves, in the halves' order (the arrangement's).
 template <typename Block>
-const int32_t* offset_totals(const QuantizedActs& xa, int64_t n) {
+const int32_t* offset_totals(const int32_t* halves, int64_t n) {
   constexpr int16_t kScale = sizeof(Block) == sizeof(BlockQ4_0x8) ? 1 : 16;
   auto* out = reinterpret_cast<int32_t*>(scratch_f32(n, 9));
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    _mm512_storeu_si512(out + i, offset_total16(xa.q4_offset + i, kScale));
+  for (; i + 16 <= n; i += 16) _mm512_storeu_si512(out + i, offset_total16(halves + i, kScale));
   if (i < n) {  // the last blocks through a zero-padded copy
     int32_t tail[16] = {};
     const auto bytes = static_cast<size_t>(n - i) * sizeof(int32_t);
-    std::memcpy(tail, xa.q4_offset + i, bytes);
+    std::memcpy(tail, halves + i, bytes);
     _mm512_storeu_si512(tail, offset_total16(tail, kScale));
     std::memcpy(out + i, tail, bytes);
   }
@@ -81,13 +81,23 @@ inline __m512i offset_init(const int32_t* total) {
   return _mm512_maskz_set1_epi32(0x5555, *total);
 }
 
+// The activations come in the kernels' arrangement (detail::arrange_acts): a tile of tokens
+// t0.. finds its step at block b at t0 * n_blocks + b * (its tokens) blocks from the start, each of
+// its tokens' share of the step 2 blocks (a pair) or 1 (a lone last block) further, so that every
+// address of a step is a constant offset from one pointer. (Each token's blocks in a row of their
+// own, 4 tokens apart by a row, took registers enough for the tile's pointers to spill:
+// kernel_ab, one thread, in cache, B/A time against an A/A run's: 16 tokens q4_0 0.915 / 0.962,
+// q8_0 0.953 / 0.983; 512 tokens q4_0 0.845, q8_0 0.906; 16 tokens from DRAM on 2 threads q4_0
+// 0.907, q8_0 0.952.)
+static_assert(kTileTokens == kActGroupTokens, "a tile's tokens are a group of the arrangement");
+
 template <typename Block>
 struct QTile {
-  const Block* group;  // the first group's block 0
-  int64_t n_blocks;    // blocks per row (also from one group to the next in memory)
-  const QuantizedActs* xa;
-  const int8_t* q;                  // xa's q with its blocks paired (QuantizedActs::q_pairs)
-  const int32_t* offsets;           // offset_totals of xa
+  const Block* group;               // the first group's block 0
+  int64_t n_blocks;                 // blocks per row (also from one group to the next in memory)
+  const int8_t* q;                  // the activations' arranged q
+  const float* d;                   // and d
+  const int32_t* offsets;           // offset_totals of their q4_offset
   float* y;                         // token 0's output for the first group's row 0
   int64_t ldy;                      // from one token's outputs to the next
   int64_t group_stride = n_blocks;  // blocks from one group of the tile to the next
@@ -146,7 +156,7 @@ constexpr float kQ4HighScale = 16.0f;
 // kernels_bench, one thread, 11 alternated pairs: 16 tokens 0.95-1.04x the time (median 0.98x,
 // 9 faster), 512 tokens 0.90-1.05x (median 0.97x, 8 faster); q8_0 the same way: within the
 // noise, so it keeps its two. x's low-nibble elements of the piece lie at 8j; its
-// high ones (elements 16 on) 16 bytes further in a lone block, 32 in a pair (detail::pair_acts).
+// high ones (elements 16 on) 16 bytes further in a lone block, 32 in a pair (detail::arrange_acts).
 template <bool Pair, int NG, int NT>
 __attribute__((always_inline)) inline void q4_piece(const QTile<BlockQ4_0x8>& a, int64_t b, int j,
                                                     const int8_t* xq, int64_t x_step,
@@ -264,14 +274,15 @@ template <typename Block, int NG, int NT, bool Pair, _mm_hint Ahead>
 __attribute__((always_inline)) inline void q_step(const QTile<Block>& a, TileTokens<Block> tt,
                                                   bool prefetching, int64_t b,
                                                   __m512 (&acc)[NG][NT]) {
-  const int64_t nb = a.n_blocks;
-  const int64_t x_step = nb * kQK;  // from one token's activations to the next's
+  constexpr int64_t kWidth = Pair ? 2 : 1;         // blocks per token in the step
+  constexpr int64_t x_step = kWidth * kQK;         // from one token's activations to the next's
+  const int64_t at = tt.t0 * a.n_blocks + b * NT;  // token t0's step, in blocks
   const bool lead = kLeadPrefetch<Block, NT, Ahead> && !tt.share.on;
   prefetch_step<Block, NG, NT, Pair, Ahead>(a, prefetching ? tt.next : nullptr, b, lead);
-  const int8_t* xq = a.q + tt.t0 * x_step + b * kQK;  // token t0's block b
+  const int8_t* xq = a.q + at * kQK;
   __m512i sum[NG][NT], sum_hi[NG][NT];
   for (int t = 0; t < NT; ++t) {
-    const int32_t* total = a.offsets + (tt.t0 + t) * nb + b;
+    const int32_t* total = a.offsets + at + t * kWidth;
     const __m512i init = Pair ? broadcast8(total) : offset_init(total);
     for (int g = 0; g < NG; ++g) {
       sum[g][t] = init;
@@ -294,7 +305,7 @@ __attribute__((always_inline)) inline void q_step(const QTile<Block>& a, TileTok
                                  reinterpret_cast<const __m256i*>(&first)))  // 16 scales
                            : row_scales(first.d, pair_index);
     for (int t = 0; t < NT; ++t) {
-      const float* dx_at = a.xa->d + (tt.t0 + t) * nb + b;
+      const float* dx_at = a.d + at + t * kWidth;
       const __m512 dx = Pair ? _mm512_castsi512_ps(broadcast8(dx_at)) : _mm512_set1_ps(*dx_at);
       const __m512i total = step_total<Block, NT>(sum[g][t], sum_hi[g][t]);
       acc[g][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(total), _mm512_mul_ps(dw, dx), acc[g][t]);
@@ -324,12 +335,16 @@ void q_tile(const QTile<Block>& a, TileTokens<Block> tt) {
   }
 }
 
-// xa's q with its blocks paired: the caller's (QuantizedActs::q_pairs), else paired here.
-inline const int8_t* paired_q(const QuantizedActs& xa, int64_t n_tokens, int64_t cols) {
-  if (xa.q_pairs != nullptr) return xa.q_pairs;
-  auto* out = reinterpret_cast<int8_t*>(scratch_f32((n_tokens * cols + 3) / 4, 10));
-  pair_acts(xa.q, n_tokens, cols, out);
-  return out;
+// xa in the kernels' arrangement: the caller's (QuantizedActs::arranged), else arranged here.
+inline QuantizedActs::Arranged arranged_acts(const QuantizedActs& xa, int64_t n_tokens,
+                                             int64_t cols) {
+  if (xa.arranged.q != nullptr) return xa.arranged;
+  const int64_t n_blocks = n_tokens * cols / kQK;
+  auto* q = reinterpret_cast<int8_t*>(scratch_f32((n_tokens * cols + 3) / 4, 10));
+  float* d = scratch_f32(n_blocks, 12);
+  auto* offsets = reinterpret_cast<int32_t*>(scratch_f32(n_blocks, 13));
+  arrange_acts(xa, 0, n_tokens, n_tokens, cols, q, d, offsets);
+  return {q, d, offsets};
 }
 
 // One token: the rows [r0, r1) in long weight streams (for_decode_streams), each prefetched into
@@ -337,11 +352,11 @@ inline const int8_t* paired_q(const QuantizedActs& xa, int64_t n_tokens, int64_t
 template <typename Block, _mm_hint Ahead>
 void decode_rows(const Matrix& w, const QuantizedActs& xa, float* y, int64_t r0, int64_t r1) {
   const int64_t nb = w.cols / kQK;
-  const int32_t* offsets = offset_totals<Block>(xa, nb);
-  const int8_t* q = paired_q(xa, 1, w.cols);
+  const QuantizedActs::Arranged x = arranged_acts(xa, 1, w.cols);
+  const int32_t* offsets = offset_totals<Block>(x.q4_offset, nb);
   const auto* first = static_cast<const Block*>(w.data) + (r0 / 8) * nb;
   for_decode_streams((r1 - r0) / 8, [&]<int NG>(int64_t g, int64_t stride) {
-    QTile<Block> a{first + g * nb, nb, &xa, q, offsets, y + r0 + 8 * g, 0};
+    QTile<Block> a{first + g * nb, nb, x.q, x.d, offsets, y + r0 + 8 * g, 0};
     a.group_stride = stride * nb;
     a.y_group = 8 * stride;
     q_tile<Block, NG, 1, Ahead>(a, {0, nullptr, {}});
@@ -379,8 +394,8 @@ void token_rows(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens, floa
   constexpr bool kWarmNextRange = !kLeadPrefetch<Block, 4, Ahead>;
   const int64_t nb = w.cols / kQK;
   const auto* groups = static_cast<const Block*>(w.data);
-  const int32_t* offsets = offset_totals<Block>(xa, n_tokens * nb);
-  const int8_t* q = paired_q(xa, n_tokens, w.cols);
+  const QuantizedActs::Arranged x = arranged_acts(xa, n_tokens, w.cols);
+  const int32_t* offsets = offset_totals<Block>(x.q4_offset, n_tokens * nb);
   for (int64_t c0 = r0; c0 < r1; c0 += kRowChunk) {
     const int64_t c1 = c0 + kRowChunk < r1 ? c0 + kRowChunk : r1;
     for (int64_t r = c0; r < c1;) {
@@ -389,7 +404,7 @@ void token_rows(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens, floa
       const int64_t next_row =
           c1 < r1 ? r + kRowChunk : (kWarmNextRange ? next_rows + (r - c0) : w.rows);
       const Block* next = next_row + 16 <= w.rows ? groups + (next_row / 8) * nb : nullptr;
-      const QTile<Block> a{g, nb, &xa, q, offsets, y + r, ldy};
+      const QTile<Block> a{g, nb, x.q, x.d, offsets, y + r, ldy};
       if (r + 16 <= c1) {
         token_tiles<Block, 2, Ahead>(a, next, n_tokens);
         r += 16;

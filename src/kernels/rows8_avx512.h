@@ -55,9 +55,9 @@ class PrefetchTurns {
 // f16 98.3 -> 112.2, 107.3 -> 113.8 (q8_0 and q4_0: matmul_rows8_avx512.cpp token_tiles).
 // Prefetching two passes ahead instead, or from tiles 1..n-2 only, gained nothing (q8_0).
 // Calls run_tile.template operator()<NT>(t, share) for the tile of NT tokens from token t.
+constexpr int64_t kTileTokens = 4;
 template <typename RunTile>
 inline void for_token_tiles(int64_t n_tokens, bool spread, RunTile&& run_tile) {
-  constexpr int64_t kTileTokens = 4;
   const int64_t n_tiles = (n_tokens + kTileTokens - 1) / kTileTokens;
   const int64_t sharing = spread ? std::max<int64_t>(1, n_tiles - 1) : 1;  // tiles that prefetch
   const auto share = [&](int64_t t) {

@@ -87,22 +87,48 @@ TEST(PackRows8, QuantPairsLayoutIsAsDocumented) {
   }
 }
 
-// Activations paired as the Rows8Pairs kernels read them: byte 8m + 4s + i of a token's unit p is
-// byte 4m + i of its block 2p + s; an odd last block stays in place.
-TEST(PackRows8, PairActsInterleavesBlockPairs) {
-  const int64_t n_tokens = 2, cols = 96;
-  std::vector<int8_t> q(n_tokens * cols), out(q.size());
+// Activations arranged as the Rows8Pairs kernels read them (detail::arrange_acts), at 6 tokens (a
+// group of 4 and one of 2) and 3 blocks (a pair, then a lone block): in a group, the pair's step
+// holds each token's 64 bytes in turn, byte 8m + 4s + i of a token's being byte 4m + i of its
+// block s; then the lone block's step, 32 bytes a token as they are. d and q4_offset go the same
+// way, one value per block. Arranged in two token ranges that split a group, the bytes are the
+// same.
+TEST(PackRows8, ArrangeActsGroupsTokensStepByStep) {
+  const int64_t n_tokens = 6, cols = 96, nb = 3;
+  std::vector<int8_t> q(n_tokens * cols), out_q(q.size()), split_q(q.size());
+  std::vector<float> d(n_tokens * nb), out_d(d.size()), split_d(d.size());
+  std::vector<int32_t> off(d.size()), out_off(d.size()), split_off(d.size());
   for (size_t i = 0; i < q.size(); ++i) q[i] = static_cast<int8_t>(i * 7 + 3);
-  detail::pair_acts(q.data(), n_tokens, cols, out.data());
+  for (size_t i = 0; i < d.size(); ++i) {
+    d[i] = 0.5f + static_cast<float>(i);
+    off[i] = static_cast<int32_t>(1000 + i);
+  }
+  const QuantizedActs xa{q.data(), d.data(), off.data()};
+  detail::arrange_acts(xa, 0, n_tokens, n_tokens, cols, out_q.data(), out_d.data(), out_off.data());
   for (int64_t t = 0; t < n_tokens; ++t) {
+    const int64_t group = t < 4 ? 0 : 4, size = t < 4 ? 4 : 2, in = t - group;
+    const int64_t pair = group * nb + 2 * in;         // the pair's step, in blocks
+    const int64_t lone = group * nb + 2 * size + in;  // the lone block's
     for (int m = 0; m < 8; ++m) {
       for (int s = 0; s < 2; ++s) {
         for (int i = 0; i < 4; ++i)
-          EXPECT_EQ(out[t * cols + 8 * m + 4 * s + i], q[t * cols + 32 * s + 4 * m + i]);
+          EXPECT_EQ(out_q[32 * pair + 8 * m + 4 * s + i], q[t * cols + 32 * s + 4 * m + i])
+              << "token " << t;
       }
     }
-    for (int e = 64; e < 96; ++e) EXPECT_EQ(out[t * cols + e], q[t * cols + e]) << "lone block";
+    for (int e = 0; e < 32; ++e) EXPECT_EQ(out_q[32 * lone + e], q[t * cols + 64 + e]) << t;
+    for (int64_t b = 0; b < nb; ++b) {
+      const int64_t at = b < 2 ? pair + b : lone;
+      EXPECT_EQ(out_d[at], d[t * nb + b]) << "token " << t << " block " << b;
+      EXPECT_EQ(out_off[at], off[t * nb + b]) << "token " << t << " block " << b;
+    }
   }
+  for (auto [t0, t1] : {std::pair<int64_t, int64_t>{0, 3}, {3, 6}})
+    detail::arrange_acts(xa, t0, t1, n_tokens, cols, split_q.data(), split_d.data(),
+                         split_off.data());
+  EXPECT_EQ(split_q, out_q);
+  EXPECT_EQ(split_d, out_d);
+  EXPECT_EQ(split_off, out_off);
 }
 
 // The float Rows8Pairs (matrix.h): each 64-byte line of a group holds 4 columns of its 8 rows, row
