@@ -371,6 +371,37 @@ TEST_P(Ops, RowConversionsAreTheScalarOnes) {
   }
 }
 
+// The vector f16 conversion (the KV cache's stores) against the scalar one, bit for bit, where
+// they could part: ties between two halves (nearest even), results that are subnormal halves or
+// round up into the normal range, the largest finite half and the overflow threshold 65520,
+// infinities, zeros, f32 subnormals and NaNs with payloads (sign | 0x7e00 either way); lengths
+// that leave tails.
+TEST_P(Ops, F16RowConversionMatchesScalarBits) {
+  std::vector<float> x;
+  for (uint32_t mant : {0x1000u, 0x3000u, 0x0fffu, 0x1001u, 0x2000u, 0x7fffffu})
+    for (uint32_t exp : {100u, 102u, 103u, 110u, 112u, 113u, 120u, 127u, 142u})
+      for (uint32_t sign : {0u, 0x80000000u}) x.push_back(bits_to_f32(sign | exp << 23 | mant));
+  for (float f : {65504.0f, 65519.99f, 65520.0f, 65536.0f, 1e30f, 6.1035156e-5f, 6.097555e-5f,
+                  5.9604645e-8f, 2.9802322e-8f, 2.9802326e-8f, 0.0f, -0.0f, 1e-40f, -1e-40f})
+    for (float sign : {1.0f, -1.0f}) x.push_back(sign * f);
+  for (uint32_t bits : {0x7f800000u, 0xff800000u, 0x7fc00000u, 0xffc00000u, 0x7f800001u,
+                        0x7fffffffu, 0xffa00000u, 0x7fc0abcdu})
+    x.push_back(bits_to_f32(bits));
+  const auto wide = random_floats(300, 41, -70000.0f, 70000.0f);
+  x.insert(x.end(), wide.begin(), wide.end());
+  const auto small = random_floats(300, 42, -1e-4f, 1e-4f);
+  x.insert(x.end(), small.begin(), small.end());
+  for (int64_t n : {int64_t{1}, int64_t{15}, int64_t{17}, static_cast<int64_t>(x.size())}) {
+    std::vector<uint16_t> a(static_cast<size_t>(n)), b(a.size());
+    ref.quantize_row(DType::F16, x.data(), a.data(), n);
+    simd.quantize_row(DType::F16, x.data(), b.data(), n);
+    for (int64_t i = 0; i < n; ++i)
+      ASSERT_EQ(b[static_cast<size_t>(i)], a[static_cast<size_t>(i)])
+          << "x = " << x[static_cast<size_t>(i)] << " (bits " << std::hex
+          << f32_to_bits(x[static_cast<size_t>(i)]) << "), n = " << std::dec << n;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllVariants, Ops, ::testing::ValuesIn(simd_isas()),
                          [](const ::testing::TestParamInfo<Isa>& p) { return isa_label(p.param); });
 
