@@ -17,7 +17,7 @@
 
 #include "core/half.h"
 
-// The nine intrinsics our AVX-512 code uses that SIMDe 0.7.4 lacks, lane by lane on arrays as the
+// The eleven intrinsics our AVX-512 code uses that SIMDe 0.7.4 lacks, lane by lane on arrays as the
 // Intel guide defines them (and, after them, two aliases it gets wrong). cvtps2dq, cvtdq2ps and
 // vcvtph2ps round and convert exactly as their AVX2 forms do, so each half goes through those.
 namespace autoglm::kernels::avx512_emulation {
@@ -65,6 +65,27 @@ inline __m512 cvtph_ps(__m256i h) {
   return by_halves<__m512, float, uint16_t>(h, [](const uint16_t* in, float* out) {
     _mm256_storeu_ps(out, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in))));
   });
+}
+
+// vcvtps2ph with rounding Imm, each half through F16C's form (the same rounding, NaNs and
+// subnormals).
+template <int Imm>
+__m256i cvtps_ph(__m512 v) {
+  const auto in = lanes<float, 16>(v);
+  std::array<uint16_t, 16> out;
+  for (int half = 0; half < 2; ++half) {
+    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(in.data() + 8 * half), Imm);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out.data() + 8 * half), h);
+  }
+  return from_lanes<__m256i>(out);
+}
+
+// vpmovdw: each 32-bit lane's low 16 bits.
+inline __m256i cvtepi32_epi16(__m512i v) {
+  const auto in = lanes<int32_t, 16>(v);
+  std::array<uint16_t, 16> out;
+  for (int i = 0; i < 16; ++i) out[i] = static_cast<uint16_t>(in[i]);
+  return from_lanes<__m256i>(out);
 }
 
 inline __m512 zextps256_ps512(__m256 v) {
@@ -130,6 +151,8 @@ inline __m512bh cvtne2ps_pbh(__m512 a, __m512 b) {
 #define _mm512_cvtps_epi32(v) ::autoglm::kernels::avx512_emulation::cvtps_epi32(v)
 #define _mm512_cvtepi32_ps(v) ::autoglm::kernels::avx512_emulation::cvtepi32_ps(v)
 #define _mm512_cvtph_ps(h) ::autoglm::kernels::avx512_emulation::cvtph_ps(h)
+#define _mm512_cvtps_ph(v, imm) ::autoglm::kernels::avx512_emulation::cvtps_ph<(imm)>(v)
+#define _mm512_cvtepi32_epi16(v) ::autoglm::kernels::avx512_emulation::cvtepi32_epi16(v)
 #define _mm512_zextps256_ps512(v) ::autoglm::kernels::avx512_emulation::zextps256_ps512(v)
 #define _mm512_permute_ps(v, imm) ::autoglm::kernels::avx512_emulation::permute_ps(v, imm)
 #define _mm512_reduce_add_ps(v) ::autoglm::kernels::avx512_emulation::reduce_add_ps(v)
