@@ -9,9 +9,9 @@
 # that no longer links as build A; nor, since the q4_0 / q8_0 kernels read their activations
 # arranged (detail::arrange_acts, QuantizedActs::arranged), one from before that. Two builds of the
 # same source do not time the same (their code lies at other addresses: an A/A run of HEAD gave
-# B/A 0.962 for q4_0, 0.983 for q8_0, 16 tokens in cache): read a B/A ratio against an A/A run's. Run it with nothing else busy. On exit
-# build A holds the working tree's files again (the next build recompiles it), so that the A/A
-# tests (ctest -L bench) compare like with like.
+# B/A 0.962 for q4_0, 0.983 for q8_0, 16 tokens in cache): read a B/A ratio against an A/A run's.
+# Run it with nothing else busy. On exit build A holds the working tree's files again (the next
+# build recompiles it), so that the A/A tests (ctest -L bench) compare like with like.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD_DIR:-build}

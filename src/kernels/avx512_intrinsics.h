@@ -71,13 +71,9 @@ inline __m512 cvtph_ps(__m256i h) {
 // subnormals).
 template <int Imm>
 __m256i cvtps_ph(__m512 v) {
-  const auto in = lanes<float, 16>(v);
-  std::array<uint16_t, 16> out;
-  for (int half = 0; half < 2; ++half) {
-    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(in.data() + 8 * half), Imm);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out.data() + 8 * half), h);
-  }
-  return from_lanes<__m256i>(out);
+  return by_halves<__m256i, uint16_t, float>(v, [](const float* in, uint16_t* out) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_cvtps_ph(_mm256_loadu_ps(in), Imm));
+  });
 }
 
 // vpmovdw: each 32-bit lane's low 16 bits.

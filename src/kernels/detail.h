@@ -90,8 +90,6 @@ QuantizedActs quantize_acts(const float* x, int64_t n_tokens, int64_t cols);
 // 8m + 4s + i of its 64 bytes, so that one 64-bit broadcast holds the same 4 elements of both
 // blocks; a lone block stays as it is. d and q4_offset go the same way, a value per block.
 inline constexpr int64_t kActGroupTokens = 4;
-// Where token t's step at block b (even) begins, in blocks (32 bytes of q, one value of d).
-int64_t arranged_step(int64_t t, int64_t b, int64_t n_tokens, int64_t n_blocks);
 // Writes tokens [t0, t1) of xa's q, d and q4_offset (n_tokens x cols) to their places in the
 // arrangement of all n_tokens; each of the outputs holds as many values as its source.
 void arrange_acts(const QuantizedActs& xa, int64_t t0, int64_t t1, int64_t n_tokens, int64_t cols,

@@ -4,10 +4,9 @@
 // the scalar formula.
 //
 // V provides: T, W, load, load_f16 (W IEEE halves as f32), store, store_f16 (W floats as halves,
-// f32_to_f16's bits), set1, zero, add, sub, mul, fmadd,
-// max, hsum, hsum8 (the sums of 8 vectors, in order, into 8 floats), hmax, to_int/ldexp helpers
-// (via exp), dup_pairs (c0 c0 c1 c1 ... from W/2 floats), swap_pairs, sign_even (-1, +1, -1, +1,
-// ...).
+// f32_to_f16's bits), set1, zero, add, sub, mul, fmadd, max, hsum, hsum8 (the sums of 8 vectors,
+// in order, into 8 floats), hmax, to_int/ldexp helpers (via exp), dup_pairs (c0 c0 c1 c1 ... from
+// W/2 floats), swap_pairs, sign_even (-1, +1, -1, +1, ...).
 #pragma once
 
 #if !defined(__AVX2__)

@@ -257,21 +257,16 @@ Matrix pack_for_matmul(const Matrix& w, void* dst, ThreadPool* pool, const Kerne
 
 namespace detail {
 
-int64_t arranged_step(int64_t t, int64_t b, int64_t n_tokens, int64_t n_blocks) {
-  const int64_t g0 = t / kActGroupTokens * kActGroupTokens;  // the group's first token
-  const int64_t group = std::min(kActGroupTokens, n_tokens - g0);
-  const int64_t width = b + 1 < n_blocks ? 2 : 1;  // blocks in the step
-  return g0 * n_blocks + b * group + (t - g0) * width;
-}
-
 void arrange_acts(const QuantizedActs& xa, int64_t t0, int64_t t1, int64_t n_tokens, int64_t cols,
                   int8_t* q, float* d, int32_t* q4_offset) {
   const int64_t nb = cols / kQK;
   for (int64_t t = t0; t < t1; ++t) {
+    const int64_t g0 = t / kActGroupTokens * kActGroupTokens;  // the group's first token
+    const int64_t group = std::min(kActGroupTokens, n_tokens - g0);
     const int8_t* src = xa.q + t * cols;
     for (int64_t b = 0; b < nb; b += 2, src += 2 * kQK) {
-      const int64_t at = arranged_step(t, b, n_tokens, nb);
-      const int64_t width = b + 1 < nb ? 2 : 1;
+      const int64_t width = b + 1 < nb ? 2 : 1;                   // blocks in the step
+      const int64_t at = g0 * nb + b * group + (t - g0) * width;  // the token's step, in blocks
       for (int64_t s = 0; s < width; ++s) {
         d[at + s] = xa.d[t * nb + b + s];
         q4_offset[at + s] = xa.q4_offset[t * nb + b + s];

@@ -44,6 +44,9 @@ class PrefetchTurns {
   int64_t wait_, period_;
 };
 
+// Tokens per several-token tile (the last tile of a call takes the 1-3 left).
+constexpr int64_t kTileTokens = 4;
+
 // The token loop of the several-token kernels: tiles of 4 tokens from the first, then one tile of
 // the 1-3 left. Each tile takes every weight of its pass from L2 but one: the later tiles also
 // prefetch the next pass's weights, so that the reads from memory overlap the pass instead of
@@ -55,7 +58,6 @@ class PrefetchTurns {
 // f16 98.3 -> 112.2, 107.3 -> 113.8 (q8_0 and q4_0: matmul_rows8_avx512.cpp token_tiles).
 // Prefetching two passes ahead instead, or from tiles 1..n-2 only, gained nothing (q8_0).
 // Calls run_tile.template operator()<NT>(t, share) for the tile of NT tokens from token t.
-constexpr int64_t kTileTokens = 4;
 template <typename RunTile>
 inline void for_token_tiles(int64_t n_tokens, bool spread, RunTile&& run_tile) {
   const int64_t n_tiles = (n_tokens + kTileTokens - 1) / kTileTokens;
