@@ -38,12 +38,47 @@ bool claim_guided(std::atomic<int64_t>& next, int64_t n_grains, int n_threads, i
   return true;
 }
 
+// Grains of the first chunk a claiming parallel_for keeps for each thread: as much as its first
+// guided claim would take.
+int64_t first_share(int64_t n_grains, int n_threads) {
+  return std::max<int64_t>(1, n_grains / (kGuidedShare * n_threads));
+}
+
+// Threads whose first chunk is kept for them (bits of one word), while the others claim.
+constexpr int kMaxKeptFirstChunks = 64;
+
+// A WarmPlan's lines fetched into this thread's L2 a batch at a time, so that the thread can stop
+// between batches once there is other work.
+class Warmer {
+ public:
+  explicit Warmer(const WarmPlan& plan) : plan_(plan) {}
+
+  // Fetches the next batch of every stream; false once the plan is done.
+  bool step() {
+    if (offset_ >= plan_.bytes) return false;
+    const int64_t end = std::min(plan_.bytes, offset_ + kBatchBytes);
+    for (int s = 0; s < plan_.n_streams; ++s) {
+      for (int64_t off = offset_; off < end; off += kLineBytes)
+        __builtin_prefetch(reinterpret_cast<const void*>(plan_.start[s] + off), 0, 2);
+    }
+    offset_ = end;
+    return true;
+  }
+
+ private:
+  static constexpr int64_t kLineBytes = 64;
+  static constexpr int64_t kBatchBytes = 1024;  // per stream
+  WarmPlan plan_;
+  int64_t offset_ = 0;
+};
+
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) {
   if (n_threads <= 0)
     n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   n_threads_ = n_threads;
+  warm_.resize(static_cast<size_t>(n_threads));
   workers_.reserve(static_cast<size_t>(n_threads - 1));
   for (int i = 1; i < n_threads; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
@@ -72,9 +107,12 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
   }
   wake_.notify_all();
   fn(0, n_threads_);
-  // Spin while the workers are likely running; yield once it takes long, so a worker that was
-  // descheduled on a busy machine gets the core back instead of competing with this loop.
+  // Spin while the workers are likely running, warming this thread's plan meanwhile; yield once it
+  // takes long, so a worker that was descheduled on a busy machine gets the core back instead of
+  // competing with this loop.
+  Warmer warm(warm_[0]);
   for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
+    if (warm.step()) continue;
     if (spin < kSpinIterations) {
       cpu_relax();
     } else {
@@ -82,6 +120,31 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
     }
   }
   job_ = nullptr;
+  // Every worker has copied its plan before it counted itself done.
+  std::fill(warm_.begin(), warm_.end(), WarmPlan{});
+}
+
+void ThreadPool::set_warm_plan(int index, const WarmPlan& plan) {
+  warm_[static_cast<size_t>(index)] = plan;
+}
+
+std::pair<int64_t, int64_t> ThreadPool::first_chunk(int64_t n, int64_t grain, int index) const {
+  if (n <= 0 || index >= n_threads_) return {0, 0};
+  grain = std::max<int64_t>(grain, 1);
+  const int64_t n_grains = (n + grain - 1) / grain;
+  const int64_t n_chunks = std::min<int64_t>(n_threads_, n_grains);
+  if (n_chunks <= 1) {
+    if (index == 0) return {0, n};
+    return {0, 0};
+  }
+  if (!claims_chunks(n_grains, n_threads_)) {
+    if (index >= n_chunks) return {0, 0};
+    return {(n_grains * index / n_chunks) * grain,
+            std::min(n, (n_grains * (index + 1) / n_chunks) * grain)};
+  }
+  if (index >= kMaxKeptFirstChunks) return {0, 0};  // it starts with a claim
+  const int64_t share = first_share(n_grains, n_threads_);
+  return {index * share * grain, std::min(n, (index + 1) * share * grain)};
 }
 
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn,
@@ -109,11 +172,24 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   // end and the last thread to finish keeps the others waiting for one small chunk, not for a
   // fixed eighth of the region: equal chunks left 2-thread decode ~10% of its time in the pool's
   // waits.
-  std::atomic<int64_t> next{0};
-  run([&](int, int) {
+  // Each thread's first chunk is its own (first_chunk), so that the caller knows which weights a
+  // thread reads first and can warm them (WarmPlan). A thread that runs out of claims takes the
+  // first chunks whose threads have not started, so that a late thread still holds no one up.
+  const int kept = std::min(n_threads_, kMaxKeptFirstChunks);
+  const int64_t share = first_share(n_grains, n_threads_);
+  std::atomic<int64_t> next{kept * share};
+  std::atomic<uint64_t> started{0};
+  const auto run_kept = [&](int index) {
+    const uint64_t bit = uint64_t{1} << index;
+    if ((started.fetch_or(bit, std::memory_order_relaxed) & bit) != 0) return;
+    fn(index * share * grain, std::min(n, (index + 1) * share * grain));
+  };
+  run([&](int index, int) {
+    if (index < kept) run_kept(index);
     int64_t g0 = 0, g1 = 0;
     while (claim_guided(next, n_grains, n_threads_, g0, g1))
       fn(g0 * grain, std::min(n, g1 * grain));
+    for (int other = 0; other < kept; ++other) run_kept(other);
   });
 }
 
@@ -160,7 +236,10 @@ void ThreadPool::worker_loop(int index) {
     seen = gen;
     if (stop_.load()) return;
     (*job_)(index, n_threads_);
+    Warmer warm(warm_[static_cast<size_t>(index)]);  // copied before run() may reset it
     pending_.fetch_sub(1, std::memory_order_acq_rel);
+    while (generation_.load(std::memory_order_acquire) == seen && warm.step()) {
+    }
   }
 }
 

@@ -9,9 +9,20 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace autoglm {
+
+// What a thread of a pool reads first in the region after the next one: up to kMaxStreams
+// streams of `bytes` each. run() fetches them into that thread's cache while it would otherwise
+// wait: the calling thread while the workers finish, a worker until the next region starts.
+struct WarmPlan {
+  static constexpr int kMaxStreams = 4;
+  uintptr_t start[kMaxStreams] = {};
+  int n_streams = 0;
+  int64_t bytes = 0;  // per stream
+};
 
 class ThreadPool {
  public:
@@ -40,6 +51,14 @@ class ThreadPool {
   void parallel_for_ahead(int64_t n, const std::function<void(int64_t, int64_t, int64_t)>& fn,
                           int64_t grain = 1);
 
+  // The first chunk [begin, end) thread `index` runs in parallel_for(n, fn, grain): empty when it
+  // runs none. Fixed by the arguments alone, so that a caller can warm it ahead (WarmPlan).
+  std::pair<int64_t, int64_t> first_chunk(int64_t n, int64_t grain, int index) const;
+
+  // Plans for the next run() only, one per thread (index < size()): what each thread fetches into
+  // its cache once its share of that region is done. The caller sets them before run().
+  void set_warm_plan(int index, const WarmPlan& plan);
+
  private:
   void worker_loop(int index);
 
@@ -52,6 +71,7 @@ class ThreadPool {
   std::mutex mutex_;
   std::mutex run_mutex_;  // one parallel region at a time, whoever calls
   std::condition_variable wake_;
+  std::vector<WarmPlan> warm_;  // per thread, for the next run()
 };
 
 }  // namespace autoglm

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdlib>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/error.h"
@@ -149,11 +150,62 @@ QuantizedActs quantize_once(const KernelTable& k, const float* x, int64_t n_toke
   return out;
 }
 
+// Decode reads every matrix once a step, in the same order each step, and its threads wait at the
+// end of each matmul: for the other threads, and for the calling thread's work before the next
+// one (norms, attention, quantizing x). Meanwhile each can fetch into its L2 the first weights it
+// will read in the next matmul (ThreadPool::WarmPlan): the first lines of the streams of its first
+// chunk (kernels/rows8_avx512.h for_decode_streams). The next matrix is the one that followed
+// this one in the step before, as this calling thread saw it.
+class DecodeSuccessors {
+ public:
+  // Records that w follows the matrix of the call before; returns the matrix that followed w
+  // last time, or null.
+  const Matrix* follow(const Matrix& w) {
+    if (last_ != nullptr) next_[last_] = w;
+    last_ = w.data;
+    const auto it = next_.find(w.data);
+    return it == next_.end() ? nullptr : &it->second;
+  }
+
+ private:
+  const void* last_ = nullptr;
+  std::unordered_map<const void*, Matrix> next_;  // a matrix's data -> the matrix after it
+};
+
+// Bytes a thread warms for its first chunk of the next matrix, over all its streams: well within
+// an L2, and about what one wait at the end of a decode matmul lets it fetch.
+constexpr int64_t kWarmBytes = 384 * 1024;
+
+// What thread `index` reads first of w in a decode matmul: its first chunk's streams.
+WarmPlan decode_warm_plan(const Matrix& w, const ThreadPool& pool, int index) {
+  WarmPlan plan;
+  if (w.layout == WeightLayout::Rows) return plan;
+  const auto [r0, r1] = pool.first_chunk(w.rows, matmul_grain(w.cols, 1), index);
+  const int64_t group_bytes = 8 * static_cast<int64_t>(w.row_stride());
+  const int64_t n_groups = (r1 - r0) / 8;
+  const int64_t per_stream = n_groups / WarmPlan::kMaxStreams;
+  plan.n_streams = per_stream > 0 ? WarmPlan::kMaxStreams : 1;
+  const int64_t stream_groups = per_stream > 0 ? per_stream : n_groups;
+  plan.bytes = std::min(stream_groups * group_bytes, kWarmBytes / plan.n_streams);
+  const auto base = reinterpret_cast<uintptr_t>(w.data);
+  for (int s = 0; s < plan.n_streams; ++s)
+    plan.start[s] = base + static_cast<uintptr_t>((r0 / 8 + s * stream_groups) * group_bytes);
+  return plan;
+}
+
+void plan_decode_warming(const Matrix& w, ThreadPool& pool) {
+  thread_local DecodeSuccessors successors;
+  const Matrix* next = successors.follow(w);
+  if (next == nullptr || pool.size() == 1) return;
+  for (int i = 0; i < pool.size(); ++i) pool.set_warm_plan(i, decode_warm_plan(*next, pool, i));
+}
+
 }  // namespace
 
 void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
             const float* bias) {
   const KernelTable& k = active();
+  if (n_tokens == 1) plan_decode_warming(w, pool);
   const bool quantized = has_integer_kernels(w.dtype) && k.matmul_rows_quantized != nullptr;
   const QuantizedActs xa = quantized ? quantize_once(k, x, n_tokens, w, pool) : QuantizedActs{};
   // Where the table can (KernelTable::matmul_rows_then), the kernel learns which rows this thread

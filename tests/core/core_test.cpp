@@ -1,5 +1,6 @@
 // core/: the thread pool covers every index exactly once, also with several callers at once, and
-// tells each chunk where its thread goes next when asked;
+// tells each chunk where its thread goes next when asked, and each thread which chunk it starts
+// with;
 // user-facing errors of dtypes, files and the ISA override say what is wrong; large buffers are
 // aligned for huge pages and advised for them.
 #include <gtest/gtest.h>
@@ -11,6 +12,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -96,6 +98,57 @@ TEST(ThreadPool, ParallelForAheadNamesEachThreadsNextChunk) {
         EXPECT_GT(total, 12u) << "1000 items on 3 threads should be claimed in shrinking chunks";
       }
     }
+  }
+}
+
+// first_chunk names the chunk parallel_for keeps for each thread (claimed or split), so that a
+// caller can warm it (WarmPlan): every named chunk runs as one call, and they do not overlap.
+TEST(ThreadPool, FirstChunksAreRunAsNamed) {
+  ThreadPool pool(3);
+  for (int64_t n : {1, 7, 64, 1000}) {
+    for (int64_t grain : {1, 3, 16}) {
+      std::mutex m;
+      std::set<std::pair<int64_t, int64_t>> chunks;
+      pool.parallel_for(
+          n,
+          [&](int64_t a, int64_t b) {
+            std::lock_guard<std::mutex> lock(m);
+            chunks.insert({a, b});
+          },
+          grain);
+      int64_t end_of_previous = 0;
+      for (int i = 0; i < pool.size(); ++i) {
+        const auto chunk = pool.first_chunk(n, grain, i);
+        if (chunk.first == chunk.second) continue;  // this thread runs none
+        EXPECT_TRUE(chunks.count(chunk)) << n << "/" << grain << ": thread " << i << "'s ["
+                                         << chunk.first << ", " << chunk.second << ") not run";
+        EXPECT_GE(chunk.first, end_of_previous) << n << "/" << grain << ", thread " << i;
+        end_of_previous = chunk.second;
+      }
+    }
+  }
+  EXPECT_EQ(pool.first_chunk(1000, 1, 3), (std::pair<int64_t, int64_t>{0, 0})) << "no thread 3";
+}
+
+// A warm plan only fetches: with plans on every thread, parallel_for still covers every index
+// once, and a region after it (whose plans run() has reset) too.
+TEST(ThreadPool, WarmPlansLeaveTheWorkAlone) {
+  ThreadPool pool(2);
+  std::vector<uint8_t> weights(64 * 1024, 1);
+  for (int i = 0; i < pool.size(); ++i) {
+    WarmPlan plan;
+    plan.n_streams = 2;
+    plan.bytes = 16 * 1024;
+    plan.start[0] = reinterpret_cast<uintptr_t>(weights.data());
+    plan.start[1] = reinterpret_cast<uintptr_t>(weights.data() + 32 * 1024);
+    pool.set_warm_plan(i, plan);
+  }
+  for (int region = 0; region < 2; ++region) {
+    std::vector<std::atomic<int>> hits(1000);
+    pool.parallel_for(1000, [&](int64_t a, int64_t b) {
+      for (int64_t i = a; i < b; ++i) hits[static_cast<size_t>(i)]++;
+    });
+    for (auto& h : hits) ASSERT_EQ(h.load(), 1) << "region " << region;
   }
 }
 
