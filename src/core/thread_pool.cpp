@@ -93,13 +93,14 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::run(const std::function<void(int, int)>& fn) {
+void ThreadPool::run(const std::function<void(int, int)>& fn, std::span<const WarmPlan> warm) {
   if (n_threads_ == 1) {
     fn(0, 1);
     return;
   }
   std::lock_guard<std::mutex> serialise(run_mutex_);
   job_ = &fn;
+  std::copy_n(warm.begin(), std::min(warm.size(), warm_.size()), warm_.begin());
   pending_.store(n_threads_ - 1, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -110,9 +111,9 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
   // Spin while the workers are likely running, warming this thread's plan meanwhile; yield once it
   // takes long, so a worker that was descheduled on a busy machine gets the core back instead of
   // competing with this loop.
-  Warmer warm(warm_[0]);
+  Warmer warming(warm_[0]);
   for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
-    if (warm.step()) continue;
+    if (warming.step()) continue;
     if (spin < kSpinIterations) {
       cpu_relax();
     } else {
@@ -122,10 +123,6 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
   job_ = nullptr;
   // Every worker has copied its plan before it counted itself done.
   std::fill(warm_.begin(), warm_.end(), WarmPlan{});
-}
-
-void ThreadPool::set_warm_plan(int index, const WarmPlan& plan) {
-  warm_[static_cast<size_t>(index)] = plan;
 }
 
 std::pair<int64_t, int64_t> ThreadPool::first_chunk(int64_t n, int64_t grain, int index) const {
@@ -148,7 +145,7 @@ std::pair<int64_t, int64_t> ThreadPool::first_chunk(int64_t n, int64_t grain, in
 }
 
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn,
-                              int64_t grain) {
+                              int64_t grain, std::span<const WarmPlan> warm) {
   if (n <= 0) return;
   grain = std::max<int64_t>(grain, 1);
   const int64_t n_grains = (n + grain - 1) / grain;
@@ -158,12 +155,14 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     return;
   }
   if (!claims_chunks(n_grains, n_threads_)) {
-    run([&](int index, int) {
-      if (index >= n_chunks) return;
-      const int64_t begin = (n_grains * index / n_chunks) * grain;
-      const int64_t end = std::min(n, (n_grains * (index + 1) / n_chunks) * grain);
-      if (begin < end) fn(begin, end);
-    });
+    run(
+        [&](int index, int) {
+          if (index >= n_chunks) return;
+          const int64_t begin = (n_grains * index / n_chunks) * grain;
+          const int64_t end = std::min(n, (n_grains * (index + 1) / n_chunks) * grain);
+          if (begin < end) fn(begin, end);
+        },
+        warm);
     return;
   }
   // Enough work for several chunks per thread: threads claim chunks as they finish, so a thread
@@ -184,13 +183,15 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     if ((started.fetch_or(bit, std::memory_order_relaxed) & bit) != 0) return;
     fn(index * share * grain, std::min(n, (index + 1) * share * grain));
   };
-  run([&](int index, int) {
-    if (index < kept) run_kept(index);
-    int64_t g0 = 0, g1 = 0;
-    while (claim_guided(next, n_grains, n_threads_, g0, g1))
-      fn(g0 * grain, std::min(n, g1 * grain));
-    for (int other = 0; other < kept; ++other) run_kept(other);
-  });
+  run(
+      [&](int index, int) {
+        if (index < kept) run_kept(index);
+        int64_t g0 = 0, g1 = 0;
+        while (claim_guided(next, n_grains, n_threads_, g0, g1))
+          fn(g0 * grain, std::min(n, g1 * grain));
+        for (int other = 0; other < kept; ++other) run_kept(other);
+      },
+      warm);
 }
 
 void ThreadPool::parallel_for_ahead(int64_t n,

@@ -8,15 +8,16 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <utility>
 #include <vector>
 
 namespace autoglm {
 
-// What a thread of a pool reads first in the region after the next one: up to kMaxStreams
-// streams of `bytes` each. run() fetches them into that thread's cache while it would otherwise
-// wait: the calling thread while the workers finish, a worker until the next region starts.
+// What a thread of a pool reads first in the region after this one: up to kMaxStreams streams of
+// `bytes` each. run() fetches them into that thread's cache while it would otherwise wait: the
+// calling thread while the workers finish, a worker until the next region starts.
 struct WarmPlan {
   static constexpr int kMaxStreams = 4;
   uintptr_t start[kMaxStreams] = {};
@@ -36,13 +37,16 @@ class ThreadPool {
 
   // Runs fn(thread_index, n_threads) once on every thread of the pool and waits for all.
   // Calls from different threads are serialised; fn must not call run() on the same pool.
-  void run(const std::function<void(int, int)>& fn);
+  // warm[i], where given, is what thread i fetches once its share is done.
+  void run(const std::function<void(int, int)>& fn, std::span<const WarmPlan> warm = {});
 
   // Splits [0, n) into chunks of at least `grain` items (chunk boundaries are multiples of
   // `grain`) and runs fn(begin, end) on each: one contiguous chunk per thread, or, when there are
   // grains for 4 chunks per thread, chunks claimed by whichever thread is free, each a share of
   // what is left (so they shrink towards the end, down to one grain).
-  void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain = 1);
+  // warm: as for run(), when the region runs on several threads.
+  void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain = 1,
+                    std::span<const WarmPlan> warm = {});
 
   // parallel_for for chunks that can start warm: fn(begin, end, next) also learns where the same
   // thread's next chunk begins (n when none follows), because each thread claims its next chunk
@@ -54,10 +58,6 @@ class ThreadPool {
   // The first chunk [begin, end) thread `index` runs in parallel_for(n, fn, grain): empty when it
   // runs none. Fixed by the arguments alone, so that a caller can warm it ahead (WarmPlan).
   std::pair<int64_t, int64_t> first_chunk(int64_t n, int64_t grain, int index) const;
-
-  // Plans for the next run() only, one per thread (index < size()): what each thread fetches into
-  // its cache once its share of that region is done. The caller sets them before run().
-  void set_warm_plan(int index, const WarmPlan& plan);
 
  private:
   void worker_loop(int index);
@@ -71,7 +71,7 @@ class ThreadPool {
   std::mutex mutex_;
   std::mutex run_mutex_;  // one parallel region at a time, whoever calls
   std::condition_variable wake_;
-  std::vector<WarmPlan> warm_;  // per thread, for the next run()
+  std::vector<WarmPlan> warm_;  // per thread, for the region running
 };
 
 }  // namespace autoglm

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdlib>
+#include <span>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
@@ -193,11 +194,16 @@ WarmPlan decode_warm_plan(const Matrix& w, const ThreadPool& pool, int index) {
   return plan;
 }
 
-void plan_decode_warming(const Matrix& w, ThreadPool& pool) {
+// The plans of a decode matmul of w: one per thread of the pool, or none.
+std::span<const WarmPlan> decode_warm_plans(const Matrix& w, const ThreadPool& pool) {
   thread_local DecodeSuccessors successors;
+  thread_local std::vector<WarmPlan> plans;
   const Matrix* next = successors.follow(w);
-  if (next == nullptr || pool.size() == 1) return;
-  for (int i = 0; i < pool.size(); ++i) pool.set_warm_plan(i, decode_warm_plan(*next, pool, i));
+  if (next == nullptr || pool.size() == 1) return {};
+  plans.resize(static_cast<size_t>(pool.size()));
+  for (int i = 0; i < pool.size(); ++i)
+    plans[static_cast<size_t>(i)] = decode_warm_plan(*next, pool, i);
+  return plans;
 }
 
 }  // namespace
@@ -205,7 +211,6 @@ void plan_decode_warming(const Matrix& w, ThreadPool& pool) {
 void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
             const float* bias) {
   const KernelTable& k = active();
-  if (n_tokens == 1) plan_decode_warming(w, pool);
   const bool quantized = has_integer_kernels(w.dtype) && k.matmul_rows_quantized != nullptr;
   const QuantizedActs xa = quantized ? quantize_once(k, x, n_tokens, w, pool) : QuantizedActs{};
   // Where the table can (KernelTable::matmul_rows_then), the kernel learns which rows this thread
@@ -239,7 +244,8 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadP
   if (has_then && n_tokens > 1 && n_tokens <= kMaxTokensToClaimAhead)
     return pool.parallel_for_ahead(w.rows, rows, grain);
   pool.parallel_for(
-      w.rows, [&](int64_t r0, int64_t r1) { rows(r0, r1, w.rows); }, grain);
+      w.rows, [&](int64_t r0, int64_t r1) { rows(r0, r1, w.rows); }, grain,
+      n_tokens == 1 ? decode_warm_plans(w, pool) : std::span<const WarmPlan>{});
 }
 
 void rope_angles(int64_t pos, int rot_dims, float theta, float* cos, float* sin) {
