@@ -148,15 +148,20 @@ template <int NT>
 constexpr bool kQ4HighInPlace = NT == 1;
 constexpr float kQ4HighScale = 16.0f;
 
-// GCC folds the piece's load into both of those masks' vpandd, so that each piece is read twice;
-// half the pieces straddle two cache lines (a pair step is 288 bytes, its pieces start 32 bytes
-// in), and Zen 5 then spent more on the loads than on the arithmetic. Making the loaded value
-// opaque to the compiler keeps one load and two register ands. kernel_ab, one thread, in cache,
-// 1000 pairs: decode 104.5 -> 134.8 GB/s (B/A 0.776; A/A about 0.99). Not in the several-token
-// tiles, whose shift and mask read the piece once anyway (16 tokens there: 0.988, within their
-// A/A bias of 0.962).
-inline void opaque(__m512i& v) {
+// GCC folds a piece's load into both of the instructions that take its nibbles apart (the two
+// masks of a one-token tile, the mask and the shift of a several-token one), so that each piece
+// is read twice; half the pieces straddle two cache lines (a pair step is 288 bytes, its pieces
+// start 32 bytes in), and Zen 5 then spent more on the loads than on the arithmetic in decode.
+// Making the loaded value opaque to the compiler keeps one load. kernel_ab, one thread, in cache,
+// B/A time (an A/A run: 0.99-1.00): decode 0.776 and 0.790 (104.5 -> 134.8 GB/s); 16 tokens 0.987,
+// 0.988; 512 tokens 0.973. With one load, pieces moved to 64-byte boundaries (a test that read the
+// wrong bytes) gained nothing more (1.028, 1.035).
+// (The emulated build's __m512i is a struct, which no register constraint takes; its loads are
+// not the point there.)
+inline void opaque([[maybe_unused]] __m512i& v) {
+#if !defined(AUTOGLM_EMULATE_AVX512)
   asm("" : "+v"(v));
+#endif
 }
 
 // sum[g][t] += piece j of each group times each token's x. One-token tiles put the high nibbles'
@@ -179,7 +184,7 @@ __attribute__((always_inline)) inline void q4_piece(const QTile<BlockQ4_0x8>& a,
   __m512i lo[NG], hi[NG];
   for (int g = 0; g < NG; ++g) {
     __m512i v = _mm512_loadu_si512(piece<Pair>(a, g, b, j));
-    if constexpr (kQ4HighInPlace<NT>) opaque(v);  // one load for both masks
+    opaque(v);  // one load for both masks
     lo[g] = _mm512_and_si512(v, low4);
     if constexpr (kQ4HighInPlace<NT>)
       hi[g] = _mm512_and_si512(v, high4);  // 16 times the high nibble
