@@ -235,8 +235,20 @@ __attribute__((always_inline)) inline void q8_piece(const QTile<BlockQ8_0x8>& a,
 // stream's next group, or past the matrix: a prefetch never faults. (The one-token tile left over
 // from several tokens prefetches too: its lines are already in cache, which costs a few
 // instructions.)
-template <typename Block>
-constexpr size_t kDecodeAheadBlocks = (864 + sizeof(Block) - 1) / sizeof(Block);
+// Since q4_0 decode loads each piece once (opaque), its compute leaves more room, and on Zen 5 (L1
+// prefetches) 5 of its steps ahead (1440 bytes) read faster from DRAM: kernel_ab, 2 threads,
+// 600 pairs, B/A time with the probe at 63-73 GB/s: 1440 bytes 0.943-0.948 (5 runs), 1296
+// 0.944-0.965 (8), 1728 0.955-1.023 (11, median 0.973), 1152 0.981-0.994 (4), 3072 1.16; an A/A
+// run gives 0.99-1.00. When the memory read faster still (probe 72-79 GB/s), where the kernel
+// already streamed at 88-99% of the probe, 1440 bytes gave 0.995-1.018 (9 runs). q8_0 at 1632
+// bytes against 1088: 0.995-1.007, so it keeps its distance.
+template <typename Block, _mm_hint Ahead>
+constexpr size_t kDecodeAheadBytes = sizeof(Block) == sizeof(BlockQ4_0x8) && Ahead == _MM_HINT_T0
+                                         ? 1440
+                                         : 864;
+template <typename Block, _mm_hint Ahead>
+constexpr size_t kDecodeAheadBlocks = (kDecodeAheadBytes<Block, Ahead> + sizeof(Block) - 1) /
+                                      sizeof(Block);
 
 // q8_0's several-token tiles: the first tile of a pass (the one that prefetches nothing of the
 // next pass) also prefetches its own pass's weights that far ahead into L1, as decode does where
@@ -270,7 +282,7 @@ __attribute__((always_inline)) inline void prefetch_step(const QTile<Block>& a, 
     for (int g = 0; g < NG; ++g) {
       // In integers: the address may lie past the matrix, where no pointer may point.
       const uintptr_t ahead = reinterpret_cast<uintptr_t>(a.group + g * a.group_stride + b) +
-                              kDecodeAheadBlocks<Block> * sizeof(Block);
+                              kDecodeAheadBlocks<Block, Ahead> * sizeof(Block);
       for (size_t off = 0; off < kBytes; off += 64)
         _mm_prefetch(reinterpret_cast<const char*>(ahead + off), Ahead);
     }
