@@ -146,8 +146,13 @@ __attribute__((always_inline)) inline void line_step(const uint8_t* const (&line
 // usual rate), the model, 2 threads, 3 rounds, decode in tokens/s: bf16 8.9 / 8.4 / 8.2 -> 15.9 /
 // 14.5 / 13.4, f16 9.0 / 8.3 / 8.1 -> 15.5 / 14.2 / 13.2 (1536 and 2048 bytes ahead a little
 // less); one thread from DRAM (kernels_bench bm_matmul_dram): 17-19 -> 36 GB/s of a 38-40 GB/s
-// probe.
-constexpr int64_t kDecodeAhead = 3072;
+// probe. That chose 3072; later (twenty-seventh session) 2048 read faster: kernel_ab, bf16 from
+// DRAM, 2 threads, B/A time 0.959-0.971 with the probe at 67-79 GB/s (4096: 1.020-1.027); the
+// model, decode alternated with 3072 (tokens/s, new / old): bf16 1.079, 1.086, 1.095 with the probe
+// at 63-67 GB/s, 1.022-1.038 at 37-44; f16 0.965-1.083 (10 pairs, median 1.03). That is Zen 5,
+// prefetching into L1; into L2 (Zen 4) it stays at 3072.
+template <_mm_hint Ahead>
+constexpr int64_t kDecodeAhead = Ahead == _MM_HINT_T0 ? 2048 : 3072;
 
 // Decode's prefetch for the line at `offset` of each of its NG streams: kDecodeAhead further on,
 // into the level Ahead names.
@@ -157,7 +162,7 @@ __attribute__((always_inline)) inline void prefetch_decode_ahead(const FloatTile
   for (int g = 0; g < NG; ++g) {
     // In integers: the address may lie past the matrix, where no pointer may point.
     const uintptr_t ahead =
-        reinterpret_cast<uintptr_t>(a.group + g * a.group_bytes + offset) + kDecodeAhead;
+        reinterpret_cast<uintptr_t>(a.group + g * a.group_bytes + offset) + kDecodeAhead<Ahead>;
     _mm_prefetch(reinterpret_cast<const char*>(ahead), Ahead);
   }
 }
