@@ -157,9 +157,7 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   if (!claims_chunks(n_grains, n_threads_)) {
     run(
         [&](int index, int) {
-          if (index >= n_chunks) return;
-          const int64_t begin = (n_grains * index / n_chunks) * grain;
-          const int64_t end = std::min(n, (n_grains * (index + 1) / n_chunks) * grain);
+          const auto [begin, end] = first_chunk(n, grain, index);  // its only chunk
           if (begin < end) fn(begin, end);
         },
         warm);
@@ -181,7 +179,8 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   const auto run_kept = [&](int index) {
     const uint64_t bit = uint64_t{1} << index;
     if ((started.fetch_or(bit, std::memory_order_relaxed) & bit) != 0) return;
-    fn(index * share * grain, std::min(n, (index + 1) * share * grain));
+    const auto [begin, end] = first_chunk(n, grain, index);
+    fn(begin, end);
   };
   run(
       [&](int index, int) {

@@ -44,6 +44,10 @@ void float_rows8_avx512(const Matrix& w, const float* x, int64_t n_tokens, float
 // models single-threaded.
 inline constexpr int64_t kMinChunkWork = 64 * 1024;
 
+// Weight streams a thread's rows are read in by one-token matmuls (the 512-bit kernels'
+// for_decode_streams, kernels/rows8_avx512.h), and so what kernels::matmul warms ahead of them.
+inline constexpr int kDecodeStreams = 4;
+
 // KernelTable::quantize_acts and matmul_rows_quantized of the SIMD tables.
 void quantize_acts_avx2(const float* x, int64_t n_tokens, int64_t cols, int8_t* q, float* d,
                         int32_t* q4_offset);

@@ -184,8 +184,9 @@ WarmPlan decode_warm_plan(const Matrix& w, const ThreadPool& pool, int index) {
   const auto [r0, r1] = pool.first_chunk(w.rows, matmul_grain(w.cols, 1), index);
   const int64_t group_bytes = 8 * static_cast<int64_t>(w.row_stride());
   const int64_t n_groups = (r1 - r0) / 8;
-  const int64_t per_stream = n_groups / WarmPlan::kMaxStreams;
-  plan.n_streams = per_stream > 0 ? WarmPlan::kMaxStreams : 1;
+  static_assert(detail::kDecodeStreams <= WarmPlan::kMaxStreams);
+  const int64_t per_stream = n_groups / detail::kDecodeStreams;
+  plan.n_streams = per_stream > 0 ? detail::kDecodeStreams : 1;
   const int64_t stream_groups = per_stream > 0 ? per_stream : n_groups;
   plan.bytes = std::min(stream_groups * group_bytes, kWarmBytes / plan.n_streams);
   const auto base = reinterpret_cast<uintptr_t>(w.data);
@@ -196,10 +197,11 @@ WarmPlan decode_warm_plan(const Matrix& w, const ThreadPool& pool, int index) {
 
 // The plans of a decode matmul of w: one per thread of the pool, or none.
 std::span<const WarmPlan> decode_warm_plans(const Matrix& w, const ThreadPool& pool) {
+  if (pool.size() == 1) return {};  // no thread waits
   thread_local DecodeSuccessors successors;
   thread_local std::vector<WarmPlan> plans;
   const Matrix* next = successors.follow(w);
-  if (next == nullptr || pool.size() == 1) return {};
+  if (next == nullptr) return {};
   plans.resize(static_cast<size_t>(pool.size()));
   for (int i = 0; i < pool.size(); ++i)
     plans[static_cast<size_t>(i)] = decode_warm_plan(*next, pool, i);

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "kernels/avx512_intrinsics.h"
+#include "kernels/detail.h"
 
 namespace autoglm::kernels::detail {
 namespace {
@@ -92,8 +93,7 @@ inline void for_token_tiles(int64_t n_tokens, bool spread, RunTile&& run_tile) {
 // q4_0 decode 57.5 -> 62.3, 57.3 -> 63.3, 56.1 -> 58.5 tokens/s (8 streams split the same way:
 // 57.8, 57.5, 54.7); q8_0 34.5 -> 33.9, 31.7 -> 36.5, 34.5 -> 36.3 (72 -> 85%, 71 -> 81%, 74 -> 76%
 // of the probe next to each run); f16 14.1 -> 15.5, 15.0 -> 16.2, 15.9 -> 17.9, 16.8 -> 18.7,
-// 16.8 -> 16.7 tokens/s.
-constexpr int kDecodeStreams = 4;
+// 16.8 -> 16.7 tokens/s. (kDecodeStreams: detail.h.)
 template <typename RunTile>
 inline void for_decode_streams(int64_t n_groups, RunTile&& run_tile) {
   const int64_t quarter = n_groups / kDecodeStreams;
