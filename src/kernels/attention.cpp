@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstring>
 #include <span>
 #include <type_traits>
 #include <vector>
@@ -190,6 +191,14 @@ constexpr int64_t kMinChunkPositions = 256;
 // Query tokens per unit of attention work: their rows share every key and value row read.
 constexpr int64_t kTileTokens = 8;
 
+// KV head h's key and value of the query token into the cache (AttentionArgs::new_k).
+void store_new_position(const AttentionArgs& a, int64_t h) {
+  const int64_t head_bytes = a.block_size * a.head_dim * dtype_info(a.kv_type).block_bytes;
+  store_kv_head(a.kv_type, a.new_k + h * a.head_dim, a.new_v + h * a.head_dim, a.head_dim,
+                static_cast<std::byte*>(a.k_store) + h * head_bytes, a.block_size,
+                static_cast<std::byte*>(a.v_store) + h * head_bytes);
+}
+
 void check_attention_args(const AttentionArgs& a) {
   if (a.n_heads <= 0 || a.n_kv_heads <= 0 || a.n_heads % a.n_kv_heads != 0 || a.head_dim <= 0) {
     fail("attention: {} query heads cannot share {} KV heads (need a positive multiple)", a.n_heads,
@@ -197,6 +206,13 @@ void check_attention_args(const AttentionArgs& a) {
   }
   if (a.kv_type != DType::F32 && a.kv_type != DType::F16) {
     fail("attention: a KV cache of {} is not supported (f32 or f16)", dtype_name(a.kv_type));
+  }
+  if (a.new_k != nullptr && (a.n_q != 1 || a.k_blocks == nullptr || a.new_v == nullptr ||
+                             a.k_store == nullptr || a.v_store == nullptr)) {
+    fail(
+        "attention: a new key and value are stored by the kernel only for one query token over a "
+        "paged cache, with new_v, k_store and v_store given ({} query tokens)",
+        a.n_q);
   }
 }
 
@@ -267,6 +283,8 @@ void attention_unit(const KernelTable& k, const AttentionArgs& a, const Attentio
   const int64_t j_begin = last_end * c / p.chunks, j_end = last_end * (c + 1) / p.chunks;
   const int64_t row0 = i * p.tile_rows;  // the unit's first row among the sequence's chunk rows
   SoftmaxStats* stats = p.chunks > 1 ? chunk_stats + p.chunk_row0 + row0 : nullptr;
+  // The token's own position lies in the last chunk only; no other unit reads it.
+  if (a.new_k != nullptr && c == p.chunks - 1) store_new_position(a, kv_head);
   if (j_begin == j_end) {  // a chunk of a context shorter than the chunk count
     for (int64_t r = 0; r < rows; ++r) stats[r] = {};
     return;
@@ -319,6 +337,19 @@ void merge_sequence_chunks(const AttentionArgs& a, const AttentionPlan& p, const
 }
 
 }  // namespace
+
+void store_kv_head(DType kv_type, const float* key, const float* value, int64_t d, void* k_column,
+                   int64_t k_stride, void* v_row) {
+  const KernelTable& k = active();
+  const int64_t elem = dtype_info(kv_type).block_bytes;
+  thread_local std::vector<std::byte> row;  // the key in kv_type, before it goes to its column
+  row.resize(static_cast<size_t>(d * elem));
+  k.quantize_row(kv_type, key, row.data(), d);
+  auto* column = static_cast<std::byte*>(k_column);
+  for (int64_t i = 0; i < d; ++i)
+    std::memcpy(column + i * k_stride * elem, row.data() + i * elem, static_cast<size_t>(elem));
+  k.quantize_row(kv_type, value, v_row, d);
+}
 
 void attention(const AttentionArgs& a, ThreadPool& pool) {
   attention(std::span(&a, 1), pool);

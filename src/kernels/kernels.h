@@ -43,7 +43,22 @@ struct AttentionArgs {
   int n_kv_heads = 0;
   int head_dim = 0;
   float scale = 1.0f;  // usually 1/sqrt(head_dim)
+  // One query token (n_q == 1) over a paged cache may leave its own key and value to the kernel:
+  // new_k / new_v [n_kv_heads, head_dim] f32 (keys after RoPE), stored at position q_pos0 by the
+  // thread that attends with each KV head, just before it reads that head's rows, through k_store
+  // (the position's key column of KV head 0) and v_store (its value row of KV head 0); KV head h's
+  // lie block_size * head_dim elements further on per head. Null: the cache holds them already.
+  const float* new_k = nullptr;
+  const float* new_v = nullptr;
+  void* k_store = nullptr;
+  void* v_store = nullptr;
 };
+
+// One position's key and value of one KV head into a paged cache of kv_type (F32 or F16, rounded
+// to nearest even): the value row (d contiguous elements) as it is; the key into its column,
+// element i at i * k_stride elements from k_column (keys are stored transposed).
+void store_kv_head(DType kv_type, const float* key, const float* value, int64_t d, void* k_column,
+                   int64_t k_stride, void* v_row);
 
 // Activations quantized for the integer dot products: per token, cols/32 blocks of 32 int8 with an
 // f32 scale (like q8_0 but the scale stays f32). q[t * cols + i] ≈ x[t, i] / d[t * n_blocks + b].

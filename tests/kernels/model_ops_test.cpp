@@ -231,6 +231,67 @@ TEST(Attention, BatchGivesEachSequenceItsOwnResult) {
   for (size_t i = 0; i < cases.size(); ++i) EXPECT_EQ(together[i], alone[i]) << "sequence " << i;
 }
 
+// Decode may leave its own key and value to the kernel (AttentionArgs::new_k): the cache's entry
+// for the token's position starts as NaN, the kernel stores the token's f32 key and value (already
+// f16 values, so rounding keeps them) and attends. The cache must end as the full paged copy, and
+// the output must be that of a call over the full copy, to the bit: contexts of 1 to 1101
+// positions (crossing blocks; 1101 splits each KV head's context into 2 chunks on 3 threads, and
+// only the last chunk's thread stores), one KV head per thread or both on one.
+TEST(Attention, StoresTheTokensOwnKeyAndValueWhenAsked) {
+  for (int threads : {1, 3}) {
+    ThreadPool pool(threads);
+    for (const AttnCase& c : {AttnCase{1, 0, 8, 2, 128}, AttnCase{1, 40, 8, 2, 32},
+                              AttnCase{1, 300, 16, 2, 64}, AttnCase{1, 1100, 8, 2, 32}}) {
+      const int64_t n_ctx = c.q_pos0 + 1, block = 16;
+      const F16Data d(c, 21);
+      const PagedF16 full(d.kh, d.vh, n_ctx, c.n_kv_heads, c.head_dim, block);
+      PagedF16 missing(d.kh, d.vh, n_ctx, c.n_kv_heads, c.head_dim, block);
+      const int64_t row = int64_t{c.n_kv_heads} * c.head_dim;
+      const int64_t last_block = (n_ctx - 1) / block, o = (n_ctx - 1) % block;
+      const int64_t head_elems = block * c.head_dim;  // one KV head's part of a block
+      for (int64_t h = 0; h < c.n_kv_heads; ++h) {
+        const int64_t head = (last_block * c.n_kv_heads + h) * head_elems;
+        for (int64_t i = 0; i < c.head_dim; ++i) {
+          missing.k[static_cast<size_t>(head + i * block + o)] = 0x7e00;
+          missing.v[static_cast<size_t>(head + o * c.head_dim + i)] = 0x7e00;
+        }
+      }
+      std::vector<float> expect(d.q.size(), 123.0f), got(d.q.size(), 456.0f);
+      AttentionArgs a = case_args(c, d.q, expect);
+      a.kv_type = DType::F16;
+      a.block_size = block;
+      a.k_blocks = full.k_blocks.data(), a.v_blocks = full.v_blocks.data();
+      attention(a, pool);
+      a.out = got.data();
+      a.k_blocks = missing.k_blocks.data(), a.v_blocks = missing.v_blocks.data();
+      a.new_k = d.k.data() + (n_ctx - 1) * row;
+      a.new_v = d.v.data() + (n_ctx - 1) * row;
+      a.k_store = missing.k.data() + last_block * c.n_kv_heads * head_elems + o;
+      a.v_store = missing.v.data() + last_block * c.n_kv_heads * head_elems + o * c.head_dim;
+      attention(a, pool);
+      EXPECT_EQ(missing.k, full.k) << "context " << n_ctx << ", " << threads << " threads";
+      EXPECT_EQ(missing.v, full.v) << "context " << n_ctx << ", " << threads << " threads";
+      EXPECT_EQ(got, expect) << "context " << n_ctx << ", " << threads << " threads";
+    }
+  }
+}
+
+// The kernel stores a new key and value for one query token over a paged cache only.
+TEST(Attention, RejectsStoringForSeveralTokens) {
+  ThreadPool pool(1);
+  const AttnCase c{2, 5, 4, 2, 16};
+  const F16Data d(c, 3);
+  PagedF16 paged(d.kh, d.vh, c.q_pos0 + c.n_q, c.n_kv_heads, c.head_dim, 16);
+  std::vector<float> out(d.q.size());
+  AttentionArgs a = case_args(c, d.q, out);
+  a.kv_type = DType::F16;
+  a.block_size = 16;
+  a.k_blocks = paged.k_blocks.data(), a.v_blocks = paged.v_blocks.data();
+  a.new_k = d.k.data(), a.new_v = d.v.data();
+  a.k_store = paged.k.data(), a.v_store = paged.v.data();
+  EXPECT_THROW(attention(a, pool), Error);
+}
+
 TEST(Attention, RejectsKvTypesOtherThanF32AndF16) {
   ThreadPool pool(1);
   AttentionArgs a;
