@@ -55,6 +55,8 @@ void matmul_rows_quantized_avx2(const Matrix& w, const QuantizedActs& xa, int64_
                                 float* y, int64_t ldy, int64_t r0, int64_t r1);
 void quantize_acts_avx512(const float* x, int64_t n_tokens, int64_t cols, int8_t* q, float* d,
                           int32_t* q4_offset);
+void quantize_acts_arranged_avx512(const float* x, int64_t cols, int8_t* q, float* d,
+                                   int32_t* q4_offset);
 // q4_0 / q8_0 Rows8 matrices in 512-bit VNNI (matmul_rows8_avx512.cpp); next as in
 // KernelTable::matmul_rows_quantized_then.
 void q_rows8_avx512(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens, float* y,

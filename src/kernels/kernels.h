@@ -71,7 +71,8 @@ struct QuantizedActs {
   // most 8·16·127 = 16256 in magnitude.
   const int32_t* q4_offset = nullptr;
   // q, d and q4_offset as the Rows8Pairs q4_0 / q8_0 kernels read them (detail::arrange_acts);
-  // q null: those kernels arrange them themselves.
+  // q null: those kernels arrange them themselves. One token from quantize_acts_arranged comes
+  // in this form alone (the plain q, d and q4_offset above are then null).
   struct Arranged {
     const int8_t* q = nullptr;
     const float* d = nullptr;
@@ -110,6 +111,12 @@ struct KernelTable {
   // exactly what matmul_rows gives. Null in the scalar table (it has no integer kernels).
   void (*quantize_acts)(const float* x, int64_t n_tokens, int64_t cols, int8_t* q, float* d,
                         int32_t* q4_offset) = nullptr;
+  // Optional, where the table's kernels read the arrangement (QuantizedActs::arranged): one token
+  // quantized straight into it, the same values quantize_acts gives then arranged, without the
+  // plain copy (a decode matmul's quantizing on the calling thread wrote and read its lines twice
+  // while the other threads waited). matmul() then hands the kernel the arrangement alone.
+  void (*quantize_acts_arranged)(const float* x, int64_t cols, int8_t* q, float* d,
+                                 int32_t* q4_offset) = nullptr;
   void (*matmul_rows_quantized)(const Matrix& w, const QuantizedActs& xa, int64_t n_tokens,
                                 float* y, int64_t ldy, int64_t r0, int64_t r1) = nullptr;
 

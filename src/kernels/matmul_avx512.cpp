@@ -31,29 +31,58 @@ namespace {
 // d = amax/127 per block of 32, q = round-to-nearest-even(x / d) (vcvtps2dq), saturating packs.
 }  // namespace
 
+namespace {
+
+// One block of 32: writes its d and q4_offset, returns its 32 q.
+inline __m256i quantize_block(const float* x, float* d_out, int32_t* offset_out) {
+  const __m512 sign_mask = _mm512_set1_ps(-0.0f);
+  const __m512 v0 = _mm512_loadu_ps(x);
+  const __m512 v1 = _mm512_loadu_ps(x + 16);
+  const __m512 amax =
+      _mm512_max_ps(_mm512_andnot_ps(sign_mask, v0), _mm512_andnot_ps(sign_mask, v1));
+  const float d = _mm512_reduce_max_ps(amax) / 127.0f;
+  const __m512 id = _mm512_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+  *d_out = d;
+  // |x·id| <= 127 (plus rounding), so the saturating packs below never clip and the block's sums
+  // can be taken on the int32 values.
+  const __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, id));
+  const __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, id));
+  // Lane i of the sum holds elements i and i + 16: the q4_0 offset's halves are lanes with
+  // i % 4 < 2 and i % 4 >= 2.
+  const __m512i sum = _mm512_add_epi32(i0, i1);
+  *offset_out = q4_offset_halves(_mm512_mask_reduce_add_epi32(0x3333, sum),
+                                 _mm512_mask_reduce_add_epi32(0xcccc, sum));
+  return _mm256_set_m128i(_mm512_cvtsepi32_epi8(i1), _mm512_cvtsepi32_epi8(i0));
+}
+
+}  // namespace
+
 void quantize_acts_avx512(const float* x, int64_t n_tokens, int64_t cols, int8_t* q_out,
                           float* d_out, int32_t* offset_out) {
-  const __m512 sign_mask = _mm512_set1_ps(-0.0f);
   for (int64_t b = 0; b < n_tokens * (cols / 32); ++b) {
-    const __m512 v0 = _mm512_loadu_ps(x + b * 32);
-    const __m512 v1 = _mm512_loadu_ps(x + b * 32 + 16);
-    const __m512 amax =
-        _mm512_max_ps(_mm512_andnot_ps(sign_mask, v0), _mm512_andnot_ps(sign_mask, v1));
-    const float d = _mm512_reduce_max_ps(amax) / 127.0f;
-    const __m512 id = _mm512_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
-    d_out[b] = d;
-    // |x·id| <= 127 (plus rounding), so the saturating packs below never clip and the block's sums
-    // can be taken on the int32 values.
-    const __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, id));
-    const __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, id));
-    // Lane i of the sum holds elements i and i + 16: the q4_0 offset's halves are lanes with
-    // i % 4 < 2 and i % 4 >= 2.
-    const __m512i sum = _mm512_add_epi32(i0, i1);
-    offset_out[b] = q4_offset_halves(_mm512_mask_reduce_add_epi32(0x3333, sum),
-                                     _mm512_mask_reduce_add_epi32(0xcccc, sum));
-    const __m128i q0 = _mm512_cvtsepi32_epi8(i0);
-    const __m128i q1 = _mm512_cvtsepi32_epi8(i1);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q_out + b * 32), _mm256_set_m128i(q1, q0));
+    const __m256i q = quantize_block(x + b * 32, d_out + b, offset_out + b);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q_out + b * 32), q);
+  }
+}
+
+// A pair's two blocks of q side by side, then their 4-byte groups interleaved (group m of block s
+// to group 2m + s), as detail::arrange_acts places one token's pair; d and q4_offset keep the
+// order of the blocks, which is one token's arrangement of them.
+void quantize_acts_arranged_avx512(const float* x, int64_t cols, int8_t* q_out, float* d_out,
+                                   int32_t* offset_out) {
+  const __m512i interleave =
+      _mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+  const int64_t nb = cols / 32;
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    const __m256i q0 = quantize_block(x + b * 32, d_out + b, offset_out + b);
+    const __m256i q1 = quantize_block(x + b * 32 + 32, d_out + b + 1, offset_out + b + 1);
+    const __m512i pair = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);
+    _mm512_storeu_si512(q_out + b * 32, _mm512_permutexvar_epi32(interleave, pair));
+  }
+  if (b < nb) {  // an odd last block stays as it is
+    const __m256i q = quantize_block(x + b * 32, d_out + b, offset_out + b);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q_out + b * 32), q);
   }
 }
 

@@ -104,6 +104,7 @@ KernelTable avx512_table() {
   t.matmul_rows_then = matmul_rows_then_avx512;
   t.matmul_rows_quantized_then = matmul_rows_quantized_then_avx512;
   t.packed_layout = WeightLayout::Rows8Pairs;  // matmul_rows8_avx512.cpp, matmul_float_avx512.cpp
+  t.quantize_acts_arranged = quantize_acts_arranged_avx512;
   return t;
 }
 

@@ -499,6 +499,36 @@ TEST(QuantizedActs, SimdMatchesScalar) {
   }
 }
 
+// A table that quantizes one token straight into its kernels' arrangement gives the bits the
+// scalar quantize_acts and arrange_acts give together: pairs of blocks with their 4-byte groups
+// interleaved, an odd last block as it is (cols 32, 96, 2080), d and q4_offset in block order.
+TEST(QuantizedActs, OneTokenArrangedMatchesScalarThenArranged) {
+  for (const int64_t cols : {32, 64, 96, 2048, 2080}) {
+    const int64_t n_blocks = cols / 32;
+    std::vector<float> x = random_floats(static_cast<size_t>(cols), 22, -3.0f, 3.0f);
+    for (int j = 0; j < 32; ++j) x[static_cast<size_t>(j)] = 0.0f;  // an all-zero block: d = 0
+    const QuantizedActs ref = detail::quantize_acts(x.data(), 1, cols);
+    std::vector<int8_t> ref_q(static_cast<size_t>(cols));
+    std::vector<float> ref_d(static_cast<size_t>(n_blocks));
+    std::vector<int32_t> ref_off(ref_d.size());
+    detail::arrange_acts(ref, 0, 1, 1, cols, ref_q.data(), ref_d.data(), ref_off.data());
+    int tables = 0;
+    for (Isa isa : simd_isas()) {
+      const KernelTable& k = for_isa(isa);
+      if (k.quantize_acts_arranged == nullptr) continue;
+      ++tables;
+      std::vector<int8_t> q(ref_q.size());
+      std::vector<float> d(ref_d.size());
+      std::vector<int32_t> off(ref_off.size());
+      k.quantize_acts_arranged(x.data(), cols, q.data(), d.data(), off.data());
+      EXPECT_EQ(q, ref_q) << isa_label(isa) << ", " << cols << " columns";
+      EXPECT_EQ(d, ref_d) << isa_label(isa) << ", " << cols << " columns";
+      EXPECT_EQ(off, ref_off) << isa_label(isa) << ", " << cols << " columns";
+    }
+    if (tables == 0) GTEST_SKIP() << "no table of this CPU quantizes into an arrangement";
+  }
+}
+
 // q4_0 at the ends of its integer range: nibbles 0 and 15 against activations of ±127 (d = 1, so
 // they quantize exactly), weight scales 1. Every product is then an integer, the float sums are
 // exact, and the SIMD kernels must give the scalar result bit for bit: a 16-bit sum that
