@@ -48,13 +48,21 @@ void split_qkv(ForwardState& st, const float* qkv, int64_t q_dim, int64_t kv_dim
   });
 }
 
-void project_qkv(ForwardState& st, const LayerWeights& w, const float* in, float* q, float* k,
-                 float* v) {
+// q, k and v of the step's tokens, into the buffers q, k and v point at; or, for one token of a
+// fused q|k|v matrix, where the matmul wrote them: one token's q, k and v lie one after the other
+// there already, and copying them out wrote lines the weight stream had evicted on the calling
+// thread while the other threads waited.
+void project_qkv(ForwardState& st, const LayerWeights& w, const float* in, float*& q, float*& k,
+                 float*& v) {
   const ModelSpec& spec = st.spec;
   const int64_t T = st.n_tokens;
   if (w.qkv.present()) {
     float* fused = grow(st.s.ffn_a, T * (spec.q_dim() + 2 * spec.kv_dim()));
     linear(st, w.qkv, in, T, fused);
+    if (T == 1) {
+      q = fused, k = fused + spec.q_dim(), v = k + spec.kv_dim();
+      return;
+    }
     split_qkv(st, fused, spec.q_dim(), spec.kv_dim(), q, k, v);
     return;
   }
