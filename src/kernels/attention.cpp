@@ -191,14 +191,6 @@ constexpr int64_t kMinChunkPositions = 256;
 // Query tokens per unit of attention work: their rows share every key and value row read.
 constexpr int64_t kTileTokens = 8;
 
-// KV head h's key and value of the query token into the cache (AttentionArgs::new_k).
-void store_new_position(const AttentionArgs& a, int64_t h) {
-  const int64_t head_bytes = a.block_size * a.head_dim * dtype_info(a.kv_type).block_bytes;
-  store_kv_head(a.kv_type, a.new_k + h * a.head_dim, a.new_v + h * a.head_dim, a.head_dim,
-                static_cast<std::byte*>(a.k_store) + h * head_bytes, a.block_size,
-                static_cast<std::byte*>(a.v_store) + h * head_bytes);
-}
-
 void check_attention_args(const AttentionArgs& a) {
   if (a.n_heads <= 0 || a.n_kv_heads <= 0 || a.n_heads % a.n_kv_heads != 0 || a.head_dim <= 0) {
     fail("attention: {} query heads cannot share {} KV heads (need a positive multiple)", a.n_heads,
@@ -264,6 +256,15 @@ HeadRows head_rows(const AttentionArgs& a, const void* flat, const void* const* 
   r.row_stride = blocks ? head_bytes : a.n_kv_heads * head_bytes;
   r.head_offset = h * (blocks ? a.block_size * head_bytes : head_bytes);
   return r;
+}
+
+// KV head h's key and value of the query token into the cache (AttentionArgs::new_k), at the
+// head's offset in its blocks as head_rows reads them.
+void store_new_position(const AttentionArgs& a, int64_t h) {
+  const int64_t head_offset = head_rows(a, nullptr, a.k_blocks, h).head_offset;
+  store_kv_head(a.kv_type, a.new_k + h * a.head_dim, a.new_v + h * a.head_dim, a.head_dim,
+                static_cast<std::byte*>(a.k_store) + head_offset, a.block_size,
+                static_cast<std::byte*>(a.v_store) + head_offset);
 }
 
 // Unit i of sequence a. With chunks, its output and statistics go to chunk_out / chunk_stats

@@ -124,16 +124,16 @@ QuantizedActs quantize_once(const KernelTable& k, const float* x, int64_t n_toke
       q4_offset[i].resize(static_cast<size_t>(n_tokens * n_blocks));
     }
   }
-  // The workers write through these pointers: named inside the lambda, the thread_locals would be
-  // each worker's own.
-  QuantizedActs out{q[0].data(), d[0].data(), q4_offset[0].data()};
-  if (arranged) out.arranged = {q[1].data(), d[1].data(), q4_offset[1].data()};
   if (n_tokens == 1 && arranged && k.quantize_acts_arranged != nullptr) {
     k.quantize_acts_arranged(x, cols, q[1].data(), d[1].data(), q4_offset[1].data());
     QuantizedActs one;
     one.arranged = {q[1].data(), d[1].data(), q4_offset[1].data()};
     return one;
   }
+  // The workers write through these pointers: named inside the lambda, the thread_locals would be
+  // each worker's own.
+  QuantizedActs out{q[0].data(), d[0].data(), q4_offset[0].data()};
+  if (arranged) out.arranged = {q[1].data(), d[1].data(), q4_offset[1].data()};
   int8_t* qp = q[0].data();
   float* dp = d[0].data();
   int32_t* op = q4_offset[0].data();

@@ -180,7 +180,7 @@ void attention_block(ForwardState& st, const LayerWeights& w, int64_t layer, con
   }
   st.s.attention.clear();
   for (size_t s = 0; s < n_seqs; ++s) {
-    const KvCache& cache = *st.seqs[s].cache;
+    KvCache& cache = *st.seqs[s].cache;
     const int64_t first = st.seq_first[s];
     kernels::AttentionArgs args;
     args.q = q + first * spec.q_dim();
@@ -197,11 +197,10 @@ void attention_block(ForwardState& st, const LayerWeights& w, int64_t layer, con
     args.head_dim = static_cast<int>(spec.head_dim);
     args.scale = 1.0f / std::sqrt(static_cast<float>(spec.head_dim));
     if (kernel_stores_kv(st.seqs[s])) {
-      KvCache& writable = *st.seqs[s].cache;
       args.new_k = k + first * spec.kv_dim();
       args.new_v = v + first * spec.kv_dim();
-      args.k_store = writable.k_column(layer, cache.size(), 0);
-      args.v_store = writable.v_row(layer, cache.size(), 0);
+      args.k_store = cache.k_column(layer, cache.size(), 0);
+      args.v_store = cache.v_row(layer, cache.size(), 0);
     }
     st.s.attention.push_back(args);
   }
