@@ -15,8 +15,23 @@
 namespace autoglm::kernels {
 namespace {
 
-// Cache rows per call of dot_heads / axpy_heads.
+// Cache rows per call of dot_heads / axpy_heads (row_block): kRowBlock, or kOneTokenRowBlock where
+// a unit has one query token. Its rows are used by few multiply-adds each, so the pass waits on
+// the cache rows, and a block and the next one's prefetched rows must share the L1: at 64
+// positions of an f16 cache they take 64 KiB for one KV head (keys and values, this block and the
+// next), more than Zen 5's 48 KiB, and the value rows missed (half of the samples of a decode's
+// attention, on their loads). kernels_bench bm_attention_decode (f16, 2 KV heads, KV in huge
+// pages), 3 alternated rounds, us: 2048 positions, one thread 225-243 -> 175-199 (32), two
+// 138-155 -> 102-131; 8192, one thread 864-973 -> 736-799, two 640-682 -> 594-617. 16 positions:
+// 190-199, 123-135, 766-801, 684-709; 48: 217-222, 115-138, 862-908, 493-625. Prompts' tiles (8
+// tokens) keep 64: their rows are used 8 times as often, and 32 cost them 5-10%
+// (bm_attention_prefill, 512 and 2048 tokens, one and two threads).
 constexpr int64_t kRowBlock = 64;
+constexpr int64_t kOneTokenRowBlock = 32;
+
+int64_t row_block(int64_t n_rows, int64_t group) {
+  return n_rows <= group ? kOneTokenRowBlock : kRowBlock;
+}
 
 // Where the rows of one KV head lie: a flat cache [n_ctx][n_kv_heads][head_dim], or a paged one
 // whose V blocks are [n_kv_heads][block_size][head_dim] (fill) and K blocks
@@ -47,11 +62,11 @@ struct HeadRows {
 
 // The scores of positions [j, j + nr) against a paged cache's keys, stored transposed in each
 // block ([head_dim][block_size] per KV head): one dot_heads_t call per cache block the range
-// touches, each prefetching the block kRowBlock positions further on (if before j_end) while it
-// computes.
+// touches, each prefetching the block rb positions further on (if before j_end) while it
+// computes; scores are rb apart from one row to the next.
 template <class E>
 void dot_transposed(const KernelTable& k, const float* q, int64_t n_rows, const HeadRows& keys,
-                    int64_t j, int64_t nr, int64_t j_end, int head_dim, float scale,
+                    int64_t j, int64_t nr, int64_t j_end, int head_dim, float scale, int64_t rb,
                     float* scores) {
   const int64_t bs = keys.block_size;
   const auto block_keys = [&](int64_t pos) {
@@ -62,13 +77,12 @@ void dot_transposed(const KernelTable& k, const float* q, int64_t n_rows, const 
     const int64_t o = (j + done) % bs;
     const int64_t n_pos = std::min(bs - o, nr - done);
     const E* kt = reinterpret_cast<const E*>(block_keys(j + done)) + o;
-    const int64_t next = j + done + kRowBlock;
+    const int64_t next = j + done + rb;
     const void* ahead = next < j_end ? block_keys(next) : nullptr;
     if constexpr (std::is_same_v<E, float>) {
-      k.dot_heads_t(q, n_rows, kt, bs, n_pos, head_dim, scale, scores + done, kRowBlock, ahead,
-                    region);
+      k.dot_heads_t(q, n_rows, kt, bs, n_pos, head_dim, scale, scores + done, rb, ahead, region);
     } else {
-      k.dot_heads_t_f16(q, n_rows, kt, bs, n_pos, head_dim, scale, scores + done, kRowBlock, ahead,
+      k.dot_heads_t_f16(q, n_rows, kt, bs, n_pos, head_dim, scale, scores + done, rb, ahead,
                         region);
     }
     done += n_pos;
@@ -82,7 +96,7 @@ void dot_transposed(const KernelTable& k, const float* q, int64_t n_rows, const 
 // chunk of the context, and partial[i] gets row i's SoftmaxStats, by which merge_chunks weighs
 // the chunks (sum 0: the row sees none of the range, and its output is 0).
 //
-// One pass over blocks of kRowBlock positions, each block's keys and then its values, with the
+// One pass over blocks of row_block positions, each block's keys and then its values, with the
 // softmax carried from block to block (running max and sum per row; out is rescaled when the max
 // grows), instead of a pass over all keys and then one over all values: the next block's rows are
 // known while this one is computed, so they are prefetched meanwhile (the pass over all values
@@ -92,9 +106,10 @@ void attend(const KernelTable& k, const float* q, int64_t n_rows, int64_t group,
             int64_t j_begin, int64_t j_end, int head_dim, float scale, const HeadRows& keys,
             const HeadRows& values, float* out, SoftmaxStats* partial) {
   const int64_t n = j_end - j_begin;
-  // [n_rows, kRowBlock] scores of a block, then the running max and sum of each row.
-  float* scores = detail::scratch_f32(n_rows * (kRowBlock + 2), 1);
-  float* run_max = scores + n_rows * kRowBlock;
+  const int64_t rb = row_block(n_rows, group);
+  // [n_rows, rb] scores of a block, then the running max and sum of each row.
+  float* scores = detail::scratch_f32(n_rows * (rb + 2), 1);
+  float* run_max = scores + n_rows * rb;
   float* run_sum = run_max + n_rows;
   std::fill(run_max, run_max + n_rows, -INFINITY);
   std::fill(run_sum, run_sum + n_rows, 0.0f);
@@ -105,16 +120,16 @@ void attend(const KernelTable& k, const float* q, int64_t n_rows, int64_t group,
   // value row of the block at once).
   const E* rows[2][2][kRowBlock];  // [current, next][keys, values]; keys of a flat cache only
   const bool paged_keys = keys.blocks != nullptr;
-  if (!paged_keys) keys.fill(j_begin, std::min(kRowBlock, n), rows[0][0]);
-  values.fill(j_begin, std::min(kRowBlock, n), rows[0][1]);
+  if (!paged_keys) keys.fill(j_begin, std::min(rb, n), rows[0][0]);
+  values.fill(j_begin, std::min(rb, n), rows[0][1]);
   int cur = 0;
-  for (int64_t j0 = 0; j0 < n; j0 += kRowBlock, cur ^= 1) {
-    const int64_t nr = std::min(kRowBlock, n - j0);
+  for (int64_t j0 = 0; j0 < n; j0 += rb, cur ^= 1) {
+    const int64_t nr = std::min(rb, n - j0);
     const E* const* key_rows = rows[cur][0];
     const E* const* value_rows = rows[cur][1];
     // The next block: a full one, or the rows of the last one repeated up to nr (prefetching a
     // line twice costs nothing); null after the last.
-    const int64_t next_nr = std::min(kRowBlock, n - j0 - nr);
+    const int64_t next_nr = std::min(rb, n - j0 - nr);
     const E* const* next_keys = nullptr;
     const E* const* next_values = nullptr;
     if (next_nr > 0) {
@@ -129,14 +144,14 @@ void attend(const KernelTable& k, const float* q, int64_t n_rows, int64_t group,
       next_keys = nk, next_values = nv;
     }
     if (paged_keys) {
-      dot_transposed<E>(k, q, n_rows, keys, j_begin + j0, nr, j_end, head_dim, scale, scores);
+      dot_transposed<E>(k, q, n_rows, keys, j_begin + j0, nr, j_end, head_dim, scale, rb, scores);
     } else if constexpr (std::is_same_v<E, float>) {
-      k.dot_heads(q, n_rows, key_rows, nr, head_dim, scale, scores, kRowBlock, next_keys);
+      k.dot_heads(q, n_rows, key_rows, nr, head_dim, scale, scores, rb, next_keys);
     } else {
-      k.dot_heads_f16(q, n_rows, key_rows, nr, head_dim, scale, scores, kRowBlock, next_keys);
+      k.dot_heads_f16(q, n_rows, key_rows, nr, head_dim, scale, scores, rb, next_keys);
     }
     for (int64_t i = 0; i < n_rows; ++i) {
-      float* p = scores + i * kRowBlock;
+      float* p = scores + i * rb;
       // The row sees the block's first `seen` positions (all but near the causal end).
       const int64_t seen = std::clamp<int64_t>(first_end + i / group - (j_begin + j0), 0, nr);
       std::fill(p + seen, p + nr, 0.0f);
@@ -151,9 +166,9 @@ void attend(const KernelTable& k, const float* q, int64_t n_rows, int64_t group,
       run_sum[i] = run_sum[i] * keep + block.sum;
     }
     if constexpr (std::is_same_v<E, float>) {
-      k.axpy_heads(scores, kRowBlock, n_rows, value_rows, nr, out, head_dim, next_values);
+      k.axpy_heads(scores, rb, n_rows, value_rows, nr, out, head_dim, next_values);
     } else {
-      k.axpy_heads_f16(scores, kRowBlock, n_rows, value_rows, nr, out, head_dim, next_values);
+      k.axpy_heads_f16(scores, rb, n_rows, value_rows, nr, out, head_dim, next_values);
     }
   }
   for (int64_t i = 0; i < n_rows; ++i) {

@@ -73,7 +73,8 @@ void expect_naive_result(const AttentionArgs& a, const std::vector<float>& out,
 }
 
 // Query heads sharing a KV head run together. {9, 70, 4, 2, 32} and {6, 60, 2, 1, 16} read past
-// the first 64-row block of the cache, with causal ends on both sides of its boundary. With fewer
+// the first 64-row block of the cache, with causal ends on both sides of its boundary; the
+// one-token cases from 40 positions on past the first 32-row block, their step. With fewer
 // (token, KV head) pairs than the pool's 3 threads and at least 512 positions, each pair's context
 // is split into chunks whose softmaxes are merged: {1, 700, 8, 1, 64} into 2 chunks,
 // {1, 1000, 8, 1, 64} and {1, 2047, 16, 1, 128} into 3 (of 333-683 positions), and
@@ -149,7 +150,8 @@ struct F16Data {
 };
 
 // An f16 cache, flat and paged (blocks of 16 positions, so the 70-position case crosses several,
-// and of 24, which do not divide the kernel's 64-row steps): the kernel converts each row as it
+// and of 24, which divide neither the kernel's 64-row steps nor its 32-row steps for one query
+// token, as in the 150-position case): the kernel converts each row as it
 // loads it, so it must match the naive loop run on the same values rounded to f16, within the f32
 // tolerance above.
 TEST(Attention, F16CacheMatchesNaiveOnRoundedValues) {
@@ -177,8 +179,9 @@ TEST(Attention, F16CacheMatchesNaiveOnRoundedValues) {
 }
 
 // The KV-cache ops prefetch the next block into L1 or L2 by the CPU (kernels::prefetch_level):
-// each level's instantiation runs here, on a paged f16 cache of 300 positions (19 blocks, 5 of the
-// kernel's 64-row steps), and both give the same bits, within the naive loop's tolerance.
+// each level's instantiation runs here, on a paged f16 cache of 300 positions (19 blocks, 10 of the
+// kernel's 32-row steps for one query token), and both give the same bits, within the naive loop's
+// tolerance.
 TEST(Attention, EitherPrefetchLevelGivesTheSameBits) {
   ThreadPool pool(2);
   const AttnCase c{1, 299, 8, 2, 128};
