@@ -165,11 +165,13 @@ void bm_matmul_cached(benchmark::State& state) {
 }
 
 // Attention of the benchmark shape (16 query heads sharing KV heads of 128) over a paged f16 or
-// f32 cache in blocks of 16 positions (the server's default), as 28 layers each with its own
-// cache: each iteration runs the next layer, as a decode step or a prefill does. Queries are the
-// last n_q of `context` positions (causal). Reports the cache GB/s (K and V bytes per second, each
-// read once per iteration) and the multiply-adds as GFLOP/s (q·k and p·v for every head and every
-// position a query sees).
+// f32 cache in blocks of 16 positions (the server's default), laid out as the model's KV pool
+// lays it out (models/kv_cache.h KvPool): each block holds the keys and values of every one of
+// the 28 layers, so one layer's blocks lie 28 layers' worth apart, in huge pages where the kernel
+// grants them (allocate_large). Each iteration runs the next layer, as a decode step or a prefill
+// does. Queries are the last n_q of `context` positions (causal). Reports the cache GB/s (K and V
+// bytes per second, each read once per iteration) and the multiply-adds as GFLOP/s (q·k and p·v
+// for every head and every position a query sees).
 void run_attention(benchmark::State& state, bool f16, int64_t context, int threads, int kv_heads,
                    int64_t n_q) {
   constexpr int kHeads = 16, kHeadDim = 128, kLayers = 28;
@@ -177,27 +179,22 @@ void run_attention(benchmark::State& state, bool f16, int64_t context, int threa
   const int64_t elem = f16 ? 2 : 4;
   const int64_t row_bytes = int64_t{kv_heads} * kHeadDim * elem;
   const int64_t n_blocks = (context + kBlock - 1) / kBlock;
-  const int64_t layer_bytes = n_blocks * kBlock * row_bytes;
+  const int64_t part_bytes = kBlock * row_bytes;         // one layer's K (or V) in a block
+  const int64_t block_bytes = 2 * kLayers * part_bytes;  // every layer's K and V
   // Random finite values of either type: f16 halves of magnitude [0.5, 1), or f32 in [-1, 1).
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  // In huge pages where the kernel grants them, as the model's KV pool (KvPool: allocate_large):
-  // in a std::vector's 4 KiB pages, each shuffled block cost a TLB miss the model does not pay.
-  const size_t cache_bytes = static_cast<size_t>(kLayers * layer_bytes);
-  const autoglm::LargeBuffer k_buffer = autoglm::allocate_large(cache_bytes);
-  const autoglm::LargeBuffer v_buffer = autoglm::allocate_large(cache_bytes);
-  std::byte* k_bytes = k_buffer.get();
-  std::byte* v_bytes = v_buffer.get();
+  const size_t cache_bytes = static_cast<size_t>(n_blocks * block_bytes);
+  const autoglm::LargeBuffer cache = autoglm::allocate_large(cache_bytes);
+  std::byte* bytes = cache.get();
   for (size_t i = 0; i < cache_bytes; i += static_cast<size_t>(elem)) {
+    const bool is_v = (i / static_cast<size_t>(part_bytes)) % 2 == 1;
     if (f16) {
-      const uint16_t hk = static_cast<uint16_t>(0x3800 + rng() % 0x400);
-      const uint16_t hv = static_cast<uint16_t>(0xb800 + rng() % 0x400);
-      std::memcpy(&k_bytes[i], &hk, 2);
-      std::memcpy(&v_bytes[i], &hv, 2);
+      const uint16_t h = static_cast<uint16_t>((is_v ? 0xb800 : 0x3800) + rng() % 0x400);
+      std::memcpy(&bytes[i], &h, 2);
     } else {
-      const float fk = dist(rng), fv = dist(rng);
-      std::memcpy(&k_bytes[i], &fk, 4);
-      std::memcpy(&v_bytes[i], &fv, 4);
+      const float f = dist(rng);
+      std::memcpy(&bytes[i], &f, 4);
     }
   }
   // Blocks in a shuffled order, as a long-running server's pool hands them out.
@@ -207,8 +204,8 @@ void run_attention(benchmark::State& state, bool f16, int64_t context, int threa
   std::vector<const void*> k_blocks, v_blocks;  // [layer][block]
   for (int64_t l = 0; l < kLayers; ++l) {
     for (int64_t b : order) {
-      k_blocks.push_back(k_bytes + l * layer_bytes + b * kBlock * row_bytes);
-      v_blocks.push_back(v_bytes + l * layer_bytes + b * kBlock * row_bytes);
+      k_blocks.push_back(bytes + b * block_bytes + l * 2 * part_bytes);
+      v_blocks.push_back(bytes + b * block_bytes + l * 2 * part_bytes + part_bytes);
     }
   }
   std::vector<float> q(static_cast<size_t>(n_q * kHeads * kHeadDim)), out(q.size());
