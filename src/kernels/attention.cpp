@@ -23,8 +23,11 @@ namespace {
 // attention, on their loads). kernels_bench bm_attention_decode (f16, 2 KV heads, KV in huge
 // pages), 3 alternated rounds, us: 2048 positions, one thread 225-243 -> 175-199 (32), two
 // 138-155 -> 102-131; 8192, one thread 864-973 -> 736-799, two 640-682 -> 594-617. 16 positions:
-// 190-199, 123-135, 766-801, 684-709; 48: 217-222, 115-138, 862-908, 493-625. Prompts' tiles (8
-// tokens) keep 64: their rows are used 8 times as often, and 32 cost them 5-10%
+// 190-199, 123-135, 766-801, 684-709; 48: 217-222, 115-138, 862-908, 493-625. With the KV pool's
+// layout (every layer's keys and values in each block, as the benchmark lays them out since),
+// 64 -> 32: one thread 215-251 -> 170-193 and 859-1024 -> 745-783, two 122-130 -> 97-127 and
+// 564-642 -> 568-691 (two threads, each on its own KV head, read 18 GB/s together, one alone 10.5).
+// Prompts' tiles (8 tokens) keep 64: their rows are used 8 times as often, and 32 cost them 5-10%
 // (bm_attention_prefill, 512 and 2048 tokens, one and two threads).
 constexpr int64_t kRowBlock = 64;
 constexpr int64_t kOneTokenRowBlock = 32;
