@@ -32,6 +32,8 @@ namespace {
 constexpr int64_t kRowBlock = 64;
 constexpr int64_t kOneTokenRowBlock = 32;
 
+static_assert(kOneTokenRowBlock <= kRowBlock, "attend's row arrays hold kRowBlock rows");
+
 int64_t row_block(int64_t n_rows, int64_t group) {
   return n_rows <= group ? kOneTokenRowBlock : kRowBlock;
 }
