@@ -173,22 +173,26 @@ void bm_matmul_cached(benchmark::State& state) {
 // bytes per second, each read once per iteration) and the multiply-adds as GFLOP/s (q·k and p·v
 // for every head and every position a query sees).
 void run_attention(benchmark::State& state, bool f16, int64_t context, int threads, int kv_heads,
-                   int64_t n_q) {
+                   int64_t n_q, int layout) {
   constexpr int kHeads = 16, kHeadDim = 128, kLayers = 28;
   constexpr int64_t kBlock = 16;
   const int64_t elem = f16 ? 2 : 4;
   const int64_t row_bytes = int64_t{kv_heads} * kHeadDim * elem;
   const int64_t n_blocks = (context + kBlock - 1) / kBlock;
   const int64_t part_bytes = kBlock * row_bytes;         // one layer's K (or V) in a block
+  const int64_t head_part = kBlock * kHeadDim * elem;    // one KV head's
   const int64_t block_bytes = 2 * kLayers * part_bytes;  // every layer's K and V
+  const bool regions = layout != 0;
+  const int64_t region_bytes = n_blocks * 2 * head_part;  // one (layer, KV head)'s blocks
   // Random finite values of either type: f16 halves of magnitude [0.5, 1), or f32 in [-1, 1).
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
   const size_t cache_bytes = static_cast<size_t>(n_blocks * block_bytes);
   const autoglm::LargeBuffer cache = autoglm::allocate_large(cache_bytes);
   std::byte* bytes = cache.get();
+  const size_t kv_alternation = static_cast<size_t>(regions ? head_part : part_bytes);
   for (size_t i = 0; i < cache_bytes; i += static_cast<size_t>(elem)) {
-    const bool is_v = (i / static_cast<size_t>(part_bytes)) % 2 == 1;
+    const bool is_v = (i / kv_alternation) % 2 == 1;
     if (f16) {
       const uint16_t h = static_cast<uint16_t>((is_v ? 0xb800 : 0x3800) + rng() % 0x400);
       std::memcpy(&bytes[i], &h, 2);
@@ -197,15 +201,18 @@ void run_attention(benchmark::State& state, bool f16, int64_t context, int threa
       std::memcpy(&bytes[i], &f, 4);
     }
   }
-  // Blocks in a shuffled order, as a long-running server's pool hands them out.
+  // Blocks in a shuffled order, as a long-running server's pool hands them out (layout 0 and 2),
+  // or in order, as a fresh pool hands them to one sequence (layout 1).
   std::vector<int64_t> order(static_cast<size_t>(n_blocks));
   for (int64_t b = 0; b < n_blocks; ++b) order[static_cast<size_t>(b)] = b;
-  std::shuffle(order.begin(), order.end(), rng);
+  if (layout != 1) std::shuffle(order.begin(), order.end(), rng);
   std::vector<const void*> k_blocks, v_blocks;  // [layer][block]
   for (int64_t l = 0; l < kLayers; ++l) {
     for (int64_t b : order) {
-      k_blocks.push_back(bytes + b * block_bytes + l * 2 * part_bytes);
-      v_blocks.push_back(bytes + b * block_bytes + l * 2 * part_bytes + part_bytes);
+      std::byte* k = regions ? bytes + l * kv_heads * region_bytes + b * 2 * head_part
+                             : bytes + b * block_bytes + l * 2 * part_bytes;
+      k_blocks.push_back(k);
+      v_blocks.push_back(k + (regions ? head_part : part_bytes));
     }
   }
   std::vector<float> q(static_cast<size_t>(n_q * kHeads * kHeadDim)), out(q.size());
@@ -215,6 +222,7 @@ void run_attention(benchmark::State& state, bool f16, int64_t context, int threa
   a.out = out.data();
   a.kv_type = f16 ? DType::F16 : DType::F32;
   a.block_size = kBlock;
+  a.kv_head_stride = regions ? region_bytes : 0;
   a.n_q = n_q;
   a.q_pos0 = context - n_q;
   a.n_heads = kHeads;
@@ -247,13 +255,14 @@ void run_attention(benchmark::State& state, bool f16, int64_t context, int threa
 // than the L3, so the rows come from DRAM as they do in the model.
 void bm_attention_decode(benchmark::State& state) {
   run_attention(state, state.range(0) != 0, state.range(1), static_cast<int>(state.range(2)),
-                static_cast<int>(state.range(3)), 1);
+                static_cast<int>(state.range(3)), 1, static_cast<int>(state.range(4)));
 }
 
 // Prefill: `tokens` queries over themselves (causal), f16 cache, 2 KV heads: each layer's cache
 // was just written, as in the model (at 512 tokens the 28 layers' K and V take 14 MiB).
 void bm_attention_prefill(benchmark::State& state) {
-  run_attention(state, true, state.range(0), static_cast<int>(state.range(1)), 2, state.range(0));
+  run_attention(state, true, state.range(0), static_cast<int>(state.range(1)), 2, state.range(0),
+                0);
 }
 
 // silu(gate) · up over a 512-token prompt's FFN at the benchmark shape (intermediate 6144), one
@@ -339,11 +348,11 @@ BENCHMARK(bm_matmul_rows)
     ->ArgsProduct({{0, 1, 2, 3, 4}, {1, 16, 512}, {1}})
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(bm_attention_decode)
-    ->ArgNames({"f16", "context", "threads", "kv_heads"})
-    ->ArgsProduct({{1, 0}, {512, 2048, 8192}, {1, 2}, {2}})
-    ->ArgsProduct({{1}, {2048, 8192}, {2}, {1}})
+    ->ArgNames({"f16", "context", "threads", "kv_heads", "layout"})
+    ->ArgsProduct({{1, 0}, {512, 2048, 8192}, {1, 2}, {2}, {0, 1, 2}})
+    ->ArgsProduct({{1}, {2048, 8192}, {2}, {1}, {0}})
     // A context that ends 8 positions into a cache block, as 15 of 16 decode steps' do.
-    ->ArgsProduct({{1}, {2056}, {1, 2}, {2}})
+    ->ArgsProduct({{1}, {2056}, {1, 2}, {2}, {0}})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(bm_attention_prefill)

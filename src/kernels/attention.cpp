@@ -265,7 +265,7 @@ AttentionPlan plan_attention(const AttentionArgs& a, int threads) {
 }
 
 // Position j of KV head h: flat, at j * (n_kv_heads rows) + h; paged, in block j / block_size,
-// whose head h starts h * block_size rows in (a value row at j % block_size rows from there; a
+// whose head h starts h * kv_head_stride bytes in (a value row at j % block_size rows from there; a
 // key at element j % block_size of each of the head's head_dim columns: dot_transposed).
 HeadRows head_rows(const AttentionArgs& a, const void* flat, const void* const* blocks, int64_t h) {
   const int64_t head_bytes = int64_t{a.head_dim} * dtype_info(a.kv_type).block_bytes;
@@ -274,7 +274,8 @@ HeadRows head_rows(const AttentionArgs& a, const void* flat, const void* const* 
   r.blocks = blocks;
   r.block_size = a.block_size;
   r.row_stride = blocks ? head_bytes : a.n_kv_heads * head_bytes;
-  r.head_offset = h * (blocks ? a.block_size * head_bytes : head_bytes);
+  const int64_t block_head_stride = a.kv_head_stride ? a.kv_head_stride : a.block_size * head_bytes;
+  r.head_offset = h * (blocks ? block_head_stride : head_bytes);
   return r;
 }
 

@@ -37,6 +37,11 @@ struct AttentionArgs {
   const void* const* k_blocks = nullptr;
   const void* const* v_blocks = nullptr;
   int64_t block_size = 0;
+  // Bytes from KV head h's part of a block (K or V) to head h + 1's. 0: block_size * head_dim
+  // elements, the heads adjacent in each block as above; a cache may instead keep each KV head's
+  // blocks in a region of their own, as KvPool does, so that a head's consecutive blocks lie side
+  // by side in memory.
+  int64_t kv_head_stride = 0;
   int64_t n_q = 0;
   int64_t q_pos0 = 0;
   int n_heads = 0;
@@ -47,7 +52,8 @@ struct AttentionArgs {
   // new_k / new_v [n_kv_heads, head_dim] f32 (keys after RoPE), stored at position q_pos0 by the
   // thread that attends with each KV head, just before it reads that head's rows, through k_store
   // (the position's key column of KV head 0) and v_store (its value row of KV head 0); KV head h's
-  // lie block_size * head_dim elements further on per head. Null: the cache holds them already.
+  // lie one head stride further on per head (kv_head_stride, above). Null: the cache holds them
+  // already.
   const float* new_k = nullptr;
   const float* new_v = nullptr;
   void* k_store = nullptr;

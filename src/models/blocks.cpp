@@ -190,6 +190,7 @@ void attention_block(ForwardState& st, const LayerWeights& w, int64_t layer, con
     args.k_blocks = st.s.k_blocks[s].data();
     args.v_blocks = st.s.v_blocks[s].data();
     args.block_size = cache.block_size();
+    args.kv_head_stride = cache.kv_head_stride();
     args.n_q = static_cast<int64_t>(st.seqs[s].tokens.size());
     args.q_pos0 = cache.size();
     args.n_heads = static_cast<int>(spec.n_heads);

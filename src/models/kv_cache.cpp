@@ -19,8 +19,9 @@ KvPool::KvPool(const ModelSpec& spec, int64_t n_blocks, int64_t block_size, DTyp
       block_size_(block_size),
       n_kv_heads_(spec.n_kv_heads),
       head_dim_(spec.head_dim),
-      layer_bytes_(block_size * spec.kv_dim() * kv_elem_bytes(kv_type)),
-      block_bytes_(2 * spec.n_layers * layer_bytes_),
+      head_part_bytes_(block_size * spec.head_dim * kv_elem_bytes(kv_type)),
+      region_bytes_(n_blocks * 2 * head_part_bytes_),
+      block_bytes_(2 * spec.n_layers * spec.n_kv_heads * head_part_bytes_),
       storage_(allocate_large(static_cast<size_t>(n_blocks * block_bytes_))) {
   AUTOGLM_ASSERT(n_blocks >= 0 && block_size > 0);
   free_.reserve(static_cast<size_t>(n_blocks));
@@ -70,7 +71,9 @@ bool KvCache::reserve(int64_t n_tokens) {
 }
 
 void KvCache::clear() {
-  for (int32_t b : blocks_) pool_->release(b);
+  // Last block first, so that the next sequence's blocks come off the free list in ascending
+  // order, side by side in each region, as attention reads them.
+  for (auto b = blocks_.rbegin(); b != blocks_.rend(); ++b) pool_->release(*b);
   blocks_.clear();
   size_ = 0;
 }
@@ -86,13 +89,14 @@ std::byte* KvCache::k_column(int64_t layer, int64_t pos, int64_t kv_head) {
   const int64_t bs = pool_->block_size();
   const int32_t block = blocks_[static_cast<size_t>(pos / bs)];
   const int64_t elem = kv_elem_bytes(pool_->kv_type());
-  return pool_->k(block, layer) + kv_head * bs * pool_->head_row_bytes() + (pos % bs) * elem;
+  return pool_->k(block, layer) + kv_head * pool_->kv_head_stride() + (pos % bs) * elem;
 }
 
 std::byte* KvCache::v_row(int64_t layer, int64_t pos, int64_t kv_head) {
   const int64_t bs = pool_->block_size();
   const int32_t block = blocks_[static_cast<size_t>(pos / bs)];
-  return pool_->v(block, layer) + (kv_head * bs + pos % bs) * pool_->head_row_bytes();
+  return pool_->v(block, layer) + kv_head * pool_->kv_head_stride() +
+         (pos % bs) * pool_->head_row_bytes();
 }
 
 void KvCache::layer_blocks(int64_t layer, std::vector<const void*>& k,

@@ -29,7 +29,10 @@ class KvPool {
   int64_t block_size() const { return block_size_; }
   int64_t kv_dim() const { return n_kv_heads_ * head_dim_; }  // nkv * d
   // Bytes of one position's row of one KV head of one layer (head_dim elements of kv_type).
-  int64_t head_row_bytes() const { return layer_bytes_ / (block_size_ * n_kv_heads_); }
+  int64_t head_row_bytes() const { return head_part_bytes_ / block_size_; }
+  // Bytes from one KV head's K (or V) in a block to the next head's
+  // (AttentionArgs::kv_head_stride).
+  int64_t kv_head_stride() const { return region_bytes_; }
   int64_t n_blocks() const { return n_blocks_; }
   int64_t free_blocks() const { return static_cast<int64_t>(free_.size()); }
   int64_t used_blocks() const { return n_blocks_ - free_blocks(); }
@@ -41,23 +44,28 @@ class KvPool {
   int32_t allocate();
   void release(int32_t block);
 
-  // One layer's K or V in one block, [nkv][block_size][d] elements of kv_type for V and
-  // [nkv][d][block_size] for K (each head's keys transposed: kernels::AttentionArgs). Each KV
-  // head's part is contiguous, so attention, which reads one KV head on each thread, uses every
-  // line the hardware fetches (rows of all heads interleaved per position had it read each line of
-  // the other head too: the decode-attention kernel bench ran about 1.7x slower from DRAM).
-  std::byte* k(int32_t block, int64_t layer) { return base(block, layer); }
-  std::byte* v(int32_t block, int64_t layer) { return base(block, layer) + layer_bytes_; }
+  // KV head 0's K or V of one layer in one block: [block_size][d] elements of kv_type for V and
+  // [d][block_size] for K (keys transposed: kernels::AttentionArgs); head h's lies h ·
+  // kv_head_stride() bytes further on. Each (layer, KV head) has a region of its own holding its
+  // blocks side by side, K then V of each, so attention, which reads one KV head on each thread,
+  // reads a sequence's blocks (handed out in order by a fresh pool) as one stream. With every
+  // layer's K and V in each block instead, one layer's blocks lay 448 KiB apart at the benchmark
+  // shape: 4 KiB pieces the cores' prefetchers do not follow, and the decode-attention kernel
+  // bench ran 1.3x slower at 8192 positions (docs/performance.md, thirtieth session).
+  std::byte* k(int32_t block, int64_t layer) {
+    return storage_.get() + layer * n_kv_heads_ * region_bytes_ + block * 2 * head_part_bytes_;
+  }
+  std::byte* v(int32_t block, int64_t layer) { return k(block, layer) + head_part_bytes_; }
 
  private:
-  std::byte* base(int32_t block, int64_t layer) {
-    return storage_.get() + block * block_bytes_ + layer * 2 * layer_bytes_;
-  }
   DType kv_type_;
-  int64_t n_blocks_, block_size_, n_kv_heads_, head_dim_, layer_bytes_, block_bytes_;
-  // [n_blocks][L][K, V][nkv][block_size][d], never written before a block is used: the OS backs
+  int64_t n_blocks_, block_size_, n_kv_heads_, head_dim_;
+  int64_t head_part_bytes_;  // one KV head's K (or V) in one block of one layer
+  int64_t region_bytes_;     // one (layer, KV head)'s blocks: n_blocks · K and V
+  int64_t block_bytes_;      // one block in every layer and KV head, K and V
+  // [L][nkv][n_blocks][K, V][block_size · d], never written before a block is used: the OS backs
   // pages only when a block is first written, so resident memory follows the tokens actually
-  // cached (in steps of a 2 MiB huge page where the kernel gives them: allocate_large).
+  // cached (in steps of a 2 MiB huge page per region where the kernel gives them: allocate_large).
   LargeBuffer storage_;
   std::vector<int32_t> free_;
 };
@@ -96,6 +104,7 @@ class KvCache {
   DType kv_type() const { return pool_->kv_type(); }
   int64_t block_size() const { return pool_->block_size(); }
   int64_t row_width() const { return pool_->kv_dim(); }  // nkv * d
+  int64_t kv_head_stride() const { return pool_->kv_head_stride(); }
 
  private:
   std::unique_ptr<KvPool> own_pool_;

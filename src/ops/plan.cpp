@@ -165,7 +165,7 @@ MemoryPlan plan_memory(const models::ModelSpec& spec, const PlanOptions& options
     plan.notes.push_back({"output head", "tied to the embeddings: no extra memory", 0});
   }
 
-  // KvPool: [blocks][L][K, V][block][nkv * d] of f16 or f32 (models/kv_cache.h).
+  // KvPool: [L][nkv][blocks][K, V][block · d] of f16 or f32 (models/kv_cache.h).
   const int64_t kv_elem = models::kv_elem_bytes(options.kv_type);
   plan.kv_bytes_per_token = static_cast<uint64_t>(2 * spec.n_layers * spec.kv_dim() * kv_elem);
   const int64_t blocks =

@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <numeric>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "core/error.h"
@@ -99,22 +101,30 @@ TEST(Attention, MatchesNaiveTripleLoop) {
 }
 
 // A paged copy of a flat f16 cache [n_ctx][n_kv_heads][head_dim]: blocks of `block` positions,
-// as the KV pool stores them: V [n_kv_heads][block][head_dim], K [n_kv_heads][head_dim][block]
-// (transposed); the unused positions of the last block hold NaN, so reading past the context
-// would show.
+// each KV head's part of a block V [block][head_dim], K [head_dim][block] (transposed). The heads'
+// parts lie side by side in each block, or (head_regions, as the KV pool stores them) each head's
+// parts of every block side by side in a region of its own, kv_head_stride() bytes from the next
+// head's. The unused positions of the last block hold NaN, so reading past the context would
+// show.
 struct PagedF16 {
   std::vector<uint16_t> k, v;
   std::vector<const void*> k_blocks, v_blocks;
+  int64_t n_blocks, n_kv_heads, head_dim, block;
+  bool head_regions;
 
   PagedF16(const std::vector<uint16_t>& kh, const std::vector<uint16_t>& vh, int64_t n_ctx,
-           int64_t n_kv_heads, int64_t head_dim, int64_t block) {
+           int64_t n_kv_heads_, int64_t head_dim_, int64_t block_, bool head_regions_ = false)
+      : n_blocks((n_ctx + block_ - 1) / block_),
+        n_kv_heads(n_kv_heads_),
+        head_dim(head_dim_),
+        block(block_),
+        head_regions(head_regions_) {
     const int64_t row = n_kv_heads * head_dim;
-    const int64_t n_blocks = (n_ctx + block - 1) / block;
     k.assign(static_cast<size_t>(n_blocks * block * row), 0x7e00);
     v = k;
     for (int64_t j = 0; j < n_ctx; ++j) {
       for (int64_t h = 0; h < n_kv_heads; ++h) {
-        const int64_t head = ((j / block) * n_kv_heads + h) * block * head_dim;  // its part
+        const int64_t head = part(j / block, h);
         for (int64_t i = 0; i < head_dim; ++i)
           k[static_cast<size_t>(head + i * block + j % block)] =
               kh[static_cast<size_t>(j * row + h * head_dim + i)];
@@ -123,9 +133,16 @@ struct PagedF16 {
       }
     }
     for (int64_t b = 0; b < n_blocks; ++b) {
-      k_blocks.push_back(k.data() + b * block * row);
-      v_blocks.push_back(v.data() + b * block * row);
+      k_blocks.push_back(k.data() + part(b, 0));
+      v_blocks.push_back(v.data() + part(b, 0));
     }
+  }
+  // Elements from the start of k (or v) to KV head h's part of block b.
+  int64_t part(int64_t b, int64_t h) const {
+    return (head_regions ? h * n_blocks + b : b * n_kv_heads + h) * block * head_dim;
+  }
+  int64_t kv_head_stride() const {
+    return head_regions ? n_blocks * block * head_dim * int64_t{sizeof(uint16_t)} : 0;
   }
 };
 
@@ -151,9 +168,9 @@ struct F16Data {
 
 // An f16 cache, flat and paged (blocks of 16 positions, so the 70-position case crosses several,
 // and of 24, which divide neither the kernel's 64-row steps nor its 32-row steps for one query
-// token, as in the 150-position case): the kernel converts each row as it
-// loads it, so it must match the naive loop run on the same values rounded to f16, within the f32
-// tolerance above.
+// token, as in the 150-position case; the KV heads' parts side by side in each block or in regions
+// of their own): the kernel converts each row as it loads it, so it must match the naive loop run
+// on the same values rounded to f16, within the f32 tolerance above.
 TEST(Attention, F16CacheMatchesNaiveOnRoundedValues) {
   ThreadPool pool(3);
   for (const AttnCase& c :
@@ -161,15 +178,17 @@ TEST(Attention, F16CacheMatchesNaiveOnRoundedValues) {
         AttnCase{9, 70, 4, 2, 32}, AttnCase{2, 30, 8, 2, 128}, AttnCase{1, 150, 16, 2, 64}}) {
     const int64_t n_ctx = c.q_pos0 + c.n_q;
     const F16Data d(c, 1);
-    for (int64_t block : {0, 16, 24}) {  // 0: the flat cache
+    for (int64_t layout : {0, 16, 24, -16, -24}) {  // 0: flat; -block: head regions
       std::vector<float> out(d.q.size(), 123.0f);
       AttentionArgs a = case_args(c, d.q, out);
       a.kv_type = DType::F16;
       std::optional<PagedF16> paged;
-      if (block > 0) {
-        paged.emplace(d.kh, d.vh, n_ctx, c.n_kv_heads, c.head_dim, block);
+      if (layout != 0) {
+        const int64_t block = std::abs(layout);
+        paged.emplace(d.kh, d.vh, n_ctx, c.n_kv_heads, c.head_dim, block, layout < 0);
         a.k_blocks = paged->k_blocks.data(), a.v_blocks = paged->v_blocks.data();
         a.block_size = block;
+        a.kv_head_stride = paged->kv_head_stride();
       } else {
         a.k = d.kh.data(), a.v = d.vh.data();
       }
@@ -234,47 +253,61 @@ TEST(Attention, BatchGivesEachSequenceItsOwnResult) {
   for (size_t i = 0; i < cases.size(); ++i) EXPECT_EQ(together[i], alone[i]) << "sequence " << i;
 }
 
+// Attends over `missing` (the full cache without the last position's key and value) with the
+// kernel storing them, and over `full` without: the caches must end equal, the outputs to the bit.
+void expect_kernel_stores(const AttnCase& c, const F16Data& d, const PagedF16& full,
+                          PagedF16& missing, ThreadPool& pool) {
+  const int64_t n_ctx = c.q_pos0 + 1, block = full.block;
+  const int64_t row = int64_t{c.n_kv_heads} * c.head_dim;
+  const int64_t last_block = (n_ctx - 1) / block, o = (n_ctx - 1) % block;
+  for (int64_t h = 0; h < c.n_kv_heads; ++h) {
+    const int64_t head = missing.part(last_block, h);
+    for (int64_t i = 0; i < c.head_dim; ++i) {
+      missing.k[static_cast<size_t>(head + i * block + o)] = 0x7e00;
+      missing.v[static_cast<size_t>(head + o * c.head_dim + i)] = 0x7e00;
+    }
+  }
+  std::vector<float> expect(d.q.size(), 123.0f), got(d.q.size(), 456.0f);
+  AttentionArgs a = case_args(c, d.q, expect);
+  a.kv_type = DType::F16;
+  a.block_size = block;
+  a.kv_head_stride = full.kv_head_stride();
+  a.k_blocks = full.k_blocks.data(), a.v_blocks = full.v_blocks.data();
+  attention(a, pool);
+  a.out = got.data();
+  a.k_blocks = missing.k_blocks.data(), a.v_blocks = missing.v_blocks.data();
+  a.new_k = d.k.data() + (n_ctx - 1) * row;
+  a.new_v = d.v.data() + (n_ctx - 1) * row;
+  a.k_store = missing.k.data() + missing.part(last_block, 0) + o;
+  a.v_store = missing.v.data() + missing.part(last_block, 0) + o * c.head_dim;
+  attention(a, pool);
+  const std::string where = "context " + std::to_string(n_ctx) + ", " +
+                            std::to_string(pool.size()) + " threads, heads " +
+                            (full.head_regions ? "in regions" : "side by side");
+  EXPECT_EQ(missing.k, full.k) << where;
+  EXPECT_EQ(missing.v, full.v) << where;
+  EXPECT_EQ(got, expect) << where;
+}
+
 // Decode may leave its own key and value to the kernel (AttentionArgs::new_k): the cache's entry
 // for the token's position starts as NaN, the kernel stores the token's f32 key and value (already
 // f16 values, so rounding keeps them) and attends. The cache must end as the full paged copy, and
 // the output must be that of a call over the full copy, to the bit: contexts of 1 to 1101
 // positions (crossing blocks; 1101 splits each KV head's context into 2 chunks on 3 threads, and
-// only the last chunk's thread stores), one KV head per thread or both on one.
+// only the last chunk's thread stores), one KV head per thread or both on one; the KV heads' parts
+// side by side in each block or in regions of their own.
 TEST(Attention, StoresTheTokensOwnKeyAndValueWhenAsked) {
   for (int threads : {1, 3}) {
     ThreadPool pool(threads);
     for (const AttnCase& c : {AttnCase{1, 0, 8, 2, 128}, AttnCase{1, 40, 8, 2, 32},
                               AttnCase{1, 300, 16, 2, 64}, AttnCase{1, 1100, 8, 2, 32}}) {
-      const int64_t n_ctx = c.q_pos0 + 1, block = 16;
-      const F16Data d(c, 21);
-      const PagedF16 full(d.kh, d.vh, n_ctx, c.n_kv_heads, c.head_dim, block);
-      PagedF16 missing(d.kh, d.vh, n_ctx, c.n_kv_heads, c.head_dim, block);
-      const int64_t row = int64_t{c.n_kv_heads} * c.head_dim;
-      const int64_t last_block = (n_ctx - 1) / block, o = (n_ctx - 1) % block;
-      const int64_t head_elems = block * c.head_dim;  // one KV head's part of a block
-      for (int64_t h = 0; h < c.n_kv_heads; ++h) {
-        const int64_t head = (last_block * c.n_kv_heads + h) * head_elems;
-        for (int64_t i = 0; i < c.head_dim; ++i) {
-          missing.k[static_cast<size_t>(head + i * block + o)] = 0x7e00;
-          missing.v[static_cast<size_t>(head + o * c.head_dim + i)] = 0x7e00;
-        }
+      for (bool regions : {false, true}) {
+        const int64_t n_ctx = c.q_pos0 + 1, block = 16;
+        const F16Data d(c, 21);
+        const PagedF16 full(d.kh, d.vh, n_ctx, c.n_kv_heads, c.head_dim, block, regions);
+        PagedF16 missing(d.kh, d.vh, n_ctx, c.n_kv_heads, c.head_dim, block, regions);
+        expect_kernel_stores(c, d, full, missing, pool);
       }
-      std::vector<float> expect(d.q.size(), 123.0f), got(d.q.size(), 456.0f);
-      AttentionArgs a = case_args(c, d.q, expect);
-      a.kv_type = DType::F16;
-      a.block_size = block;
-      a.k_blocks = full.k_blocks.data(), a.v_blocks = full.v_blocks.data();
-      attention(a, pool);
-      a.out = got.data();
-      a.k_blocks = missing.k_blocks.data(), a.v_blocks = missing.v_blocks.data();
-      a.new_k = d.k.data() + (n_ctx - 1) * row;
-      a.new_v = d.v.data() + (n_ctx - 1) * row;
-      a.k_store = missing.k.data() + last_block * c.n_kv_heads * head_elems + o;
-      a.v_store = missing.v.data() + last_block * c.n_kv_heads * head_elems + o * c.head_dim;
-      attention(a, pool);
-      EXPECT_EQ(missing.k, full.k) << "context " << n_ctx << ", " << threads << " threads";
-      EXPECT_EQ(missing.v, full.v) << "context " << n_ctx << ", " << threads << " threads";
-      EXPECT_EQ(got, expect) << "context " << n_ctx << ", " << threads << " threads";
     }
   }
 }
