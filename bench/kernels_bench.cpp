@@ -165,13 +165,18 @@ void bm_matmul_cached(benchmark::State& state) {
 }
 
 // Attention of the benchmark shape (16 query heads sharing KV heads of 128) over a paged f16 or
-// f32 cache in blocks of 16 positions (the server's default), laid out as the model's KV pool
-// lays it out (models/kv_cache.h KvPool): each block holds the keys and values of every one of
-// the 28 layers, so one layer's blocks lie 28 layers' worth apart, in huge pages where the kernel
-// grants them (allocate_large). Each iteration runs the next layer, as a decode step or a prefill
-// does. Queries are the last n_q of `context` positions (causal). Reports the cache GB/s (K and V
-// bytes per second, each read once per iteration) and the multiply-adds as GFLOP/s (q·k and p·v
-// for every head and every position a query sees).
+// f32 cache in blocks of 16 positions (the server's default) for 28 layers, in huge pages where the
+// kernel grants them (allocate_large), in one of two layouts and two orders:
+//   layout 1 (in order) and 2 (shuffled): as the model's KV pool lays it out since the thirtieth
+//     session (models/kv_cache.h KvPool): each (layer, KV head) has a region holding its blocks
+//     side by side, so a head's blocks in order are one stream;
+//   layout 3 (in order) and 0 (shuffled): the pool's layout before, each block holding the keys
+//     and values of every layer, so one layer's blocks lie 28 layers' worth apart.
+// In order is how a fresh pool hands blocks to one sequence (autoglm bench); shuffled, how a
+// long-running server's pool may. Each iteration runs the next layer, as a decode step or a
+// prefill does. Queries are the last n_q of `context` positions (causal). Reports the cache GB/s (K
+// and V bytes per second, each read once per iteration) and the multiply-adds as GFLOP/s (q·k and
+// p·v for every head and every position a query sees).
 void run_attention(benchmark::State& state, bool f16, int64_t context, int threads, int kv_heads,
                    int64_t n_q, int layout) {
   constexpr int kHeads = 16, kHeadDim = 128, kLayers = 28;
@@ -182,7 +187,8 @@ void run_attention(benchmark::State& state, bool f16, int64_t context, int threa
   const int64_t part_bytes = kBlock * row_bytes;         // one layer's K (or V) in a block
   const int64_t head_part = kBlock * kHeadDim * elem;    // one KV head's
   const int64_t block_bytes = 2 * kLayers * part_bytes;  // every layer's K and V
-  const bool regions = layout != 0;
+  const bool regions = layout == 1 || layout == 2;
+  const bool in_order = layout == 1 || layout == 3;
   const int64_t region_bytes = n_blocks * 2 * head_part;  // one (layer, KV head)'s blocks
   // Random finite values of either type: f16 halves of magnitude [0.5, 1), or f32 in [-1, 1).
   std::mt19937 rng(3);
@@ -201,11 +207,9 @@ void run_attention(benchmark::State& state, bool f16, int64_t context, int threa
       std::memcpy(&bytes[i], &f, 4);
     }
   }
-  // Blocks in a shuffled order, as a long-running server's pool hands them out (layout 0 and 2),
-  // or in order, as a fresh pool hands them to one sequence (layout 1).
   std::vector<int64_t> order(static_cast<size_t>(n_blocks));
   for (int64_t b = 0; b < n_blocks; ++b) order[static_cast<size_t>(b)] = b;
-  if (layout != 1) std::shuffle(order.begin(), order.end(), rng);
+  if (!in_order) std::shuffle(order.begin(), order.end(), rng);
   std::vector<const void*> k_blocks, v_blocks;  // [layer][block]
   for (int64_t l = 0; l < kLayers; ++l) {
     for (int64_t b : order) {
@@ -250,19 +254,20 @@ void run_attention(benchmark::State& state, bool f16, int64_t context, int threa
 }
 
 // Decode: one query after `context` positions, on 1 or 2 threads (with 2 KV heads, one each, as in
-// the model); and with 1 KV head on 2 threads, as GLM-4-9B's 2 KV heads are on 4 or more threads:
-// fewer KV heads than threads. At 2048 positions the 28 layers' f16 K and V take 56 MiB, more
-// than the L3, so the rows come from DRAM as they do in the model.
+// the model), in each layout; and with 1 KV head on 1 or 2 threads, as GLM-4-9B's 2 KV heads are on
+// 4 or more threads: fewer KV heads than threads. At 2048 positions the 28 layers' f16 K and V take
+// 56 MiB, more than the L3, so the rows come from DRAM as they do in the model.
 void bm_attention_decode(benchmark::State& state) {
   run_attention(state, state.range(0) != 0, state.range(1), static_cast<int>(state.range(2)),
                 static_cast<int>(state.range(3)), 1, static_cast<int>(state.range(4)));
 }
 
-// Prefill: `tokens` queries over themselves (causal), f16 cache, 2 KV heads: each layer's cache
-// was just written, as in the model (at 512 tokens the 28 layers' K and V take 14 MiB).
+// Prefill: `tokens` queries over themselves (causal), f16 cache in the model's layout, 2 KV heads:
+// each layer's cache was just written, as in the model (at 512 tokens the 28 layers' K and V take
+// 14 MiB).
 void bm_attention_prefill(benchmark::State& state) {
   run_attention(state, true, state.range(0), static_cast<int>(state.range(1)), 2, state.range(0),
-                0);
+                1);
 }
 
 // silu(gate) · up over a 512-token prompt's FFN at the benchmark shape (intermediate 6144), one
@@ -349,10 +354,10 @@ BENCHMARK(bm_matmul_rows)
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(bm_attention_decode)
     ->ArgNames({"f16", "context", "threads", "kv_heads", "layout"})
-    ->ArgsProduct({{1, 0}, {512, 2048, 8192}, {1, 2}, {2}, {0, 1, 2}})
-    ->ArgsProduct({{1}, {2048, 8192}, {2}, {1}, {0}})
+    ->ArgsProduct({{1, 0}, {512, 2048, 8192}, {1, 2}, {2}, {1, 2, 3, 0}})
+    ->ArgsProduct({{1}, {2048, 8192}, {1, 2}, {1}, {1}})
     // A context that ends 8 positions into a cache block, as 15 of 16 decode steps' do.
-    ->ArgsProduct({{1}, {2056}, {1, 2}, {2}, {0}})
+    ->ArgsProduct({{1}, {2056}, {1, 2}, {2}, {1}})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(bm_attention_prefill)
