@@ -162,7 +162,9 @@ void attend(const KernelTable& k, const float* q, int64_t n_rows, int64_t group,
       std::fill(p + seen, p + nr, 0.0f);
       if (seen == 0) continue;
       const SoftmaxStats block = k.softmax_block(p, seen, run_max[i]);  // p = e^(s - block.max)
-      const float keep = std::exp(run_max[i] - block.max);  // 0 for the first block (-inf - max)
+      // 0 for the first block (-inf - max). Past the first blocks the max seldom grows, and then
+      // e^0 = 1 needs no call.
+      const float keep = run_max[i] == block.max ? 1.0f : std::exp(run_max[i] - block.max);
       if (keep != 1.0f) {
         float* o = out + i * head_dim;
         for (int d = 0; d < head_dim; ++d) o[d] *= keep;
