@@ -106,6 +106,9 @@ void dot_transposed(const KernelTable& k, const float* q, int64_t n_rows, const 
 // grows), instead of a pass over all keys and then one over all values: the next block's rows are
 // known while this one is computed, so they are prefetched meanwhile (the pass over all values
 // had met every value row cold). Each key and value row is read once for all the rows.
+// Rows whose softmax statistics one softmax_rows call returns (attend's stack array).
+constexpr int64_t kSoftmaxRows = 16;
+
 template <class E>
 void attend(const KernelTable& k, const float* q, int64_t n_rows, int64_t group, int64_t first_end,
             int64_t j_begin, int64_t j_end, int head_dim, float scale, const HeadRows& keys,
@@ -116,6 +119,7 @@ void attend(const KernelTable& k, const float* q, int64_t n_rows, int64_t group,
   float* scores = detail::scratch_f32(n_rows * (rb + 2), 1);
   float* run_max = scores + n_rows * rb;
   float* run_sum = run_max + n_rows;
+  SoftmaxStats stats[kSoftmaxRows];
   std::fill(run_max, run_max + n_rows, -INFINITY);
   std::fill(run_sum, run_sum + n_rows, 0.0f);
   std::fill(out, out + n_rows * head_dim, 0.0f);
@@ -155,22 +159,30 @@ void attend(const KernelTable& k, const float* q, int64_t n_rows, int64_t group,
     } else {
       k.dot_heads_f16(q, n_rows, key_rows, nr, head_dim, scale, scores, rb, next_keys);
     }
-    for (int64_t i = 0; i < n_rows; ++i) {
-      float* p = scores + i * rb;
-      // The row sees the block's first `seen` positions (all but near the causal end).
-      const int64_t seen = std::clamp<int64_t>(first_end + i / group - (j_begin + j0), 0, nr);
-      std::fill(p + seen, p + nr, 0.0f);
+    // Each token's rows (group of them: row i is token i / group's) see the block's first `seen`
+    // positions (all but near the causal end); up to kSoftmaxRows of them at a time run their
+    // softmaxes side by side.
+    for (int64_t t = 0; t < n_rows; t += group) {
+      const int64_t seen = std::clamp<int64_t>(first_end + t / group - (j_begin + j0), 0, nr);
+      for (int64_t i = t; i < t + group; ++i)
+        std::fill(scores + i * rb + seen, scores + i * rb + nr, 0.0f);
       if (seen == 0) continue;
-      const SoftmaxStats block = k.softmax_block(p, seen, run_max[i]);  // p = e^(s - block.max)
-      // 0 for the first block (-inf - max). Past the first blocks the max seldom grows, and then
-      // e^0 = 1 needs no call.
-      const float keep = run_max[i] == block.max ? 1.0f : std::exp(run_max[i] - block.max);
-      if (keep != 1.0f) {
-        float* o = out + i * head_dim;
-        for (int d = 0; d < head_dim; ++d) o[d] *= keep;
+      for (int64_t r0 = t; r0 < t + group; r0 += kSoftmaxRows) {
+        const int64_t m = std::min(kSoftmaxRows, t + group - r0);
+        k.softmax_rows(scores + r0 * rb, rb, m, seen, run_max + r0, stats);  // p = e^(s - max)
+        for (int64_t i = r0; i < r0 + m; ++i) {
+          const SoftmaxStats block = stats[i - r0];
+          // 0 for the first block (-inf - max). Past the first blocks the max seldom grows, and
+          // then e^0 = 1 needs no call.
+          const float keep = run_max[i] == block.max ? 1.0f : std::exp(run_max[i] - block.max);
+          if (keep != 1.0f) {
+            float* o = out + i * head_dim;
+            for (int d = 0; d < head_dim; ++d) o[d] *= keep;
+          }
+          run_max[i] = block.max;
+          run_sum[i] = run_sum[i] * keep + block.sum;
+        }
       }
-      run_max[i] = block.max;
-      run_sum[i] = run_sum[i] * keep + block.sum;
     }
     if constexpr (std::is_same_v<E, float>) {
       k.axpy_heads(scores, rb, n_rows, value_rows, nr, out, head_dim, next_values);

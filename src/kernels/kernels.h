@@ -142,6 +142,12 @@ struct KernelTable {
   // One block of an online softmax: x[i] = e^(x[i] - m) with m = max(floor, max of x), floor the
   // running max of the blocks before (-inf for the first); returns m and Σ x[i] (not normalized).
   SoftmaxStats (*softmax_block)(float* x, int64_t n, float floor) = nullptr;
+  // softmax_block over n_rows rows of n (row r at x + r · stride, with floor[r]; its stats into
+  // stats[r]), each to the bit as softmax_block gives it. The SIMD variants run several rows'
+  // chains side by side, so that one row's max and sum reductions overlap another's: attention's
+  // rows are 32 positions long, where one row at a time waited on its reductions' latency.
+  void (*softmax_rows)(float* x, int64_t stride, int64_t n_rows, int64_t n, const float* floor,
+                       SoftmaxStats* stats) = nullptr;
 
   // out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)).
   void (*silu_mul)(const float* gate, const float* up, float* out, int64_t n) = nullptr;

@@ -27,6 +27,11 @@ SoftmaxStats softmax_block(float* x, int64_t n, float floor) {
   return {max, sum};
 }
 
+void softmax_rows(float* x, int64_t stride, int64_t n_rows, int64_t n, const float* floor,
+                  SoftmaxStats* stats) {
+  for (int64_t r = 0; r < n_rows; ++r) stats[r] = softmax_block(x + r * stride, n, floor[r]);
+}
+
 void silu_mul(const float* gate, const float* up, float* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
@@ -181,6 +186,7 @@ KernelTable scalar_table() {
   t.matmul_rows = matmul_rows_scalar;
   t.rms_norm = rms_norm;
   t.softmax_block = softmax_block;
+  t.softmax_rows = softmax_rows;
   t.silu_mul = silu_mul;
   t.add = add;
   t.dot = dot;

@@ -115,6 +115,54 @@ SoftmaxStats simd_softmax_block(float* x, int64_t n, float floor) {
   return {max, sum};
 }
 
+// R rows of simd_softmax_block side by side: each row's operations in its order, so its bits.
+template <class V, int R>
+void softmax_rows_tile(float* x, int64_t stride, int64_t n, const float* floor,
+                       SoftmaxStats* stats) {
+  float max[R];
+  for (int r = 0; r < R; ++r) max[r] = floor[r];
+  int64_t i = 0;
+  if (n >= V::W) {
+    typename V::T vmax[R];
+    for (int r = 0; r < R; ++r) vmax[r] = V::load(x + r * stride);
+    for (i = V::W; i + V::W <= n; i += V::W) {
+      for (int r = 0; r < R; ++r) vmax[r] = V::max(vmax[r], V::load(x + r * stride + i));
+    }
+    for (int r = 0; r < R; ++r) max[r] = std::fmax(max[r], V::hmax(vmax[r]));
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int64_t j = i; j < n; ++j) max[r] = std::fmax(max[r], x[r * stride + j]);
+  }
+  typename V::T vm[R], vsum[R];
+  for (int r = 0; r < R; ++r) vm[r] = V::set1(max[r]), vsum[r] = V::zero();
+  for (i = 0; i + V::W <= n; i += V::W) {
+    for (int r = 0; r < R; ++r) {
+      float* xr = x + r * stride + i;
+      const typename V::T e = vexp<V>(V::sub(V::load(xr), vm[r]));
+      V::store(xr, e);
+      vsum[r] = V::add(vsum[r], e);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    float sum = V::hsum(vsum[r]);
+    for (int64_t j = i; j < n; ++j) {
+      float* xj = x + r * stride + j;
+      *xj = std::exp(*xj - max[r]);
+      sum += *xj;
+    }
+    stats[r] = {max[r], sum};
+  }
+}
+
+template <class V>
+void simd_softmax_rows(float* x, int64_t stride, int64_t n_rows, int64_t n, const float* floor,
+                       SoftmaxStats* stats) {
+  int64_t r = 0;
+  for (; r + 4 <= n_rows; r += 4)
+    softmax_rows_tile<V, 4>(x + r * stride, stride, n, floor + r, stats + r);
+  for (; r < n_rows; ++r) stats[r] = simd_softmax_block<V>(x + r * stride, n, floor[r]);
+}
+
 template <class V>
 void simd_silu_mul(const float* gate, const float* up, float* out, int64_t n) {
   const typename V::T one = V::set1(1.0f);
@@ -422,6 +470,7 @@ KernelTable simd_table(Isa isa, decltype(KernelTable::matmul_rows) matmul_rows,
   t.matmul_rows_quantized = matmul_rows_quantized;
   t.rms_norm = simd_rms_norm<V>;
   t.softmax_block = simd_softmax_block<V>;
+  t.softmax_rows = simd_softmax_rows<V>;
   t.silu_mul = simd_silu_mul<V>;
   t.add = simd_add<V>;
   t.dot = simd_dot<V>;

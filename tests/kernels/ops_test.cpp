@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "core/half.h"
@@ -45,6 +46,42 @@ TEST_P(Ops, RmsNormRelative) {
     // roundings in the products.
     for (int64_t i = 0; i < n; ++i)
       EXPECT_NEAR(b[i], a[i], (0.5 * n + 8) * kU * std::fabs(a[i])) << n;
+  }
+}
+
+// Several rows' softmax blocks side by side give each row what softmax_block gives it alone, to
+// the bit, in the scalar table and the SIMD one: 1 to 9 rows (tiles of 4 and the rows left), each
+// with its own floor, rows `stride` apart with a gap between them that must stay untouched.
+TEST_P(Ops, SoftmaxRowsGiveEachRowItsSoftmaxBlockBits) {
+  for (const KernelTable* t : {&ref, &simd}) {
+    for (int64_t n_rows : {1, 3, 4, 5, 8, 9}) {
+      for (int64_t n : {1, 7, 16, 32, 33, 100}) {
+        const int64_t stride = n + 5;
+        const auto x = random_floats(static_cast<size_t>(n_rows * stride), 12, -30.0f, 30.0f);
+        std::vector<float> floor(static_cast<size_t>(n_rows));
+        for (int64_t r = 0; r < n_rows; ++r) {
+          const float options[] = {-INFINITY, -10.0f, 0.0f, 40.0f};
+          floor[static_cast<size_t>(r)] = options[r % 4];
+        }
+        auto a = x;
+        std::vector<SoftmaxStats> stats(static_cast<size_t>(n_rows));
+        t->softmax_rows(a.data(), stride, n_rows, n, floor.data(), stats.data());
+        for (int64_t r = 0; r < n_rows; ++r) {
+          std::vector<float> b(x.begin() + r * stride, x.begin() + r * stride + n);
+          const SoftmaxStats one = t->softmax_block(b.data(), n, floor[static_cast<size_t>(r)]);
+          const std::string where = std::string(isa_name(t->isa)) + ", " + std::to_string(n_rows) +
+                                    " rows of " + std::to_string(n) + ", row " + std::to_string(r);
+          EXPECT_EQ(stats[static_cast<size_t>(r)].max, one.max) << where;
+          EXPECT_EQ(stats[static_cast<size_t>(r)].sum, one.sum) << where;
+          for (int64_t i = 0; i < n; ++i)
+            ASSERT_EQ(a[static_cast<size_t>(r * stride + i)], b[static_cast<size_t>(i)]) << where;
+          for (int64_t i = n; i < stride; ++i) {
+            const auto at = static_cast<size_t>(r * stride + i);
+            ASSERT_EQ(a[at], x[at]) << where << ": the gap after it was written";
+          }
+        }
+      }
+    }
   }
 }
 
