@@ -80,6 +80,18 @@ void dot_transposed(const KernelTable& k, const float* q, int64_t n_rows, const 
   const int64_t region = int64_t{head_dim} * bs * int64_t{sizeof(E)};
   for (int64_t done = 0; done < nr;) {
     const int64_t o = (j + done) % bs;
+    if constexpr (std::is_same_v<E, uint16_t>) {
+      // Two whole blocks of one vector each: one call, each query broadcast serving both.
+      if (k.pair_positions == bs && o == 0 && nr - done >= 2 * bs) {
+        const int64_t next = j + done + rb;
+        k.dot_heads_t_f16_pair(q, n_rows, reinterpret_cast<const E*>(block_keys(j + done)),
+                               reinterpret_cast<const E*>(block_keys(j + done + bs)), bs, head_dim,
+                               scale, scores + done, rb, next < j_end ? block_keys(next) : nullptr,
+                               next + bs < j_end ? block_keys(next + bs) : nullptr, region);
+        done += 2 * bs;
+        continue;
+      }
+    }
     const int64_t n_pos = std::min(bs - o, nr - done);
     const E* kt = reinterpret_cast<const E*>(block_keys(j + done)) + o;
     const int64_t next = j + done + rb;

@@ -187,6 +187,15 @@ struct KernelTable {
   void (*dot_heads_t_f16)(const float* q, int64_t n_heads, const uint16_t* kt, int64_t stride,
                           int64_t n_pos, int64_t n, float scale, float* out, int64_t out_stride,
                           const void* ahead, int64_t ahead_bytes) = nullptr;
+  // dot_heads_t_f16 over two cache blocks of pair_positions positions each (0: no such kernel),
+  // kt0's scores into out's first pair_positions columns and kt1's after them; ahead0 and ahead1
+  // (null, or ahead_bytes from each) are prefetched. Each broadcast of a query element serves
+  // both blocks' FMAs, where a block at a time had one for every FMA.
+  int64_t pair_positions = 0;
+  void (*dot_heads_t_f16_pair)(const float* q, int64_t n_heads, const uint16_t* kt0,
+                               const uint16_t* kt1, int64_t stride, int64_t n, float scale,
+                               float* out, int64_t out_stride, const void* ahead0,
+                               const void* ahead1, int64_t ahead_bytes) = nullptr;
   // The same over rows of IEEE half (an f16 KV cache), converted to f32 as they are loaded.
   void (*dot_heads_f16)(const float* q, int64_t n_heads, const uint16_t* const* keys,
                         int64_t n_rows, int64_t n, float scale, float* out, int64_t out_stride,

@@ -168,9 +168,11 @@ struct F16Data {
 
 // An f16 cache, flat and paged (blocks of 16 positions, so the 70-position case crosses several,
 // and of 24, which divide neither the kernel's 64-row steps nor its 32-row steps for one query
-// token, as in the 150-position case; the KV heads' parts side by side in each block or in regions
-// of their own): the kernel converts each row as it loads it, so it must match the naive loop run
-// on the same values rounded to f16, within the f32 tolerance above.
+// token, as in the 150-position case; 8 and 16 are AVX2's and AVX-512's widths, whose whole
+// blocks the scores take two at a time (KernelTable::dot_heads_t_f16_pair); the KV heads' parts
+// side by side in each block or in regions of their own): the kernel converts each row as it loads
+// it, so it must match the naive loop run on the same values rounded to f16, within the f32
+// tolerance above.
 TEST(Attention, F16CacheMatchesNaiveOnRoundedValues) {
   ThreadPool pool(3);
   for (const AttnCase& c :
@@ -178,7 +180,7 @@ TEST(Attention, F16CacheMatchesNaiveOnRoundedValues) {
         AttnCase{9, 70, 4, 2, 32}, AttnCase{2, 30, 8, 2, 128}, AttnCase{1, 150, 16, 2, 64}}) {
     const int64_t n_ctx = c.q_pos0 + c.n_q;
     const F16Data d(c, 1);
-    for (int64_t layout : {0, 16, 24, -16, -24}) {  // 0: flat; -block: head regions
+    for (int64_t layout : {0, 8, 16, 24, -16, -24}) {  // 0: flat; -block: head regions
       std::vector<float> out(d.q.size(), 123.0f);
       AttentionArgs a = case_args(c, d.q, out);
       a.kv_type = DType::F16;

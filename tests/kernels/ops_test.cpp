@@ -201,6 +201,33 @@ TEST_P(Ops, DotHeadsWithinTwiceTheSummationBound) {
 // the scalar op must equal the row op on the same keys (the same sums in the same order), f32 and
 // f16, and the SIMD ops stay within twice the summation bound of it. Heads 1-13 take every tile
 // size (8, 4, 2, 1); 1-24 positions take whole vectors and the positions past them.
+// Two whole cache blocks in one call (dot_heads_t_f16_pair, blocks of the SIMD width) give each
+// block's scores to the bit as a call per block does, each in its half of out; nothing past them
+// is written. Heads 1 to 13 (tiles of 8 or 4, then 4, 2, 1), head sizes 1 to 128, the two
+// blocks apart in memory.
+TEST_P(Ops, DotHeadsTransposedPairMatchesABlockAtATime) {
+  const int64_t bs = simd.pair_positions;
+  ASSERT_GT(bs, 0) << "every SIMD table has the pair kernel";
+  for (int64_t n_heads : {1, 3, 8, 13}) {
+    for (int64_t n : {1, 7, 32, 128}) {
+      const auto q = random_floats(static_cast<size_t>(n_heads * n), 50);
+      const auto k0 = random_floats(static_cast<size_t>(n * bs), 51);
+      const auto k1 = random_floats(static_cast<size_t>(n * bs), 52);
+      std::vector<uint16_t> kt0(k0.size()), kt1(k1.size());
+      for (size_t i = 0; i < k0.size(); ++i) kt0[i] = f32_to_f16(k0[i]), kt1[i] = f32_to_f16(k1[i]);
+      const int64_t out_stride = 2 * bs + 3;
+      std::vector<float> pair(static_cast<size_t>(n_heads * out_stride), -1.0f), single(pair);
+      simd.dot_heads_t_f16_pair(q.data(), n_heads, kt0.data(), kt1.data(), bs, n, 0.5f, pair.data(),
+                                out_stride, kt1.data(), kt0.data(), 64);
+      simd.dot_heads_t_f16(q.data(), n_heads, kt0.data(), bs, bs, n, 0.5f, single.data(),
+                           out_stride, nullptr, 0);
+      simd.dot_heads_t_f16(q.data(), n_heads, kt1.data(), bs, bs, n, 0.5f, single.data() + bs,
+                           out_stride, nullptr, 0);
+      EXPECT_EQ(pair, single) << n_heads << " heads of " << n;
+    }
+  }
+}
+
 TEST_P(Ops, DotHeadsTransposedMatchRowKeys) {
   for (int64_t n_heads : {1, 3, 8, 13}) {
     for (int64_t n_pos : {1, 5, 16, 24}) {
