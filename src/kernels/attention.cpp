@@ -67,8 +67,9 @@ struct HeadRows {
 
 // The scores of positions [j, j + nr) against a paged cache's keys, stored transposed in each
 // block ([head_dim][block_size] per KV head): one dot_heads_t call per cache block the range
-// touches, each prefetching the block rb positions further on (if before j_end) while it
-// computes; scores are rb apart from one row to the next.
+// touches (an f16 cache's whole blocks of the SIMD width two to a call: dot_heads_t_f16_pair),
+// each prefetching the blocks rb positions further on (if before j_end) while it computes;
+// scores are rb apart from one row to the next.
 template <class E>
 void dot_transposed(const KernelTable& k, const float* q, int64_t n_rows, const HeadRows& keys,
                     int64_t j, int64_t nr, int64_t j_end, int head_dim, float scale, int64_t rb,
@@ -106,6 +107,9 @@ void dot_transposed(const KernelTable& k, const float* q, int64_t n_rows, const 
   }
 }
 
+// Rows whose softmax statistics one softmax_rows call returns (attend's stack array).
+constexpr int64_t kSoftmaxRows = 16;
+
 // Query rows that share one KV head (the group's heads of one or more consecutive tokens: row i
 // belongs to token i / group), over cache positions [j_begin, j_end); row i sees positions below
 // first_end + i / group (causal). E is the cache's element type. out [n_rows, head_dim] gets
@@ -118,9 +122,6 @@ void dot_transposed(const KernelTable& k, const float* q, int64_t n_rows, const 
 // grows), instead of a pass over all keys and then one over all values: the next block's rows are
 // known while this one is computed, so they are prefetched meanwhile (the pass over all values
 // had met every value row cold). Each key and value row is read once for all the rows.
-// Rows whose softmax statistics one softmax_rows call returns (attend's stack array).
-constexpr int64_t kSoftmaxRows = 16;
-
 template <class E>
 void attend(const KernelTable& k, const float* q, int64_t n_rows, int64_t group, int64_t first_end,
             int64_t j_begin, int64_t j_end, int head_dim, float scale, const HeadRows& keys,

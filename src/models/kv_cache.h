@@ -51,7 +51,7 @@ class KvPool {
   // reads a sequence's blocks (handed out in order by a fresh pool) as one stream. With every
   // layer's K and V in each block instead, one layer's blocks lay 448 KiB apart at the benchmark
   // shape: 4 KiB pieces the cores' prefetchers do not follow, and the decode-attention kernel
-  // bench ran 1.3x slower at 8192 positions (docs/performance.md, thirtieth session).
+  // bench ran 1.2x slower at 8192 positions (docs/performance.md, thirtieth session).
   std::byte* k(int32_t block, int64_t layer) {
     return storage_.get() + layer * n_kv_heads_ * region_bytes_ + block * 2 * head_part_bytes_;
   }
