@@ -90,32 +90,8 @@ void simd_rms_norm(const float* x, const float* w, int64_t n, float eps, float* 
   for (; i < n; ++i) y[i] = x[i] * inv * w[i];
 }
 
-template <class V>
-SoftmaxStats simd_softmax_block(float* x, int64_t n, float floor) {
-  float max = floor;
-  int64_t i = 0;
-  if (n >= V::W) {
-    typename V::T vmax = V::load(x);
-    for (i = V::W; i + V::W <= n; i += V::W) vmax = V::max(vmax, V::load(x + i));
-    max = std::fmax(max, V::hmax(vmax));
-  }
-  for (; i < n; ++i) max = std::fmax(max, x[i]);
-  const typename V::T vm = V::set1(max);
-  typename V::T vsum = V::zero();
-  for (i = 0; i + V::W <= n; i += V::W) {
-    const typename V::T e = vexp<V>(V::sub(V::load(x + i), vm));
-    V::store(x + i, e);
-    vsum = V::add(vsum, e);
-  }
-  float sum = V::hsum(vsum);
-  for (; i < n; ++i) {
-    x[i] = std::exp(x[i] - max);
-    sum += x[i];
-  }
-  return {max, sum};
-}
-
-// R rows of simd_softmax_block side by side: each row's operations in its order, so its bits.
+// R rows of an online-softmax block side by side (R = 1: softmax_block itself), each row's
+// operations in the same order whatever R is, so simd_softmax_rows gives softmax_block's bits.
 template <class V, int R>
 void softmax_rows_tile(float* x, int64_t stride, int64_t n, const float* floor,
                        SoftmaxStats* stats) {
@@ -152,6 +128,13 @@ void softmax_rows_tile(float* x, int64_t stride, int64_t n, const float* floor,
     }
     stats[r] = {max[r], sum};
   }
+}
+
+template <class V>
+SoftmaxStats simd_softmax_block(float* x, int64_t n, float floor) {
+  SoftmaxStats stats;
+  softmax_rows_tile<V, 1>(x, 0, n, &floor, &stats);
+  return stats;
 }
 
 template <class V>
