@@ -9,7 +9,8 @@ missing python3-torch or a missing fixture (a missing reference is a failure, no
         input_ids with expected.json's prefill_logits (transformers' Glm4ForCausalLM, fp32).
     check_glm4_torch.py engine AUTOGLM MODEL_DIR
         compare the logits of a few prompts through glm4_torch (weights as stored, bf16,
-        computed in fp32) with `AUTOGLM logits --model MODEL_DIR --tokens ... --json`.
+        computed in fp32) with `AUTOGLM logits --model MODEL_DIR --tokens ... --json
+        --activations f32`.
 """
 import json
 import os
@@ -60,10 +61,11 @@ def check_engine(exe, d):
     ]
     worst = 0.0
     for p in prompts:
-        # An f32 KV cache: this compares the architecture at f32 precision (the f16 default adds
-        # its own rounding, which tests/models/hf_fixtures_test.cpp bounds separately).
+        # An f32 KV cache and f32 matmul inputs: this compares the architecture at f32 precision
+        # (the f16 cache and the bf16 activations of the default add their own rounding, which
+        # tests/models/hf_fixtures_test.cpp bounds separately).
         out = subprocess.run([exe, "logits", "--model", d, "--tokens", ",".join(map(str, p)), "--json",
-                              "--kv-type", "f32"],
+                              "--kv-type", "f32", "--activations", "f32"],
                              capture_output=True, text=True)
         if out.returncode != 0:
             sys.exit(f"FAIL: {exe} logits exited {out.returncode}: {out.stderr[-2000:]}")

@@ -173,7 +173,7 @@ int run(BenchFlags& f) {
         r.fma_peak.vector_bits);
   }
   // Prefill and batches multiply on the instructions of their weights' kernels: f32 FMAs for
-  // float weights (bf16 dot products with --bf16-activations), 8-bit dot products for quantized
+  // float weights (bf16 dot products with bf16 activations), 8-bit dot products for quantized
   // ones.
   const double peak = r.bf16_products   ? r.bf16_peak.gflops
                       : r.float_weights ? r.fma_peak.gflops

@@ -30,7 +30,7 @@ struct ServeFlags {
   std::string api_key_file;
   double request_timeout_s = 0;
   bool skip_memory_check = false;
-  bool bf16_activations = false;
+  std::string activations = "auto";  // models::parse_activations
   std::string generation_config = "auto";
   bool ctx_given = false;
 };
@@ -121,7 +121,7 @@ int serve(ServeFlags& f) {
   log::info("dtype: {} ({})", dtype.empty() ? "as stored" : dtype, dtype_reason);
   models::LoadOptions load;
   if (!dtype.empty()) load.dtype = parse_dtype(dtype);
-  load.bf16_activations = f.bf16_activations;
+  load.activations = models::parse_activations(f.activations);
   const int threads = f.threads > 0
                           ? f.threads
                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -187,7 +187,7 @@ Action register_serve(CLI::App& app) {
       "--tokenizer", f->tokenizer,
       "Tokenizer from another path (tokenizer.json, tokenizer.model, a model directory or "
       "a GGUF): for weights without a vocabulary, e.g. from `autoglm synth`");
-  add_bf16_activations_flag(app, f->bf16_activations);
+  add_activations_option(app, f->activations);
   app.add_flag("--skip-memory-check", f->skip_memory_check,
                "Start even when `plan` says the weights + KV cache do not fit in free memory");
   app.add_option("-t,--threads", f->threads, "Compute threads (default: every core)")

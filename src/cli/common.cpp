@@ -27,22 +27,29 @@ void ModelFlags::add_to(CLI::App& app, bool model_required) {
                  "the file's types)");
   app.add_option("-t,--threads", threads, "Worker threads (default: every core)")
       ->check(CLI::NonNegativeNumber);
-  add_bf16_activations_flag(app, bf16_activations);
+  add_activations_option(app, activations);
 }
 
-void add_bf16_activations_flag(CLI::App& app, bool& flag) {
-  app.add_flag("--bf16-activations", flag,
-               "bf16 weights on AVX-512 BF16 CPUs: round matmul inputs to bf16 and multiply with "
-               "vdpbf16ps (twice the multiply-adds per instruction; the logits then move from an "
-               "f32 run's, less than a bf16 run's do). f16 weights: also rounded to bf16 in "
-               "matmuls of 4 tokens or more (prompts, batches; exact for f16 converted from bf16). "
-               "Off by default");
+void add_activations_option(CLI::App& app, std::string& activations) {
+  auto* option =
+      app.add_option("--activations", activations,
+                     "Matmul inputs for bf16 / f16 weights. auto (default): bf16 weights take "
+                     "activations rounded to bf16 on AVX-512 BF16 CPUs (vdpbf16ps, as a bf16 run "
+                     "of the model does; about 1.8x the prefill), f16 weights multiply in f32. "
+                     "f32: every matmul in f32 (an f32 run's logits). bf16: f16 weights too are "
+                     "rounded to bf16 in matmuls of 4 tokens or more (exact for f16 converted "
+                     "from bf16)")
+          ->check(CLI::IsMember({"auto", "f32", "bf16"}));
+  app.add_flag_callback(
+         "--bf16-activations", [&activations] { activations = "bf16"; },
+         "Same as --activations bf16")
+      ->excludes(option);
 }
 
 models::LoadOptions ModelFlags::load_options() const {
   models::LoadOptions options;
   if (!dtype.empty()) options.dtype = parse_dtype(dtype);
-  options.bf16_activations = bf16_activations;
+  options.activations = models::parse_activations(activations);
   return options;
 }
 

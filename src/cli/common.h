@@ -17,10 +17,10 @@
 namespace autoglm::cli {
 
 struct ModelFlags {
-  std::string model;  // empty when optional and not given: see resolve_model
-  std::string dtype;  // empty: keep the file's types
-  int threads = 0;    // 0: every core
-  bool bf16_activations = false;
+  std::string model;                 // empty when optional and not given: see resolve_model
+  std::string dtype;                 // empty: keep the file's types
+  int threads = 0;                   // 0: every core
+  std::string activations = "auto";  // models::parse_activations
 
   // `model_required` false (run): without --model, resolve_model picks the model.
   void add_to(CLI::App& app, bool model_required = true);
@@ -29,8 +29,9 @@ struct ModelFlags {
   int thread_count() const;
 };
 
-// --bf16-activations (models::LoadOptions::bf16_activations), for ModelFlags and `serve`.
-void add_bf16_activations_flag(CLI::App& app, bool& flag);
+// --activations auto|f32|bf16 (models::Activations) and --bf16-activations, its shorthand for
+// bf16 (kept for the scripts that used it when it was a flag), for ModelFlags and `serve`.
+void add_activations_option(CLI::App& app, std::string& activations);
 
 // The directory name of the small model the repository embeds (models/, issue 7).
 inline constexpr const char* kEmbeddedModel = "autoglm-mini";

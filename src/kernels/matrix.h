@@ -43,9 +43,8 @@ struct Matrix {
   WeightLayout layout = WeightLayout::Rows;
   // bf16 Rows8 matrices: the kernels may round x to bf16 before multiplying (the AVX-512 BF16
   // kernel does: vdpbf16ps). f16 Rows8 matrices: they may round x and the weights to bf16 (the
-  // AVX-512 kernel does for 4 tokens or more). Off by default: the results then move away from an
-  // f32 run's, though less than a bf16 run's do (models::LoadOptions::bf16_activations,
-  // `--bf16-activations`).
+  // AVX-512 kernel does for 4 tokens or more). The results then move away from an f32 run's, though
+  // less than a bf16 run's do; models::Activations says which matrices set it (`--activations`).
   bool x_as_bf16 = false;
 
   size_t row_stride() const { return row_bytes(dtype, cols); }

@@ -8,6 +8,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/dtype.h"
@@ -19,12 +20,25 @@
 
 namespace autoglm::models {
 
+// How the matmuls of bf16 and f16 weights take their input, the activations.
+enum class Activations {
+  // bf16 matrices (and f16 ones holding only bf16 values, which load as bf16) round x to bf16
+  // where a kernel gains from it (AVX-512 BF16: vdpbf16ps), as the model's own bf16 run does:
+  // GLM releases are bf16, and transformers, vLLM and llama.cpp multiply them in bf16. Other f16
+  // matrices multiply in f32 (rounding their weights to bf16 would lose bits).
+  kAuto,
+  // Every matmul in f32: an f32 run's logits (the reference fixtures' 1e-4).
+  kF32,
+  // kAuto, and f16 matrices also round themselves to bf16 in matmuls of 4 tokens or more.
+  kBf16,
+};
+
+// "auto", "f32", "bf16"; throws Error naming the choices on anything else.
+Activations parse_activations(std::string_view text);
+
 struct LoadOptions {
   std::optional<DType> dtype;  // convert weight matrices at load; nullopt keeps the file's types
-  // bf16 matrices take activations rounded to bf16 where a kernel gains from it (AVX-512 BF16:
-  // vdpbf16ps), as a bf16 run of the model does; f16 matrices round themselves to bf16 too, in
-  // matmuls of 4 tokens or more. Off, both are multiplied in f32.
-  bool bf16_activations = false;
+  Activations activations = Activations::kAuto;
 };
 
 class Model {

@@ -76,25 +76,34 @@ void complete_spec_from_gguf_tensors(ModelSpec& spec, const formats::TensorStore
   spec.qk_norm = store.contains("blk.0.attn_q_norm.weight");
 }
 
-// What asking for bf16 activations did: only the AVX-512 table has a bf16 dot product.
-std::string bf16_activations_summary(const PackResult& packed) {
+// What the activations choice did to the matmuls. Said only where it changes something, or where
+// an explicit bf16 asked for something this CPU or these weights cannot give.
+std::string activations_summary(const PackResult& packed, Activations activations) {
+  if (activations == Activations::kF32) return "";
+  const bool asked = activations == Activations::kBf16;
   if (packed.bf16_rounding_x == 0 && packed.f16_as_bf16 == 0) {
-    log::warn(
-        "bf16 activations change nothing: no bf16 or f16 weight matrix was repacked (convert the "
-        "weights with --dtype bf16, or leave the option off)");
+    if (asked) {
+      log::warn(
+          "bf16 activations change nothing: no bf16 or f16 weight matrix was repacked (convert "
+          "the weights with --dtype bf16, or leave the option off)");
+    }
     return "";
   }
   if (kernels::active().isa != Isa::Avx512) {
-    log::warn(
-        "bf16 activations change nothing: the {} kernels multiply bf16 and f16 weights in f32 (the "
-        "bf16 dot product needs AVX-512 BF16; this CPU has {})",
-        isa_name(kernels::active().isa), cpu_features().describe());
+    if (asked) {
+      log::warn(
+          "bf16 activations change nothing: the {} kernels multiply bf16 and f16 weights in f32 "
+          "(the bf16 dot product needs AVX-512 BF16; this CPU has {})",
+          isa_name(kernels::active().isa), cpu_features().describe());
+    }
     return "";
   }
   std::string summary;
   if (packed.bf16_rounding_x > 0) {
-    summary += fmt::format("; {} bf16 matrices take activations rounded to bf16 (vdpbf16ps)",
-                           packed.bf16_rounding_x);
+    summary += fmt::format(
+        "; {} bf16 matrices take activations rounded to bf16 (vdpbf16ps, as a bf16 run of the "
+        "model does{})",
+        packed.bf16_rounding_x, asked ? "" : "; --activations f32 multiplies in f32");
   }
   if (packed.f16_as_bf16 > 0) {
     summary += fmt::format(
@@ -148,6 +157,16 @@ ModelSpec read_spec(const fs::path& path) {
   return spec;
 }
 
+Activations parse_activations(std::string_view text) {
+  if (text == "auto") return Activations::kAuto;
+  if (text == "f32") return Activations::kF32;
+  if (text == "bf16") return Activations::kBf16;
+  fail(
+      "unknown activations '{}': choose auto (bf16 weights multiply in bf16, f16 in f32), f32 "
+      "(every matmul in f32) or bf16 (f16 weights too, rounded to bf16)",
+      text);
+}
+
 std::unique_ptr<Model> Model::load(const fs::path& path, const LoadOptions& options,
                                    ThreadPool& pool) {
   const ResolvedPath r = resolve(path);
@@ -165,8 +184,7 @@ std::unique_ptr<Model> Model::load(const fs::path& path, const LoadOptions& opti
   StoreBinder binder(model->store_, options.dtype, pool, model->owned_);
   model->arch_->bind(model->spec_, binder, model->weights_);
   model->weight_summary_ = binder.summary();
-  const PackResult packed =
-      pack_weights(model->weights_, model->owned_, pool, options.bf16_activations);
+  const PackResult packed = pack_weights(model->weights_, model->owned_, pool, options.activations);
   if (packed.packed > 0) {
     model->weight_summary_ +=
         fmt::format("; {} matrices repacked in 8-row groups for the {} kernels", packed.packed,
@@ -182,7 +200,7 @@ std::unique_ptr<Model> Model::load(const fs::path& path, const LoadOptions& opti
         "and run as bf16, the same values",
         packed.f16_packed_as_bf16);
   }
-  if (options.bf16_activations) model->weight_summary_ += bf16_activations_summary(packed);
+  model->weight_summary_ += activations_summary(packed, options.activations);
   model->weight_bytes_ = binder.weight_bytes();
   log::info("model {}: {}", path.string(), model->spec_.describe());
   log::info("weights: {}, {:.1f} MiB", model->weight_summary_,

@@ -135,10 +135,22 @@ int fuse_qkv(ModelWeights& weights, const std::vector<bool>& fusable,
   return fused;
 }
 
+bool rounds_x_to_bf16(DType packed, Activations activations) {
+  switch (activations) {
+    case Activations::kAuto:
+      return packed == DType::BF16;
+    case Activations::kF32:
+      return false;
+    case Activations::kBf16:
+      return packed == DType::BF16 || packed == DType::F16;
+  }
+  return false;
+}
+
 }  // namespace
 
 PackResult pack_weights(ModelWeights& weights, std::vector<LargeBuffer>& owned, ThreadPool& pool,
-                        bool bf16_activations) {
+                        Activations activations) {
   // AUTOGLM_REPACK=0 keeps the file layout: to measure what repacking gains, or to rule it out.
   if (const char* env = std::getenv("AUTOGLM_REPACK"); env != nullptr && std::string(env) == "0") {
     return {};
@@ -161,7 +173,7 @@ PackResult pack_weights(ModelWeights& weights, std::vector<LargeBuffer>& owned, 
     l.w = as_bf16 ? kernels::pack_f16_as_bf16(source, dst, &pool)
                   : kernels::pack_for_matmul(source, dst, &pool);
     result.f16_packed_as_bf16 += as_bf16 ? 1 : 0;
-    l.w.x_as_bf16 = bf16_activations && (l.w.dtype == DType::BF16 || l.w.dtype == DType::F16);
+    l.w.x_as_bf16 = rounds_x_to_bf16(l.w.dtype, activations);
     result.bf16_rounding_x += l.w.x_as_bf16 && l.w.dtype == DType::BF16 ? 1 : 0;
     result.f16_as_bf16 += l.w.x_as_bf16 && l.w.dtype == DType::F16 ? 1 : 0;
     release_source(source, owned);

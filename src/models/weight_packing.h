@@ -9,6 +9,7 @@
 
 #include "core/large_buffer.h"
 #include "core/thread_pool.h"
+#include "models/model.h"
 #include "models/weights.h"
 
 namespace autoglm::models {
@@ -18,10 +19,11 @@ namespace autoglm::models {
 // source in the mapped file is handed back to the page cache, so the peak stays about one matrix
 // above the final size. The embedding table (and an output layer tied to it) keeps the file
 // layout: its rows are looked up one by one. Each matrix's row groups are split over the pool.
-// With bf16_activations, the packed bf16 and f16 matrices may multiply in bf16
-// (kernels::Matrix::x_as_bf16). A layer's separate q, k and v of one type become one fused matrix
-// (LayerWeights::qkv) when packed. An f16 matrix whose every value is also a bf16 value (an f16
-// file converted from a bf16 release) is packed as bf16, for the faster bf16 kernels.
+// `activations` says which packed bf16 and f16 matrices may multiply in bf16
+// (kernels::Matrix::x_as_bf16; models::Activations). A layer's separate q, k and v of one type
+// become one fused matrix (LayerWeights::qkv) when packed. An f16 matrix whose every value is also
+// a bf16 value (an f16 file converted from a bf16 release) is packed as bf16, for the faster bf16
+// kernels.
 struct PackResult {
   int packed = 0;           // matrices packed
   int bf16_rounding_x = 0;  // of which bf16 matrices that may round x to bf16
@@ -31,6 +33,6 @@ struct PackResult {
   int fused_qkv = 0;  // layers whose separate q, k and v now run as one matrix
 };
 PackResult pack_weights(ModelWeights& weights, std::vector<LargeBuffer>& owned, ThreadPool& pool,
-                        bool bf16_activations);
+                        Activations activations);
 
 }  // namespace autoglm::models

@@ -64,7 +64,7 @@ ComputePeak measure_fma_peak(ThreadPool& pool);
 // convert and scale each block's sum in f32. 0 GFLOP/s on a CPU without AVX2.
 ComputePeak measure_int8_dot_peak(ThreadPool& pool);
 // bf16 dot-product throughput (512-bit vdpbf16ps, two multiply-adds per f32 lane): the compute
-// roofline of bf16 and f16 weights with --bf16-activations (Matrix::x_as_bf16). 0 GFLOP/s unless
+// roofline of bf16 (and f16 with --bf16-activations) weights (Matrix::x_as_bf16). 0 GFLOP/s unless
 // the AVX-512 kernels (which need AVX-512 BF16) are active.
 ComputePeak measure_bf16_dot_peak(ThreadPool& pool);
 

@@ -39,7 +39,7 @@ struct OfflineBenchResult {
   // (512-bit only; zero without the AVX-512 table).
   ComputePeak fma_peak, int8_peak, bf16_peak;
   // f32 / f16 / bf16 matrices: prefill and batches run on the f32 FMAs, or on bf16 dot products
-  // with --bf16-activations (bf16_products); the others on 8-bit integer dot products.
+  // with bf16 activations (bf16_products); the others on 8-bit integer dot products.
   bool float_weights = false;
   bool bf16_products = false;
   std::vector<double> batch_tps;  // aggregate tokens/s of batched decode, each repeat

@@ -218,6 +218,34 @@ TEST(Cli, SynthBf16ValuesGivesF16ThatRunsAsBf16) {
   }
 }
 
+// bf16 weights take bf16 activations by default where the CPU has the bf16 dot product (AVX-512
+// BF16), and the load line says so; --activations f32 keeps every matmul in f32; an unknown
+// choice, or --bf16-activations beside --activations, is refused before any work.
+TEST(Cli, ActivationsDefaultToBf16ForBf16WeightsAndF32IsAChoice) {
+  const auto dir = temp_dir("activations");
+  const auto config = fixtures_dir() / "hf-tiny" / "glm4" / "config.json";
+  const std::string model = (dir / "bf16.gguf").string();
+  const Result s = run("synth --dtype bf16 --config " + config.string() + " --out " + model);
+  ASSERT_EQ(s.exit_code, 0) << s.out;
+  const std::string generate = " --tokens 3,4,5 -n 2 --temperature 0 --ignore-eos";
+  const Result automatic = run("--log-level info run --model " + model + generate);
+  const Result f32 = run("--log-level info run --model " + model + " --activations f32" + generate);
+  ASSERT_EQ(automatic.exit_code, 0) << automatic.out;
+  ASSERT_EQ(f32.exit_code, 0) << f32.out;
+  const bool bf16_kernels = automatic.out.find("using the avx512 variants") != std::string::npos;
+  const std::string rounded = "bf16 matrices take activations rounded to bf16";
+  EXPECT_EQ(automatic.out.find(rounded) != std::string::npos, bf16_kernels) << automatic.out;
+  EXPECT_EQ(f32.out.find(rounded), std::string::npos) << f32.out;
+
+  const Result unknown = run("run --model " + model + " --activations fp8" + generate);
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_NE(unknown.out.find("fp8 not in {auto,f32,bf16}"), std::string::npos) << unknown.out;
+  const Result both =
+      run("run --model " + model + " --bf16-activations --activations f32" + generate);
+  EXPECT_NE(both.exit_code, 0);
+  EXPECT_NE(both.out.find("excludes"), std::string::npos) << both.out;
+}
+
 TEST(Cli, BenchReportsSpeedAndBandwidth) {
   const Result r = run("bench --model " + stories() +
                        " --prompt-tokens 16 --decode-tokens 8 --repeats 1 --json");

@@ -21,13 +21,25 @@ struct Case {
   std::string section;  // "" or a key of expected.json ("text_only", "fp32_compute", ...)
   double tolerance;
   DType kv_type = DType::F32;
-  bool bf16_activations = false;                   // models::LoadOptions::bf16_activations
+  models::Activations activations = models::Activations::kF32;
   std::optional<DType> load_dtype = std::nullopt;  // models::LoadOptions::dtype
 };
 
+std::string activations_suffix(models::Activations a, const std::string& separator) {
+  switch (a) {
+    case models::Activations::kAuto:
+      return separator + "auto_activations";
+    case models::Activations::kF32:
+      return "";
+    case models::Activations::kBf16:
+      return separator + "bf16_activations";
+  }
+  return "";
+}
+
 void PrintTo(const Case& c, std::ostream* os) {
   *os << c.dir << "/" << c.section << "/" << dtype_name(c.kv_type)
-      << (c.bf16_activations ? "/bf16 activations" : "")
+      << activations_suffix(c.activations, "/")
       << (c.load_dtype ? "/as " + std::string(dtype_name(*c.load_dtype)) : "");
 }
 
@@ -41,7 +53,7 @@ TEST_P(HfFixture, MatchesReference) {
 
   ThreadPool pool(2);
   models::LoadOptions options;
-  options.bf16_activations = c.bf16_activations;
+  options.activations = c.activations;
   options.dtype = c.load_dtype;
   auto model = models::Model::load(dir, options, pool);
   const auto prompt = expected["input_ids"].get<std::vector<int32_t>>();
@@ -67,16 +79,24 @@ TEST_P(HfFixture, MatchesReference) {
 // matmuls round their inputs to bf16 as that run does: the same reference and tolerance.
 // Converted to f16 at load (exact: bf16 values within f16's range), the weights match the f32 run
 // at 1e-4; with bf16 activations, prompts of 4 tokens or more round the f16 weights back to bf16
-// (exact again) and x as the bf16 kernels do, so the bf16 run is the reference.
+// (exact again) and x as the bf16 kernels do, so the bf16 run is the reference. By default (auto)
+// bf16 weights, and f16 ones that hold only bf16 values, take bf16 activations; f32 weights
+// (glm4) are untouched.
+constexpr auto kAuto = models::Activations::kAuto;
+constexpr auto kF32 = models::Activations::kF32;
+constexpr auto kBf16 = models::Activations::kBf16;
 INSTANTIATE_TEST_SUITE_P(
     Fixtures, HfFixture,
     ::testing::Values(Case{"glm", "", 1e-4}, Case{"glm4", "", 1e-4}, Case{"glm4_moe", "", 1e-4},
                       Case{"llama", "", 1e-4}, Case{"chatglm", "", 1e-4},
                       Case{"glm4v", "text_only", 1e-4}, Case{"glm4_bf16", "fp32_compute", 1e-4},
                       Case{"glm4_bf16", "bf16_compute", 0.1},
-                      Case{"glm4_bf16", "bf16_compute", 0.1, DType::F32, true},
-                      Case{"glm4_bf16", "fp32_compute", 1e-4, DType::F32, false, DType::F16},
-                      Case{"glm4_bf16", "bf16_compute", 0.1, DType::F32, true, DType::F16},
+                      Case{"glm4_bf16", "bf16_compute", 0.1, DType::F32, kBf16},
+                      Case{"glm4_bf16", "bf16_compute", 0.1, DType::F32, kAuto},
+                      Case{"glm4", "", 1e-4, DType::F32, kAuto},
+                      Case{"glm4_bf16", "fp32_compute", 1e-4, DType::F32, kF32, DType::F16},
+                      Case{"glm4_bf16", "bf16_compute", 0.1, DType::F32, kBf16, DType::F16},
+                      Case{"glm4_bf16", "bf16_compute", 0.1, DType::F32, kAuto, DType::F16},
                       Case{"glm", "", 1e-2, DType::F16}, Case{"glm4", "", 1e-2, DType::F16},
                       Case{"glm4_moe", "", 1e-2, DType::F16}, Case{"llama", "", 1e-2, DType::F16},
                       Case{"chatglm", "", 1e-2, DType::F16},
@@ -85,9 +105,33 @@ INSTANTIATE_TEST_SUITE_P(
       const Case& c = param_info.param;
       return c.dir + (c.section.empty() ? "" : "_" + c.section) +
              (c.kv_type == DType::F32 ? "" : "_f16_cache") +
-             (c.bf16_activations ? "_bf16_activations" : "") +
+             activations_suffix(c.activations, "_") +
              (c.load_dtype ? "_as_" + std::string(dtype_name(*c.load_dtype)) : "");
     });
+
+// The default for bf16 weights rounds the matmuls' inputs to bf16, as the model's own bf16 run
+// does; it must stay at least as close to the f32 run as that reference bf16 run is (the fixture
+// records the reference's own distance), else the default would cost accuracy.
+TEST(HfFixtureBf16, DefaultIsAsCloseToTheF32RunAsTheReferenceBf16Run) {
+  const auto dir = fixtures_dir() / "hf-tiny" / "glm4_bf16";
+  const nlohmann::json expected = read_json(dir / "expected.json");
+  const double reference_gap = expected["bf16_vs_fp32"]["prefill_logits_max_abs_diff"];
+  const nlohmann::json& f32_run = expected["fp32_compute"];
+
+  ThreadPool pool(2);
+  auto model = models::Model::load(dir, models::LoadOptions{}, pool);
+  const auto prompt = f32_run["input_ids"].get<std::vector<int32_t>>();
+  const auto generated = f32_run["generated_ids"].get<std::vector<int32_t>>();
+  const FixtureRun run = run_fixture(*model, prompt, generated, 2, DType::F32);
+  const double prefill_err =
+      max_abs_diff_rows(run.prefill_logits, json_matrix(f32_run["prefill_logits"]));
+  std::printf(
+      "[ glm4_bf16, default activations ] prefill max|diff| from the f32 run %.3g; the "
+      "reference bf16 run's %.3g\n",
+      prefill_err, reference_gap);
+  EXPECT_LE(prefill_err, reference_gap);
+  EXPECT_EQ(run.greedy, generated);
+}
 
 }  // namespace
 }  // namespace autoglm::testing
