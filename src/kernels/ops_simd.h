@@ -257,6 +257,25 @@ inline void dot_t_tile(const float* q, const E* kt, int64_t stride, int64_t n, f
   for (int j = 0; j < NH; ++j) V::store(out + j * out_stride, V::mul(acc[j], s));
 }
 
+// tile.template operator()<NH>(h) over heads [0, n_heads) in tiles of Big heads, then of 4 (if
+// Big is more), 2 and 1: the score kernels' head tiles.
+template <int Big, class Tile>
+inline void for_head_tiles(int64_t n_heads, Tile&& tile) {
+  int64_t h = 0;
+  for (; h + Big <= n_heads; h += Big) tile.template operator()<Big>(h);
+  if constexpr (Big > 4) {
+    if (h + 4 <= n_heads) {
+      tile.template operator()<4>(h);
+      h += 4;
+    }
+  }
+  if (h + 2 <= n_heads) {
+    tile.template operator()<2>(h);
+    h += 2;
+  }
+  if (h < n_heads) tile.template operator()<1>(h);
+}
+
 // dot_t_tile over two vectors of positions from two blocks (kt0, kt1) at once: each broadcast of
 // q's element serves two FMAs. In L1 on Zen 5 (a throwaway loop, 8 heads, f16 keys): 5.7 FMAs a
 // ns one vector at a time, 6.9 two at a time, against a peak of 7.2. Line i of ahead0 and of
@@ -295,23 +314,14 @@ void simd_dot_heads_t_pair(const float* q, int64_t n_heads, const E* kt0, const 
                            int64_t stride, int64_t n, float scale, float* out, int64_t out_stride,
                            const void* ahead0, const void* ahead1, int64_t ahead_bytes) {
   int64_t pf_done = 0;
-  int64_t h = 0;
-  const auto tile = [&]<int NH>() {
+  for_head_tiles<V::kAxpyHeads>(n_heads, [&]<int NH>(int64_t h) {
     const bool prefetching = pf_done < ahead_bytes;
     const char* a0 = prefetching && ahead0 ? static_cast<const char*>(ahead0) + pf_done : nullptr;
     const char* a1 = prefetching && ahead1 ? static_cast<const char*>(ahead1) + pf_done : nullptr;
     dot_t_tile_pair<V, NH>(q + h * n, kt0, kt1, stride, n, scale, out + h * out_stride, out_stride,
                            a0, a1, ahead_bytes - pf_done);
     pf_done += n * 64;
-    h += NH;
-  };
-  constexpr int kBig = V::kAxpyHeads;
-  while (h + kBig <= n_heads) tile.template operator()<kBig>();
-  if constexpr (kBig > 4) {
-    if (h + 4 <= n_heads) tile.template operator()<4>();
-  }
-  if (h + 2 <= n_heads) tile.template operator()<2>();
-  if (h < n_heads) tile.template operator()<1>();
+  });
 }
 
 // Heads in tiles of 8 (a GLM-4 group, or a prompt tile's 8 tokens x group), then 4, 2, 1; a
@@ -327,18 +337,12 @@ void simd_dot_heads_t(const float* q, int64_t n_heads, const E* kt, int64_t stri
   // One vector of positions from keys (kt_at, kt_stride) for every head, into o (o_stride).
   const auto vector_of_positions = [&](const E* kt_at, int64_t kt_stride, float* o,
                                        int64_t o_stride) {
-    int64_t h = 0;
-    const auto tile = [&]<int NH>() {
+    for_head_tiles<8>(n_heads, [&]<int NH>(int64_t h) {
       const bool prefetching = pf_done < ahead_bytes;
       dot_t_tile<V, NH>(q + h * n, kt_at, kt_stride, n, scale, o + h * o_stride, o_stride,
                         prefetching ? pf + pf_done : nullptr, ahead_bytes - pf_done);
       if (prefetching) pf_done += n * 64;
-      h += NH;
-    };
-    while (h + 8 <= n_heads) tile.template operator()<8>();
-    if (h + 4 <= n_heads) tile.template operator()<4>();
-    if (h + 2 <= n_heads) tile.template operator()<2>();
-    if (h < n_heads) tile.template operator()<1>();
+    });
   };
   int64_t p = 0;
   for (; p + V::W <= n_pos; p += V::W) vector_of_positions(kt + p, stride, out + p, out_stride);
