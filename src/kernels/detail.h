@@ -39,6 +39,10 @@ void matmul_rows_then_avx512(const Matrix& w, const float* x, int64_t n_tokens, 
 // (matmul_float_avx512.cpp); next as in KernelTable::matmul_rows_then.
 void float_rows8_avx512(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
                         int64_t r0, int64_t r1, int64_t next);
+// f16 Rows8Pairs matrices with Matrix::x_as_int16, columns a multiple of 32: weights and x in
+// 16-bit integers per block of 32, through vpdpwssd (matmul_f16_int16_avx512.cpp).
+void f16_int16_rows_avx512(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
+                           int64_t r0, int64_t r1, int64_t next);
 // Waking a worker costs microseconds (much more on a busy machine), so a chunk of a parallel
 // kernel must carry enough work to pay for it: at least ~64K multiply-adds, which keeps tiny
 // models single-threaded.
@@ -114,8 +118,9 @@ void unpack_row_x8(const Matrix& w, int64_t r, void* out);
 // rows and outputs, 8 a pass of f16 weights rounded to bf16 (AVX-512, Matrix::x_as_bf16), 9 the
 // AVX-512 integer kernels' activation offsets (int32), 10 their arranged q when the caller gave
 // none (and 12, 13 its d and q4_offset), 11 the SIMD transposed-key dot products' padded last
-// positions (ops_simd.h).
-constexpr int kScratchSlots = 14;
+// positions (ops_simd.h), 14 and 15 x's integers and scales for f16_int16_rows_avx512 and 16 its
+// pass of weights as integers.
+constexpr int kScratchSlots = 17;
 float* scratch_f32(int64_t n, int slot);
 
 }  // namespace autoglm::kernels::detail

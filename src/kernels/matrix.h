@@ -46,6 +46,11 @@ struct Matrix {
   // AVX-512 kernel does for 4 tokens or more). The results then move away from an f32 run's, though
   // less than a bf16 run's do; models::Activations says which matrices set it (`--activations`).
   bool x_as_bf16 = false;
+  // f16 Rows8Pairs matrices: the AVX-512 kernels may multiply calls of 4 tokens or more in 16-bit
+  // integers (x and each pass's weights per block of 32, matmul_f16_int16_avx512.cpp): about the
+  // f16 rounding of x that an f16 run of the model makes, at twice the multiply-adds of f32 FMAs.
+  // x_as_bf16 takes precedence.
+  bool x_as_int16 = false;
 
   size_t row_stride() const { return row_bytes(dtype, cols); }
   // Rows layout only (the interleaved layouts have no contiguous rows).

@@ -81,7 +81,7 @@ void complete_spec_from_gguf_tensors(ModelSpec& spec, const formats::TensorStore
 std::string activations_summary(const PackResult& packed, Activations activations) {
   if (activations == Activations::kF32) return "";
   const bool asked = activations == Activations::kBf16;
-  if (packed.bf16_rounding_x == 0 && packed.f16_as_bf16 == 0) {
+  if (packed.bf16_rounding_x == 0 && packed.f16_as_bf16 == 0 && packed.f16_in_int16 == 0) {
     if (asked) {
       log::warn(
           "bf16 activations change nothing: no bf16 or f16 weight matrix was repacked (convert "
@@ -110,6 +110,13 @@ std::string activations_summary(const PackResult& packed, Activations activation
         "; {} f16 matrices multiply in bf16 for 4 tokens or more (weights and activations "
         "rounded, vdpbf16ps); decode stays in f32",
         packed.f16_as_bf16);
+  }
+  if (packed.f16_in_int16 > 0) {
+    summary += fmt::format(
+        "; {} f16 matrices multiply 4 tokens or more in 16-bit integers per block of 32 "
+        "(vpdpwssd: about an f16 run's rounding of the activations; --activations f32 keeps f32); "
+        "decode stays in f32",
+        packed.f16_in_int16);
   }
   return summary;
 }

@@ -147,6 +147,14 @@ bool rounds_x_to_bf16(DType packed, Activations activations) {
   return false;
 }
 
+// Whether a packed f16 matrix multiplies several tokens in 16-bit integers
+// (kernels::Matrix::x_as_int16): by default, where the AVX-512 kernels run it (Rows8Pairs) in
+// whole blocks of 32 columns and it does not already round to bf16.
+bool multiplies_in_int16(const kernels::Matrix& w, Activations activations) {
+  return activations == Activations::kAuto && w.dtype == DType::F16 && !w.x_as_bf16 &&
+         w.layout == kernels::WeightLayout::Rows8Pairs && w.cols % 32 == 0;
+}
+
 }  // namespace
 
 PackResult pack_weights(ModelWeights& weights, std::vector<LargeBuffer>& owned, ThreadPool& pool,
@@ -176,6 +184,8 @@ PackResult pack_weights(ModelWeights& weights, std::vector<LargeBuffer>& owned, 
     l.w.x_as_bf16 = rounds_x_to_bf16(l.w.dtype, activations);
     result.bf16_rounding_x += l.w.x_as_bf16 && l.w.dtype == DType::BF16 ? 1 : 0;
     result.f16_as_bf16 += l.w.x_as_bf16 && l.w.dtype == DType::F16 ? 1 : 0;
+    l.w.x_as_int16 = multiplies_in_int16(l.w, activations);
+    result.f16_in_int16 += l.w.x_as_int16 ? 1 : 0;
     release_source(source, owned);
   }
   std::erase_if(owned, [](const auto& b) { return b == nullptr; });

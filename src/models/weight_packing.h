@@ -28,6 +28,7 @@ struct PackResult {
   int packed = 0;           // matrices packed
   int bf16_rounding_x = 0;  // of which bf16 matrices that may round x to bf16
   int f16_as_bf16 = 0;      // of which f16 matrices that may round x and themselves to bf16
+  int f16_in_int16 = 0;     // of which f16 matrices that multiply several tokens in int16
   // of which f16 matrices holding only bf16 values, packed as bf16 (kernels::pack_f16_as_bf16)
   int f16_packed_as_bf16 = 0;
   int fused_qkv = 0;  // layers whose separate q, k and v now run as one matrix

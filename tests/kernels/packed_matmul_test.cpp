@@ -473,6 +473,121 @@ TEST(PackedMatmulF16AsBf16, Avx512RoundsWeightsAndXFromFourTokens) {
   }
 }
 
+// matmul_f16_int16_avx512.cpp's arithmetic, element by element: x per token and block of 32 as
+// integers of at most 8191 (d = amax / 8191), each row's block of weights as integers times
+// 2^(E - 28) (E its largest biased f16 exponent, at least 1), exact integer sums over each row's
+// two column pairs of every 4 (lane h: columns 4j + 2h, +1), one f32 FMA per block and lane with
+// the scales' product, then the two lanes added.
+std::vector<float> f16_int16_reference(const std::vector<uint16_t>& w, const std::vector<float>& x,
+                                       int64_t rows, int64_t cols, int64_t n_tokens) {
+  const int64_t nb = cols / 32;
+  std::vector<int32_t> xq(x.size());
+  std::vector<float> xd(static_cast<size_t>(n_tokens * nb));
+  for (int64_t b = 0; b < n_tokens * nb; ++b) {
+    float amax = 0.0f;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[b * 32 + i]));
+    const float inv = amax > 0.0f ? 8191.0f / amax : 0.0f;
+    xd[b] = amax / 8191.0f;
+    for (int i = 0; i < 32; ++i)
+      xq[b * 32 + i] = static_cast<int32_t>(std::nearbyint(x[b * 32 + i] * inv));
+  }
+  std::vector<float> y(static_cast<size_t>(n_tokens * rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    std::vector<int32_t> wq(static_cast<size_t>(cols));
+    std::vector<float> dw(static_cast<size_t>(nb));
+    for (int64_t b = 0; b < nb; ++b) {
+      int e = 1;
+      for (int i = 0; i < 32; ++i) e = std::max(e, (w[r * cols + b * 32 + i] & 0x7fff) >> 10);
+      dw[b] = std::ldexp(1.0f, e - 28);
+      for (int i = 0; i < 32; ++i) {
+        const float v = f16_to_f32(w[r * cols + b * 32 + i]) * std::ldexp(1.0f, 28 - e);
+        wq[b * 32 + i] = static_cast<int32_t>(std::nearbyint(v));
+      }
+    }
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      float acc[2] = {0.0f, 0.0f};
+      for (int64_t b = 0; b < nb; ++b) {
+        for (int h = 0; h < 2; ++h) {
+          int32_t sum = 0;
+          for (int j = 0; j < 8; ++j) {
+            for (int i = 0; i < 2; ++i) {
+              const int64_t c = b * 32 + 4 * j + 2 * h + i;
+              sum += wq[c] * xq[t * cols + c];
+            }
+          }
+          acc[h] = std::fma(static_cast<float>(sum), dw[b] * xd[t * nb + b], acc[h]);
+        }
+      }
+      y[t * rows + r] = acc[0] + acc[1];
+    }
+  }
+  return y;
+}
+
+// With Matrix::x_as_int16, the AVX-512 f16 kernel is, for 4 tokens or more, exactly the integer
+// arithmetic above (the same bits), which stays within the rounding of x and of the weights'
+// smaller elements it allows against exact products of the f16 weights and f32 x; below 4 tokens
+// it is the f32 kernel's own.
+TEST(PackedMatmulF16AsInt16, Avx512IsTheIntegerArithmeticFromFourTokens) {
+  if (!cpu_features().supports(Isa::Avx512)) {
+    GTEST_SKIP() << "this CPU has no AVX-512 (scripts/test.sh runs it in the emulated build)";
+  }
+  for (const Shape s : {Shape{40, 2048, 4}, Shape{24, 96, 7}, Shape{136, 64, 9}, Shape{8, 64, 200},
+                        Shape{40, 2048, 1}, Shape{24, 96, 3}}) {
+    const std::vector<uint8_t> bytes = make_weights(DType::F16, s.rows, s.cols, 81);
+    std::vector<uint16_t> h(bytes.size() / 2);
+    std::memcpy(h.data(), bytes.data(), bytes.size());
+    // Blocks whose largest weight is subnormal, or zero, and x with a block of zeros and outliers.
+    for (int64_t c = 0; c < 32; ++c) {
+      h[static_cast<size_t>(c)] = static_cast<uint16_t>(c * 7 % 1024);
+      h[static_cast<size_t>(s.cols + c)] = 0;
+    }
+    const Matrix w{DType::F16, s.rows, s.cols, h.data()};
+    std::vector<std::byte> packed(bytes.size());
+    Matrix p = pack_for_matmul(w, packed.data(), nullptr, for_isa(Isa::Avx512));
+    p.x_as_int16 = true;
+    std::vector<float> x = random_floats(static_cast<size_t>(s.n_tokens * s.cols), 9, -2.0f, 2.0f);
+    for (int64_t c = 0; c < 32; ++c) x[static_cast<size_t>(c)] = 0.0f;
+    for (size_t i = 40; i < x.size(); i += 97) x[i] *= 30.0f;
+    std::vector<float> got(static_cast<size_t>(s.n_tokens * s.rows));
+    for_isa(Isa::Avx512).matmul_rows(p, x.data(), s.n_tokens, got.data(), s.rows, 0, s.rows);
+    if (s.n_tokens < 4) {
+      Matrix plain = p;
+      plain.x_as_int16 = false;
+      std::vector<float> f32(got.size());
+      for_isa(Isa::Avx512).matmul_rows(plain, x.data(), s.n_tokens, f32.data(), s.rows, 0, s.rows);
+      EXPECT_EQ(got, f32) << s.rows << "x" << s.cols << " t" << s.n_tokens;
+      continue;
+    }
+    EXPECT_EQ(got, f16_int16_reference(h, x, s.rows, s.cols, s.n_tokens))
+        << s.rows << "x" << s.cols << " t" << s.n_tokens;
+    // Against exact products: each weight moves by at most 2^-15 of its block's largest (none
+    // within 2^3 of it), each x by at most half its block's step amax / 8191.
+    for (int64_t t = 0; t < s.n_tokens; ++t) {
+      for (int64_t r = 0; r < s.rows; ++r) {
+        double exact = 0.0, bound = 0.0, magnitude = 0.0;
+        for (int64_t b = 0; b < s.cols / 32; ++b) {
+          double wmax = 0.0, xmax = 0.0;
+          for (int64_t c = b * 32; c < b * 32 + 32; ++c) {
+            wmax = std::max(wmax, std::fabs(double{f16_to_f32(h[r * s.cols + c])}));
+            xmax = std::max(xmax, std::fabs(double{x[t * s.cols + c]}));
+          }
+          for (int64_t c = b * 32; c < b * 32 + 32; ++c) {
+            const double wv = f16_to_f32(h[r * s.cols + c]), xv = x[t * s.cols + c];
+            exact += wv * xv;
+            magnitude += std::fabs(wv * xv);
+            bound += std::ldexp(wmax, -15) * std::fabs(xv) + std::fabs(wv) * xmax / 16382.0 +
+                     std::ldexp(wmax, -15) * xmax / 16382.0;
+          }
+        }
+        bound += 1e-6 * magnitude;  // f32 sums and scales
+        ASSERT_NEAR(got[static_cast<size_t>(t * s.rows + r)], exact, bound)
+            << s.rows << "x" << s.cols << " t=" << t << " r=" << r;
+      }
+    }
+  }
+}
+
 // Every SIMD table quantizes activations exactly as the scalar quantize_acts does, including the
 // q4_0 offset's two int16 halves (-8·Σq over i % 4 < 2 and over i % 4 >= 2).
 TEST(QuantizedActs, SimdMatchesScalar) {
