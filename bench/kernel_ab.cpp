@@ -55,6 +55,7 @@ struct Options {
   int threads = 1;
   int pairs = 100;
   bool expect_same = false;
+  bool b_int16 = false;  // f16: B multiplies in 16-bit integers (Matrix::x_as_int16)
 };
 
 constexpr int64_t kCols = 2048;
@@ -133,10 +134,12 @@ Workload make_workload(const Options& o, const autoglm::kernels::KernelTable& av
 // pool's threads; returns the seconds it took.
 class Runner {
  public:
-  Runner(const Workload& wl, autoglm::ThreadPool& pool) : wl_(wl), pool_(pool) {}
+  Runner(const Workload& wl, autoglm::ThreadPool& pool, bool b_int16)
+      : wl_(wl), pool_(pool), b_int16_(b_int16) {}
 
   double call(bool b, float* y) {
-    const Matrix& m = wl_.copies[next_];
+    Matrix m = wl_.copies[next_];
+    m.x_as_int16 = b && b_int16_;
     next_ = (next_ + 1) % wl_.copies.size();
     const QuantizedActs xa = wl_.acts();
     const bool quantized = wl_.type == DType::Q4_0 || wl_.type == DType::Q8_0;
@@ -159,6 +162,7 @@ class Runner {
  private:
   const Workload& wl_;
   autoglm::ThreadPool& pool_;
+  bool b_int16_;
   size_t next_ = 0;
 };
 
@@ -182,13 +186,13 @@ int run(const Options& o) {
   const auto& avx512 = autoglm::kernels::for_isa(autoglm::Isa::Avx512);  // throws without it
   const Workload wl = make_workload(o, avx512);
   autoglm::ThreadPool pool(o.threads);
-  Runner runner(wl, pool);
+  Runner runner(wl, pool, o.b_int16);
   std::vector<float> ya(static_cast<size_t>(wl.tokens * wl.rows));
   std::vector<float> yb(ya.size());
   // Outputs from the same copy, then the warm-up; a sample of cached weights repeats the call to
   // last about a millisecond.
   runner.call(false, ya.data());
-  Runner(wl, pool).call(true, yb.data());
+  Runner(wl, pool, o.b_int16).call(true, yb.data());
   const auto [diff, scale] = output_difference(ya, yb);
   const double one = runner.call(false, ya.data());
   const int reps = o.weights == "cached" ? std::clamp(static_cast<int>(1e-3 / one), 1, 100) : 1;
@@ -254,6 +258,8 @@ int main(int argc, char** argv) {
   app.add_option("--threads", o.threads, "threads splitting the rows")->check(CLI::Range(1, 256));
   app.add_option("--pairs", o.pairs, "samples of each build")->check(CLI::Range(1, 1000000));
   app.add_flag("--expect-same", o.expect_same, "fail when A's and B's outputs differ");
+  app.add_flag("--b-int16", o.b_int16,
+               "f16: build B multiplies in 16-bit integers (Matrix::x_as_int16), from 4 tokens");
   CLI11_PARSE(app, argc, argv);
   if (o.rows % 16 != 0) {
     std::fprintf(stderr, "kernel_ab: --rows %ld is not a multiple of 16 (two 8-row groups)\n",

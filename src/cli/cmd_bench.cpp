@@ -115,6 +115,7 @@ int run(BenchFlags& f) {
         {"int8_dot_peak_gflops", r.int8_peak.gflops},
         {"int8_dot_peak_vector_bits", r.int8_peak.vector_bits},
         {"bf16_dot_peak_gflops", r.bf16_peak.gflops},
+        {"int16_dot_peak_gflops", r.int16_peak.gflops},
         {"resident_bytes", r.resident_bytes},
         {"huge_page_bytes", r.huge_page_bytes},
         {"prefill",
@@ -162,10 +163,12 @@ int run(BenchFlags& f) {
   }
   if (r.fma_peak.gflops > 0) {
     const bool wide = r.int8_peak.vector_bits == 512;
-    const std::string bf16 =
+    std::string bf16 =
         r.bf16_peak.gflops > 0
             ? fmt::format(", bf16 dot products {:.0f} (vdpbf16ps)", r.bf16_peak.gflops)
             : "";
+    if (r.int16_peak.gflops > 0)
+      bf16 += fmt::format(", 16-bit dot products {:.0f} (vpdpwssd)", r.int16_peak.gflops);
     std::printf(
         "compute  peaks of the threads together, GFLOP/s: f32 FMAs %.0f, 8-bit dot products %.0f "
         "(%s)%s; %d-bit vectors, the higher of a probe before and one after the runs\n",
@@ -173,21 +176,25 @@ int run(BenchFlags& f) {
         r.fma_peak.vector_bits);
   }
   // Prefill and batches multiply on the instructions of their weights' kernels: f32 FMAs for
-  // float weights (bf16 dot products with bf16 activations), 8-bit dot products for quantized
-  // ones.
-  const double peak = r.bf16_products   ? r.bf16_peak.gflops
-                      : r.float_weights ? r.fma_peak.gflops
-                                        : r.int8_peak.gflops;
-  const char* peak_name = r.bf16_products   ? "bf16 dot-product"
-                          : r.float_weights ? "FMA"
-                                            : "8-bit dot-product";
-  const auto of_peak = [&](double gflops) {
+  // float weights (bf16 dot products with bf16 activations; 16-bit dot products for f16 with
+  // 16-bit activations, from kernels::kInt16MinTokens tokens a call), 8-bit dot products for
+  // quantized ones.
+  const auto of_peak = [&](double gflops, int tokens) {
+    const bool int16 = r.int16_products && tokens >= kernels::kInt16MinTokens;
+    const double peak = r.bf16_products   ? r.bf16_peak.gflops
+                        : int16           ? r.int16_peak.gflops
+                        : r.float_weights ? r.fma_peak.gflops
+                                          : r.int8_peak.gflops;
+    const char* peak_name = r.bf16_products   ? "bf16 dot-product"
+                            : int16           ? "16-bit dot-product"
+                            : r.float_weights ? "FMA"
+                                              : "8-bit dot-product";
     if (peak <= 0) return std::string();
     return fmt::format(" = {:.0f}% of the {} peak", 100.0 * gflops / peak, peak_name);
   };
   std::printf("prefill  %d tokens: %.1f tokens/s (median of %d), %.1f GFLOP/s%s\n",
               f.options.prompt_tokens, r.prefill_median_tps, f.options.repeats, r.prefill_gflops,
-              of_peak(r.prefill_gflops).c_str());
+              of_peak(r.prefill_gflops, f.options.prompt_tokens).c_str());
   const std::string after =
       f.options.context > 0 ? fmt::format(" after {} cached", f.options.context) : "";
   std::printf(
@@ -205,7 +212,7 @@ int run(BenchFlags& f) {
         "batched  %d sequences x 1 token per step: %.1f tokens/s (median of %d), %.1f GFLOP/s%s, "
         "%.1fx single-stream decode\n",
         f.options.batch, r.batch_median_tps, f.options.repeats, r.batch_gflops,
-        of_peak(r.batch_gflops).c_str(), r.batch_median_tps / r.decode_median_tps);
+        of_peak(r.batch_gflops, f.options.batch).c_str(), r.batch_median_tps / r.decode_median_tps);
   }
   return 0;
 }

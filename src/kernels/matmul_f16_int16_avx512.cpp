@@ -39,7 +39,8 @@ constexpr float kXLimit = 8191.0f;      // largest |q| of x
 // The weights' scale is 2^(E - kScaleBias) for the block's largest biased exponent E: its largest
 // weights, (1024 + m)·2^(E - 25), become (1024 + m)·2^3 <= 16376.
 constexpr int kScaleBias = 28;
-constexpr int kPassGroups = 4;
+constexpr int kPassGroups = 6;       // groups converted at a time
+constexpr int kTileGroups = 3;       // groups per tile (and 4 tokens)
 constexpr int64_t kTokenChunk = 96;  // tokens per conversion of a pass
 constexpr int64_t kLineBytes = 64;
 // How far ahead the conversion prefetches its own stream into L1 (as F16PassAsBf16 does).
@@ -81,57 +82,60 @@ struct Int16Pass {
   int64_t n_blocks;
 };
 
-// Row r's largest |weight| bits of a block (8 lines from `line`) in 32-bit lane r (r < 8).
-inline __m512i block_row_max(const uint8_t* line) {
+// Row r's largest |weight| bits of a block (8 lines from `line`) in 32-bit lane r.
+inline __m256i block_row_max(const uint8_t* line) {
   const __m512i magnitude = _mm512_set1_epi16(0x7fff);
   __m512i m = _mm512_setzero_si512();
   for (int j = 0; j < 8; ++j)
     m = _mm512_max_epu16(m, _mm512_and_si512(_mm512_loadu_si512(line + kLineBytes * j), magnitude));
   // Words 2r, 2r + 1 and 16 + 2r, 16 + 2r + 1 hold row r: fold the halves, then each word pair.
-  m = _mm512_max_epu16(m, _mm512_shuffle_i64x2(m, m, _MM_SHUFFLE(3, 2, 3, 2)));
-  m = _mm512_max_epu16(m, _mm512_srli_epi32(m, 16));
-  return _mm512_and_si512(m, _mm512_set1_epi32(0xffff));
+  __m256i h = _mm256_max_epu16(_mm512_castsi512_si256(m), _mm512_extracti64x4_epi64(m, 1));
+  h = _mm256_max_epu16(h, _mm256_srli_epi32(h, 16));
+  return _mm256_and_si256(h, _mm256_set1_epi32(0xffff));
 }
 
 // One group's block: 8 f16 lines from src into 8 integer lines at dst, and its 16 lane scales.
-inline void convert_block(const uint8_t* src, const uint8_t* next, int16_t* dst, float* scale) {
+inline void convert_block(const uint8_t* src, int16_t* dst, float* scale) {
   const __m512i pair_index = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
   // E = max(biased exponent, 1): subnormal and zero blocks take the smallest normal's scale.
-  const __m512i e =
-      _mm512_max_epi32(_mm512_srli_epi32(block_row_max(src), 10), _mm512_set1_epi32(1));
-  const __m512i e16 = _mm512_permutexvar_epi32(pair_index, e);
+  const __m256i e =
+      _mm256_max_epi32(_mm256_srli_epi32(block_row_max(src), 10), _mm256_set1_epi32(1));
+  const __m512i e16 = _mm512_permutexvar_epi32(pair_index, _mm512_castsi256_si512(e));
   // 2^(E - 28) and 2^(28 - E) as f32 bits: exponent fields 127 + E - 28 and 127 - E + 28.
   const __m512 lane_scale = _mm512_castsi512_ps(
       _mm512_slli_epi32(_mm512_add_epi32(e16, _mm512_set1_epi32(127 - kScaleBias)), 23));
   const __m512 inv = _mm512_castsi512_ps(
       _mm512_slli_epi32(_mm512_sub_epi32(_mm512_set1_epi32(127 + kScaleBias), e16), 23));
   _mm512_storeu_ps(scale, lane_scale);
+  // Adding 1.5 · 2^23 rounds a value below 2^22 in magnitude to an integer (to nearest even, as
+  // the FMA rounds) and leaves it, in two's complement, in the low bits of the sum's f32 bits: one
+  // FMA scales and rounds, and the low 16 bits are the integer.
+  const __m512 magic = _mm512_set1_ps(12582912.0f);
+  // Word 4r + i of the line: row r's column k + i, the low word of lane 2r + i of lo (i < 2) or
+  // of lane 2r + i - 2 of hi.
+  const __m512i words =
+      _mm512_set_epi16(62, 60, 30, 28, 58, 56, 26, 24, 54, 52, 22, 20, 50, 48, 18, 16, 46, 44, 14,
+                       12, 42, 40, 10, 8, 38, 36, 6, 4, 34, 32, 2, 0);
   for (int j = 0; j < 8; ++j) {
     const uint8_t* line = src + kLineBytes * j;
     _mm_prefetch(reinterpret_cast<const char*>(line + kConvertAhead), _MM_HINT_T0);
-    if (next != nullptr)
-      _mm_prefetch(reinterpret_cast<const char*>(next + kLineBytes * j), _MM_HINT_T1);
     // Columns k, k + 1 of row r in lanes 2r, 2r + 1; then k + 2, k + 3. Scaling by a power of two
     // is exact; the rounding to an integer is the conversion's only one.
-    const __m512 lo = _mm512_mul_ps(
-        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(line))), inv);
-    const __m512 hi = _mm512_mul_ps(
-        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 32))), inv);
-    // Per 128-bit lane L, packs gives row 2L (k, k+1), row 2L+1 (k, k+1), row 2L (k+2, k+3),
-    // row 2L+1 (k+2, k+3); the shuffle puts each row's two pairs side by side.
-    const __m512i packed = _mm512_packs_epi32(_mm512_cvtps_epi32(lo), _mm512_cvtps_epi32(hi));
-    _mm512_storeu_si512(dst + 32 * j, _mm512_shuffle_epi32(packed, _MM_PERM_DBCA));
+    const __m512 lo = _mm512_fmadd_ps(
+        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(line))), inv, magic);
+    const __m512 hi = _mm512_fmadd_ps(
+        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 32))), inv,
+        magic);
+    _mm512_storeu_si512(dst + 32 * j, _mm512_permutex2var_epi16(_mm512_castps_si512(lo), words,
+                                                                _mm512_castps_si512(hi)));
   }
 }
 
-// The ng groups from `group` (f16 Rows8Pairs, group_bytes apart) into pass; prefetches the same
-// bytes from next (the next pass, or null) into L2 as it goes.
-void convert_pass(const uint8_t* group, const uint8_t* next, int64_t group_bytes, int ng,
-                  const Int16Pass& pass) {
+// The ng groups from `group` (f16 Rows8Pairs, group_bytes apart) into pass.
+void convert_pass(const uint8_t* group, int64_t group_bytes, int ng, const Int16Pass& pass) {
   for (int g = 0; g < ng; ++g) {
     for (int64_t b = 0; b < pass.n_blocks; ++b) {
-      const int64_t at = g * group_bytes + b * 8 * kLineBytes;
-      convert_block(group + at, next != nullptr ? next + at : nullptr,
+      convert_block(group + g * group_bytes + b * 8 * kLineBytes,
                     pass.q + (g * pass.n_blocks + b) * kBlockInts,
                     pass.scale + (g * pass.n_blocks + b) * 16);
     }
@@ -144,10 +148,36 @@ inline __m512i broadcast8(const int16_t* p) {
   return _mm512_set1_epi64(four);
 }
 
+// Which lines of the next pass a tile prefetches into L2: `lines` lines from `from`, spread over
+// its blocks (per_block each), so that the reads from memory overlap the pass's arithmetic.
+struct NextShare {
+  const uint8_t* from = nullptr;
+  int64_t lines = 0, per_block = 0;
+};
+
+// The tiles of a pass in order, each with its share of the next pass's lines.
+class NextShares {
+ public:
+  NextShares(const uint8_t* next, int64_t lines, int64_t tiles, int64_t n_blocks)
+      : next_(next),
+        lines_(next != nullptr ? lines : 0),
+        per_tile_((lines_ + tiles - 1) / tiles),
+        per_block_((per_tile_ + n_blocks - 1) / n_blocks) {}
+  NextShare take() {
+    const int64_t begin = std::min(lines_, per_tile_ * taken_++);
+    return {next_ + kLineBytes * begin, std::min(per_tile_, lines_ - begin), per_block_};
+  }
+
+ private:
+  const uint8_t* next_;
+  int64_t lines_, per_tile_, per_block_, taken_ = 0;
+};
+
 // y[t, 8g..8g+7] for NG groups from g0 of the pass and NT tokens from x's token t0 (y: token 0's
 // outputs for the pass's row 0, ldy apart).
 template <int NG, int NT>
-void tile(const Int16Pass& p, int g0, const XInt16& x, int64_t t0, float* y, int64_t ldy) {
+void tile(const Int16Pass& p, int g0, const XInt16& x, int64_t t0, float* y, int64_t ldy,
+          NextShare next) {
   const int64_t nb = p.n_blocks;
   __m512 acc[NG][NT];
   for (int g = 0; g < NG; ++g) {
@@ -156,6 +186,9 @@ void tile(const Int16Pass& p, int g0, const XInt16& x, int64_t t0, float* y, int
   const int16_t* xq = x.q + t0 * x.cols;
   const float* xd = x.d + t0 * nb;
   for (int64_t b = 0; b < nb; ++b) {
+    const int64_t i0 = b * next.per_block;
+    for (int64_t i = i0; i < std::min(next.lines, i0 + next.per_block); ++i)
+      _mm_prefetch(reinterpret_cast<const char*>(next.from + kLineBytes * i), _MM_HINT_T1);
     __m512i sum[NG][NT];
     for (int g = 0; g < NG; ++g) {
       for (int t = 0; t < NT; ++t) sum[g][t] = _mm512_setzero_si512();
@@ -186,16 +219,17 @@ void tile(const Int16Pass& p, int g0, const XInt16& x, int64_t t0, float* y, int
 
 // Every token of [0, n) for NG groups from g0, in tiles of 4 and one of the 1-3 left.
 template <int NG>
-void token_tiles(const Int16Pass& p, int g0, const XInt16& x, int64_t n, float* y, int64_t ldy) {
+void token_tiles(const Int16Pass& p, int g0, const XInt16& x, int64_t n, float* y, int64_t ldy,
+                 NextShares& next) {
   int64_t t = 0;
-  for (; t + 4 <= n; t += 4) tile<NG, 4>(p, g0, x, t, y, ldy);
+  for (; t + 4 <= n; t += 4) tile<NG, 4>(p, g0, x, t, y, ldy, next.take());
   switch (n - t) {
     case 3:
-      return tile<NG, 3>(p, g0, x, t, y, ldy);
+      return tile<NG, 3>(p, g0, x, t, y, ldy, next.take());
     case 2:
-      return tile<NG, 2>(p, g0, x, t, y, ldy);
+      return tile<NG, 2>(p, g0, x, t, y, ldy, next.take());
     case 1:
-      return tile<NG, 1>(p, g0, x, t, y, ldy);
+      return tile<NG, 1>(p, g0, x, t, y, ldy, next.take());
     default:
       return;
   }
@@ -219,17 +253,22 @@ void f16_int16_rows_avx512(const Matrix& w, const float* x, int64_t n_tokens, fl
     for (int64_t r = r0; r < r1; r += kPassRows) {
       const int ng = static_cast<int>(std::min(kPassRows, r1 - r) / 8);
       const uint8_t* group = weights + (r / 8) * group_bytes;
-      // The next pass: of this range, or the first of the rows this thread runs next.
+      convert_pass(group, group_bytes, ng, pass);
+      // The tiles prefetch the next pass: of this range, or the first of the rows this thread
+      // runs next (KernelTable::matmul_rows_then), which the conversion then reads from L2.
       const uint8_t* next = nullptr;
       if (r + 2 * kPassRows <= r1)
         next = group + kPassGroups * group_bytes;
       else if (next_rows + kPassRows <= w.rows)
         next = weights + (next_rows / 8) * group_bytes;
-      convert_pass(group, next, group_bytes, ng, pass);
+      const int64_t tiles = (ng + kTileGroups - 1) / kTileGroups * ((n + 3) / 4);
+      NextShares shares(next, kPassGroups * group_bytes / kLineBytes, tiles, nb);
       float* yp = y + t0 * ldy + r;
       int g = 0;
-      for (; g + 2 <= ng; g += 2) token_tiles<2>(pass, g, xc, n, yp, ldy);
-      if (g < ng) token_tiles<1>(pass, g, xc, n, yp, ldy);
+      for (; g + kTileGroups <= ng; g += kTileGroups)
+        token_tiles<kTileGroups>(pass, g, xc, n, yp, ldy, shares);
+      if (ng - g == 2) token_tiles<2>(pass, g, xc, n, yp, ldy, shares);
+      if (ng - g == 1) token_tiles<1>(pass, g, xc, n, yp, ldy, shares);
     }
   }
 }

@@ -251,8 +251,6 @@ constexpr int64_t kTokenChunk = 96;
 // tokens: a line's conversion (5 instructions) then costs less than the vdpbf16ps it saves. With
 // fewer (decode), memory sets the pace and the f32 FMAs keep the weights exact.
 constexpr int64_t kF16AsBf16MinTokens = 4;
-// The same for Matrix::x_as_int16 (matmul_f16_int16_avx512.cpp).
-constexpr int64_t kF16AsInt16MinTokens = 4;
 
 // A pass's weights as the tiles read them: the packed matrix itself.
 struct PackedPass {
@@ -352,7 +350,7 @@ const uint16_t* x_as_bf16(const float* x, int64_t n_tokens, int64_t cols) {
 void float_rows8_avx512(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
                         int64_t r0, int64_t r1, int64_t next) {
   if (w.dtype == DType::F16) {
-    if (!w.x_as_bf16 && w.x_as_int16 && n_tokens >= kF16AsInt16MinTokens && w.cols % 32 == 0)
+    if (!w.x_as_bf16 && w.x_as_int16 && n_tokens >= kInt16MinTokens && w.cols % 32 == 0)
       return f16_int16_rows_avx512(w, x, n_tokens, y, ldy, r0, r1, next);
     if (!w.x_as_bf16 || n_tokens < kF16AsBf16MinTokens || w.cols % kLineColumns != 0)
       return float_rows<F16Fma>(w, x, n_tokens, y, ldy, r0, r1, next);

@@ -46,7 +46,7 @@ struct Matrix {
   // AVX-512 kernel does for 4 tokens or more). The results then move away from an f32 run's, though
   // less than a bf16 run's do; models::Activations says which matrices set it (`--activations`).
   bool x_as_bf16 = false;
-  // f16 Rows8Pairs matrices: the AVX-512 kernels may multiply calls of 4 tokens or more in 16-bit
+  // f16 Rows8Pairs matrices: the AVX-512 kernels may multiply calls of 32 tokens or more in 16-bit
   // integers (x and each pass's weights per block of 32, matmul_f16_int16_avx512.cpp): about the
   // f16 rounding of x that an f16 run of the model makes, at twice the multiply-adds of f32 FMAs.
   // x_as_bf16 takes precedence.
@@ -58,5 +58,11 @@ struct Matrix {
     return static_cast<const std::byte*>(data) + static_cast<size_t>(r) * row_stride();
   }
 };
+
+// Calls of fewer tokens multiply f16 matrices with Matrix::x_as_int16 in f32 all the same: below
+// it, converting each pass of weights to integers cost more than the faster products gained
+// (kernel_ab from DRAM, 2 threads, int16 against f32 time: 16 tokens 1.15-1.25, 32 tokens
+// 0.85-0.95, 96 tokens 0.70-0.78).
+inline constexpr int64_t kInt16MinTokens = 32;
 
 }  // namespace autoglm::kernels

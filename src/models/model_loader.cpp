@@ -113,7 +113,7 @@ std::string activations_summary(const PackResult& packed, Activations activation
   }
   if (packed.f16_in_int16 > 0) {
     summary += fmt::format(
-        "; {} f16 matrices multiply 4 tokens or more in 16-bit integers per block of 32 "
+        "; {} f16 matrices multiply 32 tokens or more in 16-bit integers per block of 32 "
         "(vpdpwssd: about an f16 run's rounding of the activations; --activations f32 keeps f32); "
         "decode stays in f32",
         packed.f16_in_int16);

@@ -22,6 +22,7 @@ float fma_chains_avx512(int64_t iters, float seed);
 int32_t dot_chains_avx2(int64_t iters, int32_t seed);
 int32_t dot_chains_avx512(int64_t iters, int32_t seed);
 float bf16_dot_chains_avx512(int64_t iters, float seed);
+int32_t int16_dot_chains_avx512(int64_t iters, int32_t seed);
 
 namespace {
 
@@ -171,6 +172,17 @@ ComputePeak measure_bf16_dot_peak(ThreadPool& pool) {
   peak.gflops = best_gflops(pool, flops, [&](int index) {
     return bf16_dot_chains_avx512(kIters, static_cast<float>(index)) > 0.0f;
   });
+  return peak;
+}
+
+ComputePeak measure_int16_dot_peak(ThreadPool& pool) {
+  if (kernels::active().isa != Isa::Avx512) return {};
+  ComputePeak peak;
+  peak.vector_bits = 512;
+  constexpr int64_t kIters = 1'000'000;  // 12M vpdpwssd a thread: ~5-20 ms
+  const double flops = static_cast<double>(kIters) * 12.0 * 32 * 2;
+  peak.gflops = best_gflops(pool, flops,
+                            [&](int index) { return int16_dot_chains_avx512(kIters, index) != 0; });
   return peak;
 }
 

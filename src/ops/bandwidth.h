@@ -67,5 +67,9 @@ ComputePeak measure_int8_dot_peak(ThreadPool& pool);
 // roofline of bf16 (and f16 with --bf16-activations) weights (Matrix::x_as_bf16). 0 GFLOP/s unless
 // the AVX-512 kernels (which need AVX-512 BF16) are active.
 ComputePeak measure_bf16_dot_peak(ThreadPool& pool);
+// 16-bit integer dot-product throughput (512-bit vpdpwssd, two multiply-adds per 32-bit lane): the
+// compute roofline of f16 weights multiplied in 16-bit integers (Matrix::x_as_int16). 0 GFLOP/s
+// unless the AVX-512 kernels are active.
+ComputePeak measure_int16_dot_peak(ThreadPool& pool);
 
 }  // namespace autoglm::ops

@@ -22,6 +22,7 @@ void probe_compute_peaks(ThreadPool& pool, OfflineBenchResult& r) {
   higher(r.fma_peak, measure_fma_peak(pool));
   higher(r.int8_peak, measure_int8_dot_peak(pool));
   higher(r.bf16_peak, measure_bf16_dot_peak(pool));
+  higher(r.int16_peak, measure_int16_dot_peak(pool));
 }
 
 double median(std::vector<double> v) {
@@ -188,6 +189,7 @@ OfflineBenchResult run_offline_bench(const models::Model& model, const OfflineBe
   r.float_weights =
       matrix_type == DType::F32 || matrix_type == DType::F16 || matrix_type == DType::BF16;
   r.bf16_products = !w.layers.empty() && w.layers[0].o.w.x_as_bf16 && r.bf16_peak.gflops > 0;
+  r.int16_products = !w.layers.empty() && w.layers[0].o.w.x_as_int16 && r.int16_peak.gflops > 0;
   return r;
 }
 

@@ -36,12 +36,15 @@ struct OfflineBenchResult {
   double prefill_gflops = 0;          // 2 x the prompt's matrix multiply-adds / time, no attention
   // The pool's compute peaks (ops/bandwidth.h), each the higher of a probe before the prefill and
   // one after the batches: f32 FMAs, 8-bit dot products (q4_0 / q8_0 kernels), bf16 dot products
-  // (512-bit only; zero without the AVX-512 table).
-  ComputePeak fma_peak, int8_peak, bf16_peak;
+  // and 16-bit dot products (512-bit only; zero without the AVX-512 table).
+  ComputePeak fma_peak, int8_peak, bf16_peak, int16_peak;
   // f32 / f16 / bf16 matrices: prefill and batches run on the f32 FMAs, or on bf16 dot products
-  // with bf16 activations (bf16_products); the others on 8-bit integer dot products.
+  // with bf16 activations (bf16_products), or, f16 with 16-bit integer activations
+  // (int16_products), on 16-bit dot products for calls of kernels::kInt16MinTokens tokens or more;
+  // the others on 8-bit integer dot products.
   bool float_weights = false;
   bool bf16_products = false;
+  bool int16_products = false;
   std::vector<double> batch_tps;  // aggregate tokens/s of batched decode, each repeat
   double batch_median_tps = 0;
   // 2 x each token's matrix multiply-adds (its logits too) x batch_median_tps.

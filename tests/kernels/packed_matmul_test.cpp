@@ -524,11 +524,11 @@ std::vector<float> f16_int16_reference(const std::vector<uint16_t>& w, const std
   return y;
 }
 
-// With Matrix::x_as_int16, the AVX-512 f16 kernel is, for 4 tokens or more, exactly the integer
+// With Matrix::x_as_int16, the AVX-512 f16 kernel is, for 32 tokens or more, exactly the integer
 // arithmetic above (the same bits), which stays within the rounding of x and of the weights'
-// smaller elements it allows against exact products of the f16 weights and f32 x; below 4 tokens
+// smaller elements it allows against exact products of the f16 weights and f32 x; below 32 tokens
 // it is the f32 kernel's own.
-TEST(PackedMatmulF16AsInt16, Avx512IsTheIntegerArithmeticFromFourTokens) {
+TEST(PackedMatmulF16AsInt16, Avx512IsTheIntegerArithmeticFrom32Tokens) {
   if (!cpu_features().supports(Isa::Avx512)) {
     GTEST_SKIP() << "this CPU has no AVX-512 (scripts/test.sh runs it in the emulated build)";
   }
@@ -551,7 +551,7 @@ TEST(PackedMatmulF16AsInt16, Avx512IsTheIntegerArithmeticFromFourTokens) {
     for (size_t i = 40; i < x.size(); i += 97) x[i] *= 30.0f;
     std::vector<float> got(static_cast<size_t>(s.n_tokens * s.rows));
     for_isa(Isa::Avx512).matmul_rows(p, x.data(), s.n_tokens, got.data(), s.rows, 0, s.rows);
-    if (s.n_tokens < 4) {
+    if (s.n_tokens < 32) {
       Matrix plain = p;
       plain.x_as_int16 = false;
       std::vector<float> f32(got.size());
