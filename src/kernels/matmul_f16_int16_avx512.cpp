@@ -43,8 +43,18 @@ constexpr int kPassGroups = 6;       // groups converted at a time
 constexpr int kTileGroups = 3;       // groups per tile (and 4 tokens)
 constexpr int64_t kTokenChunk = 96;  // tokens per conversion of a pass
 constexpr int64_t kLineBytes = 64;
-// How far ahead the conversion prefetches its own stream into L1 (as F16PassAsBf16 does).
-constexpr int64_t kConvertAhead = 4096;
+// The conversion reads a pass block by block, each block across its groups: one stream per group
+// (32 KiB apart at 2048 columns), each prefetched this far ahead into L1, as decode reads its
+// weights. kernel_ab from DRAM, 2 threads, 16 tokens, int16 against f32 time: one group after
+// another with 4 KiB ahead 1.20-1.28, block by block 1.13, with 1536 bytes ahead 0.95-1.02 (768:
+// 0.98, 1024: 0.98, 2048: 0.97).
+constexpr int64_t kConvertAhead = 1536;
+// The tiles of a pass prefetch the start of the next one into L2, in the order the conversion
+// reads it, at most this many lines a tile step (a block of NG groups x 4 tokens), so that the
+// conversion starts from L2 and its own stream takes the rest: 16 tokens, the whole next pass
+// (about 6 lines a step) 0.99, 8 blocks of it 0.94, 16 or 32 blocks 0.92; 96 tokens (1 line a
+// step) 0.67 either way.
+constexpr int64_t kNextLinesPerStep = 2;
 
 // x [n_tokens, cols] in blocks of 32: q (int16, x's order) and d (one per block).
 struct XInt16 {
@@ -131,10 +141,10 @@ inline void convert_block(const uint8_t* src, int16_t* dst, float* scale) {
   }
 }
 
-// The ng groups from `group` (f16 Rows8Pairs, group_bytes apart) into pass.
+// The ng groups from `group` (f16 Rows8Pairs, group_bytes apart) into pass, block by block.
 void convert_pass(const uint8_t* group, int64_t group_bytes, int ng, const Int16Pass& pass) {
-  for (int g = 0; g < ng; ++g) {
-    for (int64_t b = 0; b < pass.n_blocks; ++b) {
+  for (int64_t b = 0; b < pass.n_blocks; ++b) {
+    for (int g = 0; g < ng; ++g) {
       convert_block(group + g * group_bytes + b * 8 * kLineBytes,
                     pass.q + (g * pass.n_blocks + b) * kBlockInts,
                     pass.scale + (g * pass.n_blocks + b) * 16);
@@ -148,29 +158,38 @@ inline __m512i broadcast8(const int16_t* p) {
   return _mm512_set1_epi64(four);
 }
 
-// Which lines of the next pass a tile prefetches into L2: `lines` lines from `from`, spread over
-// its blocks (per_block each), so that the reads from memory overlap the pass's arithmetic.
+// Which lines of the next pass a tile prefetches into L2: `lines` lines from line `begin`, in the
+// order the conversion reads them (block by block, each block across the pass's groups), spread
+// over its blocks (per_block each), so that the reads from memory overlap the pass's arithmetic.
 struct NextShare {
-  const uint8_t* from = nullptr;
-  int64_t lines = 0, per_block = 0;
+  const uint8_t* pass = nullptr;
+  int64_t group_bytes = 0, begin = 0, lines = 0, per_block = 0;
+  const uint8_t* line(int64_t i) const {
+    constexpr int64_t kBlockLines = 8 * kPassGroups;  // a block across the groups
+    const int64_t rest = i % kBlockLines;
+    return pass + (rest / 8) * group_bytes + (i / kBlockLines) * 8 * kLineBytes +
+           (rest % 8) * kLineBytes;
+  }
 };
 
 // The tiles of a pass in order, each with its share of the next pass's lines.
 class NextShares {
  public:
-  NextShares(const uint8_t* next, int64_t lines, int64_t tiles, int64_t n_blocks)
+  NextShares(const uint8_t* next, int64_t group_bytes, int64_t lines, int64_t tiles,
+             int64_t n_blocks)
       : next_(next),
+        group_bytes_(group_bytes),
         lines_(next != nullptr ? lines : 0),
         per_tile_((lines_ + tiles - 1) / tiles),
         per_block_((per_tile_ + n_blocks - 1) / n_blocks) {}
   NextShare take() {
     const int64_t begin = std::min(lines_, per_tile_ * taken_++);
-    return {next_ + kLineBytes * begin, std::min(per_tile_, lines_ - begin), per_block_};
+    return {next_, group_bytes_, begin, std::min(per_tile_, lines_ - begin), per_block_};
   }
 
  private:
   const uint8_t* next_;
-  int64_t lines_, per_tile_, per_block_, taken_ = 0;
+  int64_t group_bytes_, lines_, per_tile_, per_block_, taken_ = 0;
 };
 
 // y[t, 8g..8g+7] for NG groups from g0 of the pass and NT tokens from x's token t0 (y: token 0's
@@ -188,7 +207,7 @@ void tile(const Int16Pass& p, int g0, const XInt16& x, int64_t t0, float* y, int
   for (int64_t b = 0; b < nb; ++b) {
     const int64_t i0 = b * next.per_block;
     for (int64_t i = i0; i < std::min(next.lines, i0 + next.per_block); ++i)
-      _mm_prefetch(reinterpret_cast<const char*>(next.from + kLineBytes * i), _MM_HINT_T1);
+      _mm_prefetch(reinterpret_cast<const char*>(next.line(next.begin + i)), _MM_HINT_T1);
     __m512i sum[NG][NT];
     for (int g = 0; g < NG; ++g) {
       for (int t = 0; t < NT; ++t) sum[g][t] = _mm512_setzero_si512();
@@ -262,7 +281,8 @@ void f16_int16_rows_avx512(const Matrix& w, const float* x, int64_t n_tokens, fl
       else if (next_rows + kPassRows <= w.rows)
         next = weights + (next_rows / 8) * group_bytes;
       const int64_t tiles = (ng + kTileGroups - 1) / kTileGroups * ((n + 3) / 4);
-      NextShares shares(next, kPassGroups * group_bytes / kLineBytes, tiles, nb);
+      const int64_t lines = std::min(nb * kPassGroups * 8, kNextLinesPerStep * tiles * nb);
+      NextShares shares(next, group_bytes, lines, tiles, nb);
       float* yp = y + t0 * ldy + r;
       int g = 0;
       for (; g + kTileGroups <= ng; g += kTileGroups)

@@ -524,16 +524,20 @@ std::vector<float> f16_int16_reference(const std::vector<uint16_t>& w, const std
   return y;
 }
 
-// With Matrix::x_as_int16, the AVX-512 f16 kernel is, for 32 tokens or more, exactly the integer
-// arithmetic above (the same bits), which stays within the rounding of x and of the weights'
-// smaller elements it allows against exact products of the f16 weights and f32 x; below 32 tokens
-// it is the f32 kernel's own.
-TEST(PackedMatmulF16AsInt16, Avx512IsTheIntegerArithmeticFrom32Tokens) {
+// With Matrix::x_as_int16, the AVX-512 f16 kernel is, for kInt16MinTokens tokens or more, exactly
+// the integer arithmetic above (the same bits), which stays within the rounding of x and of the
+// weights' smaller elements it allows against exact products of the f16 weights and f32 x; below
+// that it is the f32 kernel's own.
+TEST(PackedMatmulF16AsInt16, Avx512IsTheIntegerArithmeticFromItsMinimumTokens) {
   if (!cpu_features().supports(Isa::Avx512)) {
     GTEST_SKIP() << "this CPU has no AVX-512 (scripts/test.sh runs it in the emulated build)";
   }
-  for (const Shape s : {Shape{40, 2048, 4}, Shape{24, 96, 7}, Shape{136, 64, 9}, Shape{8, 64, 200},
-                        Shape{40, 2048, 1}, Shape{24, 96, 3}}) {
+  // Passes of 6 groups and tiles of 3 with 1 or 2 groups left (40, 136 rows), token tiles of 4
+  // with each remainder, several token chunks (200), and calls below kInt16MinTokens.
+  constexpr int64_t kMin = kInt16MinTokens;
+  for (const Shape s :
+       {Shape{40, 2048, kMin + 1}, Shape{24, 96, kMin + 2}, Shape{136, 64, kMin + 3},
+        Shape{8, 64, 200}, Shape{40, 2048, 1}, Shape{24, 96, kMin - 1}}) {
     const std::vector<uint8_t> bytes = make_weights(DType::F16, s.rows, s.cols, 81);
     std::vector<uint16_t> h(bytes.size() / 2);
     std::memcpy(h.data(), bytes.data(), bytes.size());
@@ -551,7 +555,7 @@ TEST(PackedMatmulF16AsInt16, Avx512IsTheIntegerArithmeticFrom32Tokens) {
     for (size_t i = 40; i < x.size(); i += 97) x[i] *= 30.0f;
     std::vector<float> got(static_cast<size_t>(s.n_tokens * s.rows));
     for_isa(Isa::Avx512).matmul_rows(p, x.data(), s.n_tokens, got.data(), s.rows, 0, s.rows);
-    if (s.n_tokens < 32) {
+    if (s.n_tokens < kMin) {
       Matrix plain = p;
       plain.x_as_int16 = false;
       std::vector<float> f32(got.size());
