@@ -40,8 +40,9 @@ void matmul_rows_then_avx512(const Matrix& w, const float* x, int64_t n_tokens, 
 void float_rows8_avx512(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
                         int64_t r0, int64_t r1, int64_t next);
 // f16 Rows8Pairs matrices with Matrix::x_as_int16, columns a multiple of 32: weights and x in
-// 16-bit integers per block of 32, through vpdpwssd (matmul_f16_int16_avx512.cpp).
-void f16_int16_rows_avx512(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
+// 16-bit integers per block of 32, through vpdpwssd (matmul_f16_int16_avx512.cpp). Returns false,
+// having written nothing, when x holds an infinity or a NaN (the f32 kernel then runs).
+bool f16_int16_rows_avx512(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
                            int64_t r0, int64_t r1, int64_t next);
 // Waking a worker costs microseconds (much more on a busy machine), so a chunk of a parallel
 // kernel must carry enough work to pay for it: at least ~64K multiply-adds, which keeps tiny

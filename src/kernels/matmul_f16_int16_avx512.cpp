@@ -63,34 +63,55 @@ struct XInt16 {
   int64_t cols;
 };
 
-XInt16 quantize_x(const float* x, int64_t n_tokens, int64_t cols) {
+// Blocks whose largest |x| lies below this count as zeros (they add less than 2^-60 of a weight
+// to a sum): every other block's d is then at least 2^-73, so that the tiles may scale it by the
+// weights' power of two 2^(E - 28) >= 2^-27 by adding to its exponent field (scaled_d) and stay
+// a normal number.
+constexpr float kTinyX = 0x1p-60f;
+
+// Quantizes x, or returns false when x holds an infinity or a NaN: the caller then multiplies in
+// f32, whose results carry them as an f32 run's do.
+bool quantize_x(const float* x, int64_t n_tokens, int64_t cols, XInt16& out) {
   const int64_t n_blocks = n_tokens * cols / kBlock;
   auto* q = reinterpret_cast<int16_t*>(scratch_f32(n_tokens * cols / 2, 14));
   float* d = scratch_f32(n_blocks, 15);
+  __mmask16 non_finite = 0;
   for (int64_t b = 0; b < n_blocks; ++b) {
     const __m512 v0 = _mm512_loadu_ps(x + kBlock * b);
     const __m512 v1 = _mm512_loadu_ps(x + kBlock * b + 16);
+    // v - v is NaN exactly where v is infinite or NaN.
+    const __m512 t0 = _mm512_sub_ps(v0, v0), t1 = _mm512_sub_ps(v1, v1);
+    non_finite |=
+        _mm512_cmp_ps_mask(t0, t0, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(t1, t1, _CMP_UNORD_Q);
     const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-    // amax infinite or NaN: q = 0 and d = inf or NaN, so that the rows come out NaN as an f32
-    // run's would.
-    const float inv = amax > 0.0f && amax <= 3.4e38f ? kXLimit / amax : 0.0f;
-    d[b] = amax / kXLimit;
+    const bool zero = !(amax >= kTinyX);
+    const float inv = zero ? 0.0f : kXLimit / amax;
+    d[b] = zero ? 0.0f : amax / kXLimit;
     const __m512 s = _mm512_set1_ps(inv);
     const __m256i q0 = _mm512_cvtepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(v0, s)));
     const __m256i q1 = _mm512_cvtepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(v1, s)));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + kBlock * b), q0);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + kBlock * b + 16), q1);
   }
-  return {q, d, cols};
+  out = {q, d, cols};
+  return non_finite == 0;
 }
 
 // A pass's groups as integers: group g's block b at q + (g·n_blocks + b)·kBlockInts, its 16 lane
-// scales (row r's in lanes 2r, 2r + 1) at scale + (g·n_blocks + b)·16.
+// scales 2^(E - 28) (row r's in lanes 2r, 2r + 1) as (E - 28) << 23, what multiplying by them adds
+// to an f32's bits, at scale + (g·n_blocks + b)·16.
 struct Int16Pass {
   int16_t* q;
-  float* scale;
+  int32_t* scale;
   int64_t n_blocks;
 };
+
+// d · 2^(E - 28) for the exponent offsets of Int16Pass::scale: exact, as the product is (d is 0 or
+// a normal number at least 2^-73: kTinyX). For d = 0 the result is some finite number, which the
+// block's zero sum then multiplies to zero.
+inline __m512 scaled_d(__m512 d, __m512i exponent_offset) {
+  return _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(d), exponent_offset));
+}
 
 // Row r's largest |weight| bits of a block (8 lines from `line`) in 32-bit lane r.
 inline __m256i block_row_max(const uint8_t* line) {
@@ -105,18 +126,18 @@ inline __m256i block_row_max(const uint8_t* line) {
 }
 
 // One group's block: 8 f16 lines from src into 8 integer lines at dst, and its 16 lane scales.
-inline void convert_block(const uint8_t* src, int16_t* dst, float* scale) {
+inline void convert_block(const uint8_t* src, int16_t* dst, int32_t* scale) {
   const __m512i pair_index = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
   // E = max(biased exponent, 1): subnormal and zero blocks take the smallest normal's scale.
   const __m256i e =
       _mm256_max_epi32(_mm256_srli_epi32(block_row_max(src), 10), _mm256_set1_epi32(1));
   const __m512i e16 = _mm512_permutexvar_epi32(pair_index, _mm512_castsi256_si512(e));
-  // 2^(E - 28) and 2^(28 - E) as f32 bits: exponent fields 127 + E - 28 and 127 - E + 28.
-  const __m512 lane_scale = _mm512_castsi512_ps(
-      _mm512_slli_epi32(_mm512_add_epi32(e16, _mm512_set1_epi32(127 - kScaleBias)), 23));
+  // The scale's exponent offset (E - 28) << 23, and 2^(28 - E) as f32 bits (exponent field
+  // 127 + 28 - E).
+  _mm512_storeu_si512(scale,
+                      _mm512_slli_epi32(_mm512_sub_epi32(e16, _mm512_set1_epi32(kScaleBias)), 23));
   const __m512 inv = _mm512_castsi512_ps(
       _mm512_slli_epi32(_mm512_sub_epi32(_mm512_set1_epi32(127 + kScaleBias), e16), 23));
-  _mm512_storeu_ps(scale, lane_scale);
   // Adding 1.5 · 2^23 rounds a value below 2^22 in magnitude to an integer (to nearest even, as
   // the FMA rounds) and leaves it, in two's complement, in the low bits of the sum's f32 bits: one
   // FMA scales and rounds, and the low 16 bits are the integer.
@@ -223,11 +244,11 @@ void tile(const Int16Pass& p, int g0, const XInt16& x, int64_t t0, float* y, int
       }
     }
     for (int g = 0; g < NG; ++g) {
-      const __m512 dw = _mm512_loadu_ps(p.scale + ((g0 + g) * nb + b) * 16);
+      // The scales' product by an integer add: the FMA pipes' only other work is the FMA itself.
+      const __m512i dw = _mm512_loadu_si512(p.scale + ((g0 + g) * nb + b) * 16);
       for (int t = 0; t < NT; ++t) {
         const __m512 dx = _mm512_set1_ps(xd[t * nb + b]);
-        acc[g][t] =
-            _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[g][t]), _mm512_mul_ps(dw, dx), acc[g][t]);
+        acc[g][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[g][t]), scaled_d(dx, dw), acc[g][t]);
       }
     }
   }
@@ -256,15 +277,16 @@ void token_tiles(const Int16Pass& p, int g0, const XInt16& x, int64_t n, float* 
 
 }  // namespace
 
-void f16_int16_rows_avx512(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
+bool f16_int16_rows_avx512(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
                            int64_t r0, int64_t r1, int64_t next_rows) {
   const int64_t nb = w.cols / kBlock;
   const int64_t group_bytes = 8 * w.cols * 2;
   const auto* weights = static_cast<const uint8_t*>(w.data);
-  const XInt16 xq = quantize_x(x, n_tokens, w.cols);
+  XInt16 xq;
+  if (!quantize_x(x, n_tokens, w.cols, xq)) return false;
   float* scratch = scratch_f32(kPassGroups * nb * (kBlockInts / 2 + 16), 16);
   const Int16Pass pass{reinterpret_cast<int16_t*>(scratch),
-                       scratch + kPassGroups * nb * kBlockInts / 2, nb};
+                       reinterpret_cast<int32_t*>(scratch + kPassGroups * nb * kBlockInts / 2), nb};
   constexpr int64_t kPassRows = 8 * kPassGroups;
   for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokenChunk) {
     const int64_t n = std::min(kTokenChunk, n_tokens - t0);
@@ -291,6 +313,7 @@ void f16_int16_rows_avx512(const Matrix& w, const float* x, int64_t n_tokens, fl
       if (ng - g == 1) token_tiles<1>(pass, g, xc, n, yp, ldy, shares);
     }
   }
+  return true;
 }
 
 }  // namespace autoglm::kernels::detail

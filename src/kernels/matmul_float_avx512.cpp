@@ -350,8 +350,9 @@ const uint16_t* x_as_bf16(const float* x, int64_t n_tokens, int64_t cols) {
 void float_rows8_avx512(const Matrix& w, const float* x, int64_t n_tokens, float* y, int64_t ldy,
                         int64_t r0, int64_t r1, int64_t next) {
   if (w.dtype == DType::F16) {
-    if (!w.x_as_bf16 && w.x_as_int16 && n_tokens >= kInt16MinTokens && w.cols % 32 == 0)
-      return f16_int16_rows_avx512(w, x, n_tokens, y, ldy, r0, r1, next);
+    if (!w.x_as_bf16 && w.x_as_int16 && n_tokens >= kInt16MinTokens && w.cols % 32 == 0 &&
+        f16_int16_rows_avx512(w, x, n_tokens, y, ldy, r0, r1, next))
+      return;
     if (!w.x_as_bf16 || n_tokens < kF16AsBf16MinTokens || w.cols % kLineColumns != 0)
       return float_rows<F16Fma>(w, x, n_tokens, y, ldy, r0, r1, next);
     // kTileGroups groups of bf16, from a 64-byte boundary: each line then fills one cache line.

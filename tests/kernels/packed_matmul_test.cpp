@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "core/error.h"
@@ -477,7 +478,7 @@ TEST(PackedMatmulF16AsBf16, Avx512RoundsWeightsAndXFromFourTokens) {
 // integers of at most 8191 (d = amax / 8191), each row's block of weights as integers times
 // 2^(E - 28) (E its largest biased f16 exponent, at least 1), exact integer sums over each row's
 // two column pairs of every 4 (lane h: columns 4j + 2h, +1), one f32 FMA per block and lane with
-// the scales' product, then the two lanes added.
+// the scales' product, then the two lanes added. Blocks of x below 2^-60 count as zeros.
 std::vector<float> f16_int16_reference(const std::vector<uint16_t>& w, const std::vector<float>& x,
                                        int64_t rows, int64_t cols, int64_t n_tokens) {
   const int64_t nb = cols / 32;
@@ -486,8 +487,9 @@ std::vector<float> f16_int16_reference(const std::vector<uint16_t>& w, const std
   for (int64_t b = 0; b < n_tokens * nb; ++b) {
     float amax = 0.0f;
     for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[b * 32 + i]));
-    const float inv = amax > 0.0f ? 8191.0f / amax : 0.0f;
-    xd[b] = amax / 8191.0f;
+    const bool zero = amax < 0x1p-60f;  // below it, a block counts as zeros
+    const float inv = zero ? 0.0f : 8191.0f / amax;
+    xd[b] = zero ? 0.0f : amax / 8191.0f;
     for (int i = 0; i < 32; ++i)
       xq[b * 32 + i] = static_cast<int32_t>(std::nearbyint(x[b * 32 + i] * inv));
   }
@@ -551,7 +553,10 @@ TEST(PackedMatmulF16AsInt16, Avx512IsTheIntegerArithmeticFromItsMinimumTokens) {
     Matrix p = pack_for_matmul(w, packed.data(), nullptr, for_isa(Isa::Avx512));
     p.x_as_int16 = true;
     std::vector<float> x = random_floats(static_cast<size_t>(s.n_tokens * s.cols), 9, -2.0f, 2.0f);
-    for (int64_t c = 0; c < 32; ++c) x[static_cast<size_t>(c)] = 0.0f;
+    for (int64_t c = 0; c < 32; ++c) {
+      x[static_cast<size_t>(c)] = 0.0f;
+      if (s.n_tokens > 1) x[static_cast<size_t>(s.cols + c)] *= 0x1p-62f;  // counts as zeros
+    }
     for (size_t i = 40; i < x.size(); i += 97) x[i] *= 30.0f;
     std::vector<float> got(static_cast<size_t>(s.n_tokens * s.rows));
     for_isa(Isa::Avx512).matmul_rows(p, x.data(), s.n_tokens, got.data(), s.rows, 0, s.rows);
@@ -589,6 +594,37 @@ TEST(PackedMatmulF16AsInt16, Avx512IsTheIntegerArithmeticFromItsMinimumTokens) {
             << s.rows << "x" << s.cols << " t=" << t << " r=" << r;
       }
     }
+  }
+}
+
+// An infinity or a NaN in x sends the whole call to the f32 kernel, whose rows carry it (the
+// integer path would round it away).
+TEST(PackedMatmulF16AsInt16, Avx512LeavesNonFiniteXToTheF32Kernel) {
+  if (!cpu_features().supports(Isa::Avx512)) {
+    GTEST_SKIP() << "this CPU has no AVX-512 (scripts/test.sh runs it in the emulated build)";
+  }
+  const int64_t rows = 16, cols = 64, n_tokens = kInt16MinTokens + 1;
+  const std::vector<uint8_t> bytes = make_weights(DType::F16, rows, cols, 82);
+  const Matrix w{DType::F16, rows, cols, bytes.data()};
+  std::vector<std::byte> packed(bytes.size());
+  Matrix p = pack_for_matmul(w, packed.data(), nullptr, for_isa(Isa::Avx512));
+  Matrix f32 = p;
+  p.x_as_int16 = true;
+  for (const float bad :
+       {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    std::vector<float> x = random_floats(static_cast<size_t>(n_tokens * cols), 10, -2.0f, 2.0f);
+    x[static_cast<size_t>(3 * cols + 5)] = bad;  // token 3
+    std::vector<float> got(static_cast<size_t>(n_tokens * rows)), want(got.size());
+    for_isa(Isa::Avx512).matmul_rows(p, x.data(), n_tokens, got.data(), rows, 0, rows);
+    for_isa(Isa::Avx512).matmul_rows(f32, x.data(), n_tokens, want.data(), rows, 0, rows);
+    for (size_t i = 0; i < got.size(); ++i) {
+      if (std::isnan(want[i])) {
+        EXPECT_TRUE(std::isnan(got[i])) << i;
+      } else {
+        EXPECT_EQ(got[i], want[i]) << i;
+      }
+    }
+    for (int64_t r = 0; r < rows; ++r) EXPECT_FALSE(std::isfinite(got[3 * rows + r])) << r;
   }
 }
 
