@@ -25,7 +25,9 @@ enum class Activations {
   // bf16 matrices (and f16 ones holding only bf16 values, which load as bf16) round x to bf16
   // where a kernel gains from it (AVX-512 BF16: vdpbf16ps), as the model's own bf16 run does:
   // GLM releases are bf16, and transformers, vLLM and llama.cpp multiply them in bf16. Other f16
-  // matrices multiply in f32 (rounding their weights to bf16 would lose bits).
+  // matrices multiply calls of kernels::kInt16MinTokens tokens or more in 16-bit integers on
+  // AVX-512 (kernels::Matrix::x_as_int16: about an f16 run's rounding of x; rounding the weights
+  // to bf16 would lose bits), fewer in f32.
   kAuto,
   // Every matmul in f32: an f32 run's logits (the reference fixtures' 1e-4).
   kF32,
