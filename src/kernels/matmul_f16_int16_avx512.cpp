@@ -1,20 +1,21 @@
-// f16 weights (Rows8Pairs) times several tokens in 16-bit integers (Matrix::x_as_int16), with
-// 512-bit VNNI vpdpwssd: 32 multiply-adds per instruction where an f32 FMA does 16, at the same
-// rate on Zen 5 (2 a cycle each; f16 has no arithmetic of its own there).
+// f16 weights (Rows8Pairs) times kInt16MinTokens tokens or more in 16-bit integers
+// (Matrix::x_as_int16), with 512-bit VNNI vpdpwssd: 32 multiply-adds per instruction where an f32
+// FMA does 16, at the same rate on Zen 5 (2 a cycle each; f16 has no arithmetic of its own there).
 // - x: per token, blocks of 32 columns rounded to integers of at most 8191 in magnitude, with an
 //   f32 scale d = amax / 8191 (|x - d·q| <= d/2: 2^-14 of the block's largest, where bf16
-//   rounding moves each element by up to 2^-9 of itself).
-// - weights: each pass's 4 groups (32 rows) converted once per chunk of tokens into this thread's
+//   rounding moves each element by up to 2^-9 of itself). An infinity or NaN in x leaves the call
+//   to the f32 kernel.
+// - weights: each pass's 6 groups (48 rows) converted once per chunk of tokens into this thread's
 //   scratch, each row's block of 32 as integers times a power of two 2^(E - 28), E the largest
 //   biased f16 exponent of the block: the block's largest weights (within 2^3 of it) keep every
 //   bit, the smaller ones are rounded to 2^-14 of the largest (half of f16's own step there
 //   or less).
-// A row's sum over a block's 16 column pairs in one 32-bit lane stays below 16 · 2 · 16376 · 8191
-// / 2 < 2^31 (weights at most 2047 · 8), so the integer sums are exact; each block's sum then goes
-// through one convert and one FMA with the two scales' product. On random f16 weights and
-// activations with outliers (2048 columns), the relative error of a row against exact arithmetic
-// is 1.7e-4, against 1.9e-4 for activations rounded to f16 (what a PyTorch or llama.cpp f16 run
-// multiplies) and 1.4e-3 for activations rounded to bf16.
+// A 32-bit lane sums 16 products of a block (8 lines, 2 each), at most 16 · 16376 · 8191 < 2^31
+// (weights at most 2047 · 8), so the integer sums are exact; each block's sum then goes through
+// one convert and one FMA with the two scales' product. On random f16 weights and activations
+// with outliers (2048 columns), the relative error of a row against exact arithmetic is 1.7e-4,
+// against 1.9e-4 for activations rounded to f16 (what a PyTorch or llama.cpp f16 run multiplies)
+// and 1.4e-3 for activations rounded to bf16.
 // Layout of a converted group: block b's 8 lines of 64 bytes, line j holding row r's columns
 // 32b + 4j + 2h, +1 (h = 0, 1) in 32-bit lane 2r + h, against x's same 4 columns broadcast to
 // every 64-bit lane, which is x's own order; a row's two lanes are added once, at the end.
@@ -126,12 +127,14 @@ inline __m256i block_row_max(const uint8_t* line) {
 }
 
 // One group's block: 8 f16 lines from src into 8 integer lines at dst, and its 16 lane scales.
-inline void convert_block(const uint8_t* src, int16_t* dst, int32_t* scale) {
+// Returns false when a weight is infinite or NaN (E = 31), which the integers cannot hold.
+inline bool convert_block(const uint8_t* src, int16_t* dst, int32_t* scale) {
   const __m512i pair_index = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
   // E = max(biased exponent, 1): subnormal and zero blocks take the smallest normal's scale.
   const __m256i e =
       _mm256_max_epi32(_mm256_srli_epi32(block_row_max(src), 10), _mm256_set1_epi32(1));
   const __m512i e16 = _mm512_permutexvar_epi32(pair_index, _mm512_castsi256_si512(e));
+  const bool finite = _mm256_movemask_epi8(_mm256_cmpeq_epi32(e, _mm256_set1_epi32(31))) == 0;
   // The scale's exponent offset (E - 28) << 23, and 2^(28 - E) as f32 bits (exponent field
   // 127 + 28 - E).
   _mm512_storeu_si512(scale,
@@ -160,17 +163,21 @@ inline void convert_block(const uint8_t* src, int16_t* dst, int32_t* scale) {
     _mm512_storeu_si512(dst + 32 * j, _mm512_permutex2var_epi16(_mm512_castps_si512(lo), words,
                                                                 _mm512_castps_si512(hi)));
   }
+  return finite;
 }
 
-// The ng groups from `group` (f16 Rows8Pairs, group_bytes apart) into pass, block by block.
-void convert_pass(const uint8_t* group, int64_t group_bytes, int ng, const Int16Pass& pass) {
+// The ng groups from `group` (f16 Rows8Pairs, group_bytes apart) into pass, block by block;
+// false when one of their weights is infinite or NaN.
+bool convert_pass(const uint8_t* group, int64_t group_bytes, int ng, const Int16Pass& pass) {
+  bool finite = true;
   for (int64_t b = 0; b < pass.n_blocks; ++b) {
     for (int g = 0; g < ng; ++g) {
-      convert_block(group + g * group_bytes + b * 8 * kLineBytes,
-                    pass.q + (g * pass.n_blocks + b) * kBlockInts,
-                    pass.scale + (g * pass.n_blocks + b) * 16);
+      finite &= convert_block(group + g * group_bytes + b * 8 * kLineBytes,
+                              pass.q + (g * pass.n_blocks + b) * kBlockInts,
+                              pass.scale + (g * pass.n_blocks + b) * 16);
     }
   }
+  return finite;
 }
 
 inline __m512i broadcast8(const int16_t* p) {
@@ -294,7 +301,12 @@ bool f16_int16_rows_avx512(const Matrix& w, const float* x, int64_t n_tokens, fl
     for (int64_t r = r0; r < r1; r += kPassRows) {
       const int ng = static_cast<int>(std::min(kPassRows, r1 - r) / 8);
       const uint8_t* group = weights + (r / 8) * group_bytes;
-      convert_pass(group, group_bytes, ng, pass);
+      if (!convert_pass(group, group_bytes, ng, pass)) {
+        // A broken file's infinite or NaN weights: the scalar reference carries them as an f32
+        // run does (the integers would not).
+        matmul_rows_scalar(w, x + t0 * w.cols, n, y + t0 * ldy, ldy, r, r + 8 * ng);
+        continue;
+      }
       // The tiles prefetch the next pass: of this range, or the first of the rows this thread
       // runs next (KernelTable::matmul_rows_then), which the conversion then reads from L2.
       const uint8_t* next = nullptr;

@@ -598,8 +598,8 @@ TEST(PackedMatmulF16AsInt16, Avx512IsTheIntegerArithmeticFromItsMinimumTokens) {
 }
 
 // An infinity or a NaN in x sends the whole call to the f32 kernel, whose rows carry it (the
-// integer path would round it away).
-TEST(PackedMatmulF16AsInt16, Avx512LeavesNonFiniteXToTheF32Kernel) {
+// integer path would round it away); one in the weights, its pass to the scalar reference.
+TEST(PackedMatmulF16AsInt16, Avx512LeavesNonFiniteValuesToFloatKernels) {
   if (!cpu_features().supports(Isa::Avx512)) {
     GTEST_SKIP() << "this CPU has no AVX-512 (scripts/test.sh runs it in the emulated build)";
   }
@@ -625,6 +625,24 @@ TEST(PackedMatmulF16AsInt16, Avx512LeavesNonFiniteXToTheF32Kernel) {
       }
     }
     for (int64_t r = 0; r < rows; ++r) EXPECT_FALSE(std::isfinite(got[3 * rows + r])) << r;
+  }
+  // An infinite or NaN weight (a broken file) reaches its row's outputs too: its pass runs through
+  // the scalar reference.
+  for (const uint16_t bad : {uint16_t{0x7c00}, uint16_t{0x7e00}}) {
+    std::vector<uint8_t> broken = bytes;
+    reinterpret_cast<uint16_t*>(broken.data())[5 * cols + 7] = bad;  // row 5
+    const Matrix wb{DType::F16, rows, cols, broken.data()};
+    std::vector<std::byte> packed_b(broken.size());
+    Matrix pb = pack_for_matmul(wb, packed_b.data(), nullptr, for_isa(Isa::Avx512));
+    pb.x_as_int16 = true;
+    const std::vector<float> x =
+        random_floats(static_cast<size_t>(n_tokens * cols), 11, -2.0f, 2.0f);
+    std::vector<float> got(static_cast<size_t>(n_tokens * rows));
+    for_isa(Isa::Avx512).matmul_rows(pb, x.data(), n_tokens, got.data(), rows, 0, rows);
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      for (int64_t r = 0; r < rows; ++r)
+        EXPECT_EQ(std::isfinite(got[t * rows + r]), r != 5) << "t=" << t << " r=" << r;
+    }
   }
 }
 
