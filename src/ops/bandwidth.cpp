@@ -163,27 +163,33 @@ ComputePeak measure_int8_dot_peak(ThreadPool& pool) {
   return peak;
 }
 
-ComputePeak measure_bf16_dot_peak(ThreadPool& pool) {
+namespace {
+
+// The peak of a 512-bit instruction of 32 multiply-adds (two per 32-bit lane), for the AVX-512
+// table only: 12 chains of it a thread, `chains(iters, index)` running them (nonzero: a result
+// the compiler cannot drop).
+template <typename Chains>
+ComputePeak avx512_pair_dot_peak(ThreadPool& pool, Chains chains) {
   if (kernels::active().isa != Isa::Avx512) return {};
   ComputePeak peak;
   peak.vector_bits = 512;
-  constexpr int64_t kIters = 1'000'000;  // 12M vdpbf16ps a thread: ~5-20 ms
+  constexpr int64_t kIters = 1'000'000;  // 12M instructions a thread: ~5-20 ms
   const double flops = static_cast<double>(kIters) * 12.0 * 32 * 2;
-  peak.gflops = best_gflops(pool, flops, [&](int index) {
-    return bf16_dot_chains_avx512(kIters, static_cast<float>(index)) > 0.0f;
-  });
+  peak.gflops = best_gflops(pool, flops, [&](int index) { return chains(kIters, index); });
   return peak;
 }
 
+}  // namespace
+
+ComputePeak measure_bf16_dot_peak(ThreadPool& pool) {
+  return avx512_pair_dot_peak(pool, [](int64_t iters, int index) {
+    return bf16_dot_chains_avx512(iters, static_cast<float>(index)) > 0.0f;
+  });
+}
+
 ComputePeak measure_int16_dot_peak(ThreadPool& pool) {
-  if (kernels::active().isa != Isa::Avx512) return {};
-  ComputePeak peak;
-  peak.vector_bits = 512;
-  constexpr int64_t kIters = 1'000'000;  // 12M vpdpwssd a thread: ~5-20 ms
-  const double flops = static_cast<double>(kIters) * 12.0 * 32 * 2;
-  peak.gflops = best_gflops(pool, flops,
-                            [&](int index) { return int16_dot_chains_avx512(kIters, index) != 0; });
-  return peak;
+  return avx512_pair_dot_peak(
+      pool, [](int64_t iters, int index) { return int16_dot_chains_avx512(iters, index) != 0; });
 }
 
 }  // namespace autoglm::ops
