@@ -307,12 +307,13 @@ bool f16_int16_rows_avx512(const Matrix& w, const float* x, int64_t n_tokens, fl
         matmul_rows_scalar(w, x + t0 * w.cols, n, y + t0 * ldy, ldy, r, r + 8 * ng);
         continue;
       }
-      // The tiles prefetch the next pass: of this range, or the first of the rows this thread
-      // runs next (KernelTable::matmul_rows_then), which the conversion then reads from L2.
+      // The tiles prefetch the next pass: of this range, or after its last pass the first of the
+      // rows this thread runs next (KernelTable::matmul_rows_then), which the conversion then
+      // reads from L2. (A shorter last pass of the range is not prefetched.)
       const uint8_t* next = nullptr;
       if (r + 2 * kPassRows <= r1)
         next = group + kPassGroups * group_bytes;
-      else if (next_rows + kPassRows <= w.rows)
+      else if (r + kPassRows >= r1 && next_rows + kPassRows <= w.rows)
         next = weights + (next_rows / 8) * group_bytes;
       const int64_t tiles = (ng + kTileGroups - 1) / kTileGroups * ((n + 3) / 4);
       const int64_t lines = std::min(nb * kPassGroups * 8, kNextLinesPerStep * tiles * nb);
