@@ -37,7 +37,7 @@ void add_activations_option(CLI::App& app, std::string& activations) {
                      "activations rounded to bf16 on AVX-512 BF16 CPUs (vdpbf16ps, as a bf16 run "
                      "of the model does; about 1.8x the prefill); f16 weights multiply prompts and "
                      "batches of 32 tokens or more in 16-bit integers per block of 32 on AVX-512 "
-                     "(vpdpwssd, about the rounding of an f16 run; about 1.3x the prefill), fewer "
+                     "(vpdpwssd, about the rounding of an f16 run; 1.3-1.7x the prefill), fewer "
                      "tokens in f32. "
                      "f32: every matmul in f32 (an f32 run's logits). bf16: f16 weights too are "
                      "rounded to bf16 in matmuls of 4 tokens or more (exact for f16 converted "
