@@ -259,7 +259,8 @@ int main(int argc, char** argv) {
   app.add_option("--pairs", o.pairs, "samples of each build")->check(CLI::Range(1, 1000000));
   app.add_flag("--expect-same", o.expect_same, "fail when A's and B's outputs differ");
   app.add_flag("--b-int16", o.b_int16,
-               "f16: build B multiplies in 16-bit integers (Matrix::x_as_int16), from 4 tokens");
+               "f16: build B multiplies in 16-bit integers (Matrix::x_as_int16), from "
+               "kernels::kInt16MinTokens (32) tokens");
   CLI11_PARSE(app, argc, argv);
   if (o.rows % 16 != 0) {
     std::fprintf(stderr, "kernel_ab: --rows %ld is not a multiple of 16 (two 8-row groups)\n",

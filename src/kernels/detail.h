@@ -120,8 +120,8 @@ void unpack_row_x8(const Matrix& w, int64_t r, void* out);
 // AVX-512 integer kernels' activation offsets (int32), 10 their arranged q when the caller gave
 // none (and 12, 13 its d and q4_offset), 11 the SIMD transposed-key dot products' padded last
 // positions (ops_simd.h), 14 and 15 x's integers and scales for f16_int16_rows_avx512 and 16 its
-// pass of weights as integers, 17 that pass's running sums.
-constexpr int kScratchSlots = 18;
+// pass of weights as integers.
+constexpr int kScratchSlots = 17;
 float* scratch_f32(int64_t n, int slot);
 
 }  // namespace autoglm::kernels::detail

@@ -60,9 +60,10 @@ struct Matrix {
 };
 
 // Calls of fewer tokens multiply f16 matrices with Matrix::x_as_int16 in f32 all the same: below
-// it, converting each pass of weights to integers cost more than the faster products gained
-// (kernel_ab from DRAM, 2 threads, int16 against f32 time: 16 tokens 1.15-1.25, 32 tokens
-// 0.85-0.95, 96 tokens 0.70-0.78).
+// it, converting each pass of weights to integers costs about what the faster products gain
+// (kernel_ab from DRAM, 2 threads, int16 against f32 time: 16 tokens 0.92-0.95, 32 tokens
+// 0.78-0.82, 96 tokens 0.62-0.63), and in the model 16-sequence steps lost with it (69-72
+// against 75-87 tokens/s, alternated).
 inline constexpr int64_t kInt16MinTokens = 32;
 
 }  // namespace autoglm::kernels

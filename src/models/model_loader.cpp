@@ -169,8 +169,9 @@ Activations parse_activations(std::string_view text) {
   if (text == "f32") return Activations::kF32;
   if (text == "bf16") return Activations::kBf16;
   fail(
-      "unknown activations '{}': choose auto (bf16 weights multiply in bf16, f16 in f32), f32 "
-      "(every matmul in f32) or bf16 (f16 weights too, rounded to bf16)",
+      "unknown activations '{}': choose auto (bf16 weights multiply in bf16, f16 in 16-bit "
+      "integers from 32 tokens, else f32), f32 (every matmul in f32) or bf16 (f16 weights too, "
+      "rounded to bf16)",
       text);
 }
 

@@ -20,7 +20,8 @@ namespace autoglm::models {
 // above the final size. The embedding table (and an output layer tied to it) keeps the file
 // layout: its rows are looked up one by one. Each matrix's row groups are split over the pool.
 // `activations` says which packed bf16 and f16 matrices may multiply in bf16
-// (kernels::Matrix::x_as_bf16; models::Activations). A layer's separate q, k and v of one type
+// (kernels::Matrix::x_as_bf16) and which f16 ones in 16-bit integers (kernels::Matrix::x_as_int16;
+// models::Activations). A layer's separate q, k and v of one type
 // become one fused matrix (LayerWeights::qkv) when packed. An f16 matrix whose every value is also
 // a bf16 value (an f16 file converted from a bf16 release) is packed as bf16, for the faster bf16
 // kernels.
