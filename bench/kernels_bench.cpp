@@ -1,7 +1,9 @@
 // matmul_rows per weight dtype at the decode shape (1 token x [6144, 2048]) and the prefill shape
 // (512 tokens) and a batched-decode step (16 tokens), single thread, active ISA (AUTOGLM_ISA
 // selects another), in the file layout and repacked in 8-row groups as the loader does (rows8 1;
-// every type but q6_K). Reports weight GB/s (bytes_per_second: decode is memory-bound) and
+// every type but q6_K); bm_matmul_rows_default runs packed bf16 and f16 with the products the
+// model uses by default (bf16 activations for bf16, 16-bit integers for f16 from 32 tokens).
+// Reports weight GB/s (bytes_per_second: decode is memory-bound) and
 // GFLOP/s (prefill is compute-bound). The decode shape's 6144 x 2048 weights fit in a 32 MiB L3;
 // bm_matmul_dram cycles through copies of them over 1 GiB, so every weight comes from DRAM, on one
 // thread or (packed layouts) split over 2 as the model splits them, and reports beside the
@@ -67,7 +69,10 @@ benchmark::Counter matmul_gflops(const benchmark::State& state, int64_t rows, in
                             benchmark::Counter::kIsRate);
 }
 
-void run_matmul(benchmark::State& state, int64_t rows) {
+// model_default: the packed matrix takes the products the loader gives it by default
+// (models::Activations::kAuto): bf16 x rounded to bf16 (Matrix::x_as_bf16), f16 in 16-bit integers
+// from kernels::kInt16MinTokens tokens (Matrix::x_as_int16); else every product in f32.
+void run_matmul(benchmark::State& state, int64_t rows, bool model_default = false) {
   const DType dt = kDtypes[state.range(0)];
   const int64_t n_tokens = state.range(1);
   const bool packed = state.range(2) != 0;
@@ -80,6 +85,8 @@ void run_matmul(benchmark::State& state, int64_t rows) {
       return;
     }
     w = autoglm::kernels::pack_for_matmul(w, packed_bytes.data());
+    w.x_as_bf16 = model_default && dt == DType::BF16;
+    w.x_as_int16 = model_default && dt == DType::F16;
   }
   std::vector<float> x(static_cast<size_t>(n_tokens * kCols), 0.5f);
   std::vector<float> y(static_cast<size_t>(n_tokens * rows));
@@ -89,7 +96,7 @@ void run_matmul(benchmark::State& state, int64_t rows) {
     benchmark::DoNotOptimize(y.data());
   }
   state.SetLabel(std::string(autoglm::dtype_name(dt)) + (packed ? " rows8 " : " ") +
-                 autoglm::isa_name(k.isa));
+                 (model_default ? "default products " : "") + autoglm::isa_name(k.isa));
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) *
                           static_cast<int64_t>(w_bytes.size()));
   state.counters["GFLOP/s"] = matmul_gflops(state, rows, n_tokens);
@@ -159,6 +166,10 @@ void bm_matmul_dram_tokens(benchmark::State& state) {
 
 void bm_matmul_rows(benchmark::State& state) {
   run_matmul(state, kRows);
+}
+// bf16 and f16 packed, with the products the model uses by default (run_matmul's model_default).
+void bm_matmul_rows_default(benchmark::State& state) {
+  run_matmul(state, kRows, true);
 }
 void bm_matmul_cached(benchmark::State& state) {
   run_matmul(state, cached_rows(kDtypes[state.range(0)]));
@@ -351,6 +362,10 @@ BENCHMARK(bm_matmul_rows)
     ->ArgNames({"dtype", "tokens", "rows8"})
     ->ArgsProduct({{0, 1, 2, 3, 4, 5}, {1, 16, 512}, {0}})
     ->ArgsProduct({{0, 1, 2, 3, 4}, {1, 16, 512}, {1}})
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(bm_matmul_rows_default)
+    ->ArgNames({"dtype", "tokens", "rows8"})
+    ->ArgsProduct({{1, 2}, {1, 16, 512}, {1}})
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(bm_attention_decode)
     ->ArgNames({"f16", "context", "threads", "kv_heads", "layout"})
